@@ -1,0 +1,319 @@
+#include "arch/amd64/cpuid.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cctype>
+#include <cstring>
+#include <optional>
+
+#include "arch/amd64/svm/cpuid_svm.h"
+#include "arch/amd64/vmx/cpuid_vmx.h"
+
+namespace strata::amd64 {
+
+namespace {
+
+constexpr std::string_view kIntelVendorString = "GenuineIntel";
+constexpr std::string_view kAmdVendorString = "AuthenticAMD";
+// Hygon Dhyana is a licensed Zen: AMD's CPUID layout and SVM.
+constexpr std::string_view kHygonVendorString = "HygonGenuine";
+constexpr size_t kVendorStringLen = 12;
+
+// 0xff is the xAPIC broadcast id, so xAPIC mode can address ids 0..254
+// (SDM Vol. 3 §10.6.1); x2APIC reserves 0xffffffff (SDM Vol. 3 §10.12.9).
+constexpr uint64_t kMaxXapicId = 0xfe;
+constexpr uint64_t kMaxX2apicId = 0xfffffffe;
+constexpr uint32_t kLeaf1EbxCountMax = 0xff;  // EBX[23:16] is 8 bits wide
+
+// Bits needed to encode `n` distinct values: ceil(log2(n)), 0 for n <= 1.
+uint32_t FieldBits(uint32_t n) {
+  return n <= 1 ? 0 : static_cast<uint32_t>(std::bit_width(n - 1));
+}
+
+uint32_t AtLeastOne(uint32_t n) { return n == 0 ? 1 : n; }
+
+// ApicIdFor without truncation, for range checks.
+uint64_t ApicId64(const CpuTopology& t, uint32_t vcpu_index) {
+  const uint32_t threads = AtLeastOne(t.threads);
+  const uint32_t cores = AtLeastOne(t.cores);
+  const uint64_t smt = vcpu_index % threads;
+  const uint64_t core = (vcpu_index / threads) % cores;
+  const uint64_t pkg = vcpu_index / (static_cast<uint64_t>(threads) * cores);
+  const uint32_t smt_bits = SmtIdBits(t);
+  const uint32_t core_bits = CoreIdBits(t);
+  return (pkg << (smt_bits + core_bits)) | (core << smt_bits) | smt;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool Matches(const CpuidEntry& e, uint32_t function, uint32_t index) {
+  return e.function == function &&
+         ((e.flags & kCpuidFlagSignificantIndex) == 0 || e.index == index);
+}
+
+}  // namespace
+
+std::string_view VendorName(CpuVendor v) {
+  switch (v) {
+    case CpuVendor::kIntel: return "intel";
+    case CpuVendor::kAmd: return "amd";
+  }
+  return "?";
+}
+
+Result<CpuVendor> ParseVendor(std::string_view s) {
+  if (EqualsIgnoreCase(s, "intel") || s == kIntelVendorString) {
+    return CpuVendor::kIntel;
+  }
+  if (EqualsIgnoreCase(s, "amd") || s == kAmdVendorString) {
+    return CpuVendor::kAmd;
+  }
+  return MakeError(Errc::kInvalidArgument,
+                   "unknown CPU vendor '{}': use intel, amd, GenuineIntel or "
+                   "AuthenticAMD",
+                   s);
+}
+
+CpuVendor VendorFromCpuid(std::span<const CpuidEntry> leaves) {
+  const CpuidEntry* l0 = FindLeaf(leaves, kLeafVendor);
+  if (l0 == nullptr) return CpuVendor::kIntel;
+  char s[kVendorStringLen];
+  std::memcpy(s, &l0->ebx, 4);
+  std::memcpy(s + 4, &l0->edx, 4);
+  std::memcpy(s + 8, &l0->ecx, 4);
+  std::string_view v(s, kVendorStringLen);
+  if (v == kAmdVendorString || v == kHygonVendorString) return CpuVendor::kAmd;
+  return CpuVendor::kIntel;
+}
+
+uint32_t SmtIdBits(const CpuTopology& t) { return FieldBits(t.threads); }
+uint32_t CoreIdBits(const CpuTopology& t) { return FieldBits(t.cores); }
+
+uint32_t ApicIdFor(const CpuTopology& t, uint32_t vcpu_index) {
+  return static_cast<uint32_t>(ApicId64(t, vcpu_index));
+}
+
+CpuidEntry* FindLeaf(std::vector<CpuidEntry>& leaves, uint32_t function,
+                     uint32_t index) {
+  for (auto& e : leaves) {
+    if (Matches(e, function, index)) return &e;
+  }
+  return nullptr;
+}
+
+const CpuidEntry* FindLeaf(std::span<const CpuidEntry> leaves,
+                           uint32_t function, uint32_t index) {
+  for (const auto& e : leaves) {
+    if (Matches(e, function, index)) return &e;
+  }
+  return nullptr;
+}
+
+void SetLeaf(std::vector<CpuidEntry>& leaves, const CpuidEntry& e) {
+  for (auto& x : leaves) {
+    if (x.function == e.function &&
+        ((e.flags & kCpuidFlagSignificantIndex) == 0 || x.index == e.index)) {
+      x = e;
+      return;
+    }
+  }
+  leaves.push_back(e);
+}
+
+void EraseLeaf(std::vector<CpuidEntry>& leaves, uint32_t function) {
+  std::erase_if(leaves,
+                [function](const CpuidEntry& e) { return e.function == function; });
+}
+
+void SetVendorString(CpuidEntry& e, std::string_view vendor12) {
+  assert(vendor12.size() == kVendorStringLen);
+  std::memcpy(&e.ebx, vendor12.data(), 4);
+  std::memcpy(&e.edx, vendor12.data() + 4, 4);
+  std::memcpy(&e.ecx, vendor12.data() + 8, 4);
+}
+
+void WriteExtendedTopology(std::vector<CpuidEntry>& leaves, uint32_t function,
+                           const CpuTopology& topo, uint32_t x2apic_id) {
+  // SDM Vol. 2A CPUID leaf 0BH/1FH: per level, EAX[4:0] = right shift of the
+  // x2APIC id that yields the id of the next level up, EBX[15:0] = logical
+  // processors at this level, ECX[7:0] = the subleaf, ECX[15:8] = level type,
+  // EDX = x2APIC id of this logical processor. The first level with type 0
+  // ends the list.
+  constexpr uint32_t kLevelTypeShift = 8;
+  constexpr uint32_t kEbxCountMask = 0xffff;
+  const uint32_t smt_shift = SmtIdBits(topo);
+  const uint32_t core_shift = smt_shift + CoreIdBits(topo);
+  const uint32_t threads = AtLeastOne(topo.threads);
+  const uint64_t per_pkg = static_cast<uint64_t>(threads) * AtLeastOne(topo.cores);
+  struct Level {
+    uint32_t shift;
+    uint64_t count;
+    uint32_t type;
+  };
+  const Level levels[] = {
+      {smt_shift, threads, kTopologyLevelSmt},
+      {core_shift, per_pkg, kTopologyLevelCore},
+      {0, 0, kTopologyLevelInvalid},
+  };
+  EraseLeaf(leaves, function);
+  uint32_t sub = 0;
+  for (const Level& l : levels) {
+    CpuidEntry e;
+    e.function = function;
+    e.index = sub;
+    e.flags = kCpuidFlagSignificantIndex;
+    e.eax = l.shift;
+    e.ebx = static_cast<uint32_t>(std::min<uint64_t>(l.count, kEbxCountMask));
+    e.ecx = (l.type << kLevelTypeShift) | sub;
+    e.edx = x2apic_id;
+    leaves.push_back(e);
+    ++sub;
+  }
+}
+
+void RaiseMaxLeaf(std::vector<CpuidEntry>& leaves, uint32_t range_leaf,
+                  uint32_t leaf) {
+  CpuidEntry* r = FindLeaf(leaves, range_leaf);
+  if (r != nullptr && r->eax < leaf) r->eax = leaf;
+}
+
+std::unique_ptr<VendorPolicy> MakeVendorPolicy(CpuVendor v) {
+  switch (v) {
+    case CpuVendor::kIntel: return std::make_unique<vmx::IntelCpuidPolicy>();
+    case CpuVendor::kAmd: return std::make_unique<svm::AmdCpuidPolicy>();
+  }
+  return nullptr;
+}
+
+Result<std::vector<CpuidEntry>> BuildGuestCpuid(
+    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
+    uint32_t vcpu_index) {
+  const CpuTopology& topo = opts.topo;
+  if (topo.sockets == 0 || topo.cores == 0 || topo.threads == 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "CPU topology {} sockets x {} cores x {} threads: every "
+                     "count must be at least 1",
+                     topo.sockets, topo.cores, topo.threads);
+  }
+  const uint64_t product = static_cast<uint64_t>(topo.sockets) * topo.cores *
+                           topo.threads;
+  if (product > UINT32_MAX) {
+    return MakeError(Errc::kInvalidArgument,
+                     "CPU topology {} sockets x {} cores x {} threads has "
+                     "more than 2^32 logical processors",
+                     topo.sockets, topo.cores, topo.threads);
+  }
+  const uint32_t max_vcpus =
+      opts.max_vcpus != 0 ? opts.max_vcpus : static_cast<uint32_t>(product);
+  if (vcpu_index >= max_vcpus) {
+    return MakeError(Errc::kInvalidArgument,
+                     "vCPU index {} is out of range: the VM has at most {} "
+                     "vCPUs",
+                     vcpu_index, max_vcpus);
+  }
+  // Ids grow with the index, so the last vCPU has the largest.
+  const uint64_t top_id = ApicId64(topo, max_vcpus - 1);
+  if (top_id > kMaxX2apicId) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{} vCPUs in a {}x{}x{} topology need APIC ids beyond "
+                     "32 bits",
+                     max_vcpus, topo.sockets, topo.cores, topo.threads);
+  }
+  if (!opts.x2apic && top_id > kMaxXapicId) {
+    return MakeError(Errc::kInvalidArgument,
+                     "vCPU {} would get APIC id {}, which needs x2APIC "
+                     "(xAPIC ids stop at 254): enable x2apic or use fewer "
+                     "vCPUs",
+                     max_vcpus - 1, top_id);
+  }
+  if (FindLeaf(supported, kLeafVendor) == nullptr) {
+    return MakeError(Errc::kInvalidArgument,
+                     "the supported CPUID table has no leaf 0; pass the "
+                     "table from KVM_GET_SUPPORTED_CPUID");
+  }
+  if (FindLeaf(supported, kLeafFeatures) == nullptr) {
+    return MakeError(Errc::kInvalidArgument,
+                     "the supported CPUID table has no leaf 1; pass the "
+                     "table from KVM_GET_SUPPORTED_CPUID");
+  }
+
+  std::vector<CpuidEntry> leaves(supported.begin(), supported.end());
+  std::unique_ptr<VendorPolicy> policy = MakeVendorPolicy(opts.vendor);
+
+  // Vendor string in leaf 0 and, as QEMU does for either vendor, in
+  // 0x8000_0000 (where AMD defines it and Intel reserves it).
+  SetVendorString(*FindLeaf(leaves, kLeafVendor), policy->vendor_string());
+  if (CpuidEntry* ext = FindLeaf(leaves, kLeafExtMax)) {
+    SetVendorString(*ext, policy->vendor_string());
+  }
+
+  // Leaf 1 (SDM Vol. 2A CPUID, Table 3-8 / 3-10).
+  const uint32_t apic_id = ApicIdFor(topo, vcpu_index);
+  const uint32_t pkg_bits = SmtIdBits(topo) + CoreIdBits(topo);
+  const uint32_t per_pkg = topo.cores * topo.threads;
+  CpuidEntry& l1 = *FindLeaf(leaves, kLeafFeatures);
+  // EBX[31:24] is the initial APIC id's low byte; EBX[23:16] the number of
+  // addressable logical processor ids in the package, valid when HTT is set.
+  constexpr uint32_t kEbxIdAndCountMask = 0xffff0000;
+  const uint32_t count =
+      std::min<uint32_t>(pkg_bits >= 8 ? kLeaf1EbxCountMax + 1 : 1u << pkg_bits,
+                         kLeaf1EbxCountMax);
+  l1.ebx = (l1.ebx & ~kEbxIdAndCountMask) |
+           ((apic_id & 0xff) << kLeaf1EbxApicIdShift) |
+           (count << kLeaf1EbxLogicalCountShift);
+  if (per_pkg > 1) {
+    l1.edx |= kLeaf1EdxHtt;
+  } else {
+    l1.edx &= ~kLeaf1EdxHtt;
+  }
+  auto set_bit = [](uint32_t& reg, uint32_t bit, bool on) {
+    reg = on ? (reg | bit) : (reg & ~bit);
+  };
+  set_bit(l1.ecx, kLeaf1EcxHypervisor, opts.hypervisor_bit);
+  set_bit(l1.ecx, kLeaf1EcxX2apic, opts.x2apic);
+  set_bit(l1.ecx, kLeaf1EcxTscDeadline, opts.tsc_deadline);
+
+  // Hypervisor leaves (Linux Documentation/virt/kvm/x86/cpuid.rst): the KVM
+  // signature with max leaf 0x4000_0001 and KVM's paravirt features as
+  // reported, or nothing when the guest is told it runs on bare metal.
+  std::optional<CpuidEntry> kvm_features;
+  if (const CpuidEntry* f = FindLeaf(supported, kLeafKvmFeatures)) {
+    kvm_features = *f;
+  }
+  std::erase_if(leaves, [](const CpuidEntry& e) {
+    return e.function >= kLeafHypervisorBase &&
+           e.function <= kLeafHypervisorLast;
+  });
+  if (opts.hypervisor_bit) {
+    CpuidEntry sig;
+    sig.function = kLeafHypervisorBase;
+    sig.eax = kLeafKvmFeatures;
+    sig.ebx = kKvmSignatureEbx;
+    sig.ecx = kKvmSignatureEcx;
+    sig.edx = kKvmSignatureEdx;
+    leaves.push_back(sig);
+    CpuidEntry feat;
+    feat.function = kLeafKvmFeatures;
+    leaves.push_back(kvm_features.value_or(feat));
+  }
+
+  // Leaf 0xA (PMU) stays as KVM reports it: kvm-unit-tests' boot code reads
+  // it, and version 0 (no PMU) is a valid answer.
+  policy->Apply(leaves, opts, vcpu_index);
+  // KVM does not care about order; sorted tables read and diff better.
+  std::stable_sort(leaves.begin(), leaves.end(),
+                   [](const CpuidEntry& a, const CpuidEntry& b) {
+                     return a.function != b.function ? a.function < b.function
+                                                     : a.index < b.index;
+                   });
+  return leaves;
+}
+
+}  // namespace strata::amd64

@@ -1,0 +1,188 @@
+// strata — amd64 guest CPUID policy.
+//
+// Theory: KVM_GET_SUPPORTED_CPUID says what the host KVM can virtualize; it
+// says nothing about the machine the guest should see (vendor, topology, APIC
+// ids, hypervisor leaves). BuildGuestCpuid turns that table into one vCPU's
+// CPUID in two steps:
+//   1. a vendor-neutral pass (this file): vendor string, leaf 1 (initial APIC
+//      id, logical processor count, HTT, hypervisor/x2APIC/TSC-deadline bits)
+//      and the KVM hypervisor leaves 0x4000_0000/0x4000_0001;
+//   2. the VendorPolicy of the chosen vendor (vmx/cpuid_vmx.cc for Intel,
+//      svm/cpuid_svm.cc for AMD): the topology leaves each vendor defines, and
+//      hiding whatever would contradict that vendor (the other vendor's
+//      virtualization bit, its private leaves and feature bits).
+// The guest vendor need not match the host vendor: an AMD guest on an Intel
+// host (or the reverse) gets a self-consistent AMD view, within what KVM can
+// emulate. Every leaf is rebuilt per vCPU because APIC ids differ.
+//
+// APIC ids follow the SDM's topology encoding (SDM Vol. 3 §10.12.8.1, AMD APM
+// Vol. 2 §16.12): SMT id in the low bits, then core id, then package id, each
+// field as wide as its count rounded up to a power of two. So 3 cores per
+// package leave id holes; that is what real hardware does and what the
+// guest's topology code expects.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace strata::amd64 {
+
+// One CPUID leaf/subleaf, laid out like struct kvm_cpuid_entry2 minus padding.
+struct CpuidEntry {
+  uint32_t function = 0;
+  uint32_t index = 0;
+  uint32_t flags = 0;
+  uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+// The entry's `index` selects a subleaf (KVM_CPUID_FLAG_SIGNIFCANT_INDEX).
+inline constexpr uint32_t kCpuidFlagSignificantIndex = 1;
+
+// Leaves (SDM Vol. 2A "CPUID", AMD APM Vol. 3 Appendix E).
+inline constexpr uint32_t kLeafVendor = 0x0;
+inline constexpr uint32_t kLeafFeatures = 0x1;
+inline constexpr uint32_t kLeafCacheParams = 0x4;           // Intel only
+inline constexpr uint32_t kLeafStructuredFeatures = 0x7;
+inline constexpr uint32_t kLeafPerfMon = 0xa;               // architectural PMU
+inline constexpr uint32_t kLeafExtTopology = 0xb;
+inline constexpr uint32_t kLeafXsave = 0xd;
+inline constexpr uint32_t kLeafV2ExtTopology = 0x1f;        // Intel only
+inline constexpr uint32_t kLeafHypervisorBase = 0x40000000;
+inline constexpr uint32_t kLeafKvmFeatures = 0x40000001;
+inline constexpr uint32_t kLeafHypervisorLast = 0x400000ff;
+inline constexpr uint32_t kLeafExtMax = 0x80000000;
+inline constexpr uint32_t kLeafExtFeatures = 0x80000001;
+inline constexpr uint32_t kLeafAddressSizes = 0x80000008;
+inline constexpr uint32_t kLeafAmdSvm = 0x8000000a;
+inline constexpr uint32_t kLeafAmdCacheTopology = 0x8000001d;
+inline constexpr uint32_t kLeafAmdExtApicId = 0x8000001e;
+
+// CPUID.1 bits.
+inline constexpr uint32_t kLeaf1EcxVmx = 1u << 5;
+inline constexpr uint32_t kLeaf1EcxSmx = 1u << 6;
+inline constexpr uint32_t kLeaf1EcxX2apic = 1u << 21;
+inline constexpr uint32_t kLeaf1EcxTscDeadline = 1u << 24;
+inline constexpr uint32_t kLeaf1EcxHypervisor = 1u << 31;
+inline constexpr uint32_t kLeaf1EdxHtt = 1u << 28;
+inline constexpr uint32_t kLeaf1EbxApicIdShift = 24;        // EBX[31:24]
+inline constexpr uint32_t kLeaf1EbxLogicalCountShift = 16;  // EBX[23:16]
+
+// CPUID.8000_0001 bits (AMD APM Vol. 3 Appendix E, Fn8000_0001).
+inline constexpr uint32_t kExtEcxCmpLegacy = 1u << 1;
+inline constexpr uint32_t kExtEcxSvm = 1u << 2;
+inline constexpr uint32_t kExtEcxExtApicSpace = 1u << 3;
+inline constexpr uint32_t kExtEcxSkinit = 1u << 12;
+inline constexpr uint32_t kExtEcxTopoExt = 1u << 22;
+inline constexpr uint32_t kExtEcxPerfCtrCore = 1u << 23;
+inline constexpr uint32_t kExtEcxPerfCtrNb = 1u << 24;
+// EDX bits that AMD mirrors from CPUID.1:EDX and Intel leaves zero: FPU..APIC
+// (0-9), MTRR..PSE36 (12-17), MMX, FXSR (23, 24). AMD APM Vol. 3 Appendix E,
+// Fn8000_0001_EDX.
+inline constexpr uint32_t kExtEdxAmdAliases = 0x0183f3ff;
+
+// Extended topology level types, CPUID.0B/1F:ECX[15:8] (SDM Vol. 2A CPUID).
+inline constexpr uint32_t kTopologyLevelInvalid = 0;
+inline constexpr uint32_t kTopologyLevelSmt = 1;
+inline constexpr uint32_t kTopologyLevelCore = 2;
+
+// The signature KVM puts in CPUID.4000_0000 (Documentation/virt/kvm/x86/
+// cpuid.rst): "KVMKVMKVM\0\0\0" in EBX, ECX, EDX.
+inline constexpr uint32_t kKvmSignatureEbx = 0x4b4d564b;  // "KVMK"
+inline constexpr uint32_t kKvmSignatureEcx = 0x564b4d56;  // "VMKV"
+inline constexpr uint32_t kKvmSignatureEdx = 0x0000004d;  // "M\0\0\0"
+
+enum class CpuVendor { kIntel, kAmd };
+
+std::string_view VendorName(CpuVendor v);  // "intel" / "amd"
+
+// Accepts "intel", "amd" (any case) and the CPUID vendor strings
+// "GenuineIntel", "AuthenticAMD".
+Result<CpuVendor> ParseVendor(std::string_view s);
+
+// The vendor named by leaf 0 of `leaves` (e.g. the host's supported table);
+// Intel when leaf 0 is missing or names neither vendor.
+CpuVendor VendorFromCpuid(std::span<const CpuidEntry> leaves);
+
+// Counts per level; the VM's vCPU count is normally the product, but more
+// vCPUs may be created (they go into further packages).
+struct CpuTopology {
+  uint32_t sockets = 1, cores = 1, threads = 1;
+};
+
+// Bits of the APIC id taken by the SMT and core fields: each count rounded up
+// to a power of two (SDM Vol. 3 §10.12.8.1).
+uint32_t SmtIdBits(const CpuTopology& t);
+uint32_t CoreIdBits(const CpuTopology& t);
+// x2APIC id (and, when it fits, xAPIC id) of vCPU `vcpu_index`, numbering
+// vCPUs thread-first, then core, then package. Counts of 0 are treated as 1
+// (BuildGuestCpuid rejects them).
+uint32_t ApicIdFor(const CpuTopology& t, uint32_t vcpu_index);
+
+struct CpuidOptions {
+  CpuVendor vendor = CpuVendor::kIntel;
+  CpuTopology topo;
+  bool hypervisor_bit = true;  // CPUID.1:ECX[31] and the 0x4000_00xx leaves
+  bool x2apic = true;
+  bool tsc_deadline = true;    // KVM emulates it but leaves it out of
+                               // KVM_GET_SUPPORTED_CPUID (KVM_CAP_TSC_DEADLINE_TIMER)
+  uint32_t max_vcpus = 0;      // vCPUs the VM may have; 0 = sockets*cores*threads
+};
+
+class VendorPolicy {
+ public:
+  virtual ~VendorPolicy() = default;
+  virtual CpuVendor vendor() const = 0;
+  // The 12-byte CPUID vendor string: "GenuineIntel" / "AuthenticAMD".
+  virtual std::string_view vendor_string() const = 0;
+  // The native hypercall instruction: vmcall (0f 01 c1) / vmmcall (0f 01 d9).
+  virtual std::span<const uint8_t> hypercall_insn() const = 0;
+  // Vendor MSRs to save/restore besides the architectural ones. Candidates:
+  // intersect with KVM_GET_MSR_INDEX_LIST before use.
+  virtual std::span<const uint32_t> vendor_msrs() const = 0;
+  // Rewrites the vendor-specific leaves of `leaves` for vCPU `vcpu_index`:
+  // topology leaves, the other vendor's virtualization bit, and anything that
+  // contradicts this vendor. Called by BuildGuestCpuid after the neutral pass,
+  // with validated options.
+  virtual void Apply(std::vector<CpuidEntry>& leaves, const CpuidOptions& opts,
+                     uint32_t vcpu_index) const = 0;
+};
+
+std::unique_ptr<VendorPolicy> MakeVendorPolicy(CpuVendor v);
+
+// The complete guest CPUID of vCPU `vcpu_index` from the host's
+// KVM_GET_SUPPORTED_CPUID table.
+Result<std::vector<CpuidEntry>> BuildGuestCpuid(
+    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
+    uint32_t vcpu_index);
+
+// --- Helpers shared by the VendorPolicy implementations ---------------------
+
+// The entry for (function, index); `index` is ignored for entries without
+// kCpuidFlagSignificantIndex. nullptr if absent.
+CpuidEntry* FindLeaf(std::vector<CpuidEntry>& leaves, uint32_t function,
+                     uint32_t index = 0);
+const CpuidEntry* FindLeaf(std::span<const CpuidEntry> leaves,
+                           uint32_t function, uint32_t index = 0);
+// Replaces the matching entry or appends `e`.
+void SetLeaf(std::vector<CpuidEntry>& leaves, const CpuidEntry& e);
+// Removes every entry (all subleaves) of `function`.
+void EraseLeaf(std::vector<CpuidEntry>& leaves, uint32_t function);
+// Stores a 12-byte vendor string in EBX, EDX, ECX (that order, SDM Vol. 2A
+// CPUID leaf 0).
+void SetVendorString(CpuidEntry& e, std::string_view vendor12);
+// Replaces all subleaves of `function` (0xB or 0x1F) with SMT and core levels
+// for `topo` and the terminating invalid level, EDX = `x2apic_id` in each
+// (SDM Vol. 2A CPUID leaf 0BH / 1FH).
+void WriteExtendedTopology(std::vector<CpuidEntry>& leaves, uint32_t function,
+                           const CpuTopology& topo, uint32_t x2apic_id);
+// Raises the maximum leaf reported by `range_leaf` (0 or 0x8000_0000) to at
+// least `leaf`.
+void RaiseMaxLeaf(std::vector<CpuidEntry>& leaves, uint32_t range_leaf,
+                  uint32_t leaf);
+
+}  // namespace strata::amd64

@@ -1,0 +1,93 @@
+// strata — amd64 half of the KVM backend (internal header).
+//
+// core/kvm/kvm.cc drives these classes; arch/arm64/include/machine/
+// kvm_machdep.h declares the same names for ARMv8. Implementation:
+// arch/amd64/kvm/kvm_amd64.cc.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/exit.h"
+#include "core/result.h"
+#include "machine/vmmapi_machdep.h"
+
+namespace strata::md {
+
+class KvmVcpuArch;
+
+// Per-VM architecture state: the in-kernel irqchip and PIT, the CPUID table
+// KVM supports, and the vendor policy that shapes each vCPU's CPUID.
+class KvmVmArch {
+ public:
+  // The `type` argument of KVM_CREATE_VM (0 on amd64).
+  static Result<unsigned long> VmType(int sys_fd, const MachineOptions& opts);
+  static Result<std::unique_ptr<KvmVmArch>> Create(int sys_fd, int vm_fd,
+                                                   const MachineOptions& opts,
+                                                   uint32_t max_vcpus);
+  ~KvmVmArch();
+
+  // The KVM vCPU id for vCPU index i: its initial APIC id, which follows
+  // the CPUID topology (so it is not always i).
+  unsigned long KvmVcpuId(uint32_t index) const;
+  Result<std::unique_ptr<KvmVcpuArch>> CreateVcpu(int vcpu_fd, uint32_t index);
+
+  const MachineOptions& options() const { return opts_; }
+  // "GenuineIntel" / "AuthenticAMD" as the guest sees it.
+  std::string_view guest_vendor() const;
+
+  struct Impl;
+
+ private:
+  KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
+            uint32_t max_vcpus);
+  int sys_fd_;
+  int vm_fd_;
+  MachineOptions opts_;
+  uint32_t max_vcpus_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Per-vCPU register cache. Groups (GPRs via KVM_GET_REGS, the rest via
+// KVM_GET_SREGS) are fetched on first use after an exit and written back
+// before the next entry only when dirtied.
+class KvmVcpuArch {
+ public:
+  KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax);
+  ~KvmVcpuArch();
+
+  Status Flush();        // before KVM_RUN
+  void Invalidate();     // after KVM_RUN
+  // Arch exits; false if the reason is not one we know.
+  bool DecodeExit(kvm_run* run, VmExit* exit);
+
+  Result<uint64_t> GetRegister(Reg r);
+  Status SetRegister(Reg r, uint64_t v);
+  Result<VcpuState> GetState();
+  Status SetState(const VcpuState& s);
+  Result<FpuState> GetFpu();
+  Status SetFpu(const FpuState& f);
+  Result<uint64_t> GetSysReg(uint64_t msr);
+  Status SetSysReg(uint64_t msr, uint64_t v);
+  Status Reset();  // SDM Vol. 3 §9.1.1, Table 9-1
+  // KVM_MP_STATE_RUNNABLE, or UNINITIALIZED (wait-for-SIPI).
+  Status SetRunnable(bool runnable);
+  std::string DumpRegisters();
+
+ private:
+  Status LoadRegs();
+  Status LoadSregs();
+  int fd_;
+  uint32_t index_;
+  uint32_t cpuid_1_eax_;  // EDX after reset holds family/model/stepping
+  kvm_regs regs_{};
+  kvm_sregs sregs_{};
+  bool regs_valid_ = false, regs_dirty_ = false;
+  bool sregs_valid_ = false, sregs_dirty_ = false;
+};
+
+}  // namespace strata::md

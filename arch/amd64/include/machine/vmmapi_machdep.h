@@ -1,0 +1,100 @@
+// strata — amd64 machine-dependent half of vmmapi.h.
+//
+// core/vmmapi.h includes <machine/vmmapi_machdep.h>; the build puts exactly
+// one architecture's include/ directory on the path, so MI code written
+// against md::Reg, md::VcpuState, md::FpuState and md::ArchExit gets the
+// amd64 meanings here and the arm64 meanings under arch/arm64/include/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "machine/vcpu_state.h"
+
+namespace strata::md {
+
+inline constexpr std::string_view kArchName = "amd64";
+
+// Scalar registers reachable through Vcpu::GetRegister/SetRegister.
+enum class Reg : uint16_t {
+  kRax, kRbx, kRcx, kRdx, kRsi, kRdi, kRbp, kRsp,
+  kR8, kR9, kR10, kR11, kR12, kR13, kR14, kR15,
+  kRip, kRflags,
+  kCr0, kCr2, kCr3, kCr4, kCr8, kEfer,
+  kCount,
+};
+
+std::string_view RegName(Reg r);
+
+// The program counter and stack pointer under their MI names.
+inline constexpr Reg kRegPc = Reg::kRip;
+inline constexpr Reg kRegSp = Reg::kRsp;
+
+// "System registers" are MSRs on amd64 (Vcpu::GetSysReg(id) with id = MSR
+// index). SDM Vol. 4 §2.1.
+inline constexpr uint32_t kMsrIa32Tsc = 0x10;
+inline constexpr uint32_t kMsrIa32ApicBase = 0x1b;
+inline constexpr uint32_t kMsrIa32FeatureControl = 0x3a;
+inline constexpr uint32_t kMsrIa32TscAdjust = 0x3b;
+inline constexpr uint32_t kMsrIa32SysenterCs = 0x174;
+inline constexpr uint32_t kMsrIa32SysenterEsp = 0x175;
+inline constexpr uint32_t kMsrIa32SysenterEip = 0x176;
+inline constexpr uint32_t kMsrIa32MiscEnable = 0x1a0;
+inline constexpr uint32_t kMsrIa32Pat = 0x277;
+inline constexpr uint32_t kMsrIa32TscDeadline = 0x6e0;
+inline constexpr uint32_t kMsrEfer = 0xc0000080;
+inline constexpr uint32_t kMsrStar = 0xc0000081;
+inline constexpr uint32_t kMsrLstar = 0xc0000082;
+inline constexpr uint32_t kMsrCstar = 0xc0000083;
+inline constexpr uint32_t kMsrSfmask = 0xc0000084;
+inline constexpr uint32_t kMsrFsBase = 0xc0000100;
+inline constexpr uint32_t kMsrGsBase = 0xc0000101;
+inline constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
+inline constexpr uint32_t kMsrTscAux = 0xc0000103;
+
+// Machine options fixed at VM creation (the MD part of VmOptions). Config
+// keys under `x86.` set them (see frontends/bhyverun/amd64/).
+struct MachineOptions {
+  std::string cpu_vendor = "host";  // "host", "intel" or "amd"
+  uint32_t sockets = 1, cores = 1, threads = 1;  // CPUID topology
+  bool irqchip = true;          // in-kernel LAPIC/IOAPIC/PIC (+ PIT)
+  bool x2apic = true;           // advertise x2APIC in CPUID
+  bool tsc_deadline = true;     // advertise TSC-deadline timer
+  bool hypervisor_bit = true;   // CPUID.1:ECX[31] and leaf 0x4000_0000
+};
+
+// Architecture-specific exits that the MI loop hands to the amd64 table.
+enum class ArchExitReason : uint16_t {
+  kNone,
+  kRdmsr,          // user-space MSR read (KVM_CAP_X86_USER_SPACE_MSR)
+  kWrmsr,          // user-space MSR write
+  kHypercall,      // KVM_EXIT_HYPERCALL
+  kDebug,          // #DB / #BP intercepted for the debugger
+  kTprAccess,      // KVM_EXIT_TPR_ACCESS
+  kSetTpr,         // KVM_EXIT_SET_TPR
+  kFailEntry,      // VM entry failed: hardware_entry_failure_reason
+  kInternalError,  // the host could not emulate an instruction
+  kCount,
+};
+
+std::string_view ArchExitName(ArchExitReason r);
+
+struct ArchExit {
+  ArchExitReason reason = ArchExitReason::kNone;
+  uint32_t msr_index = 0;         // kRdmsr / kWrmsr
+  uint64_t msr_data = 0;          // kWrmsr: value; kRdmsr: filled by handler
+  uint8_t* msr_error = nullptr;   // kRdmsr/kWrmsr: set to 1 to inject #GP
+  uint64_t* msr_reply = nullptr;  // kRdmsr: where the handler stores data
+  uint64_t hypercall_nr = 0;      // kHypercall
+  uint64_t hypercall_args[6] = {};
+  uint64_t* hypercall_ret = nullptr;
+  uint64_t debug_pc = 0;          // kDebug
+  uint32_t debug_exception = 0;
+  uint64_t fail_reason = 0;       // kFailEntry
+  uint32_t internal_suberror = 0; // kInternalError
+  uint32_t internal_ndata = 0;
+  uint64_t internal_data[16] = {};
+};
+
+}  // namespace strata::md

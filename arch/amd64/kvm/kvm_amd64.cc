@@ -1,0 +1,521 @@
+// strata — amd64 KVM backend: VM setup (irqchip, PIT, CPUID policy) and
+// the vCPU register cache.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+#include "arch/amd64/cpuid.h"
+#include "core/kvm/kvm_abi.h"
+#include "core/log.h"
+#include "machine/kvm_machdep.h"
+
+namespace strata::md {
+
+namespace {
+
+int Ioctl(int fd, unsigned long req, const void* arg) {
+  int r;
+  do {
+    r = ioctl(fd, req, arg);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// Guest-physical pages KVM needs for VMX real-mode emulation on Intel hosts
+// (a TSS and an identity-mapped page table). They sit just below the BIOS
+// area at the top of 4 GiB, inside the MMIO hole where RAM never goes.
+constexpr uint64_t kTssAddr = 0xfffbd000;
+constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
+
+// KVM_GET_SUPPORTED_CPUID wants a buffer big enough; grow until it fits.
+Result<std::vector<amd64::CpuidEntry>> GetSupportedCpuid(int sys_fd) {
+  for (uint32_t n = 128; n <= 4096; n *= 2) {
+    kvm::CountedBuffer<kvm_cpuid_entry2> c(n);
+    if (Ioctl(sys_fd, strata_kvm_get_supported_cpuid, c.data()) < 0) {
+      if (errno == E2BIG) continue;
+      return SysError("KVM_GET_SUPPORTED_CPUID");
+    }
+    std::vector<amd64::CpuidEntry> out;
+    for (uint32_t i = 0; i < c.count(); ++i) {
+      const kvm_cpuid_entry2& e = c.entries()[i];
+      out.push_back({e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx});
+    }
+    return out;
+  }
+  return MakeError(Errc::kUnsupported, "KVM_GET_SUPPORTED_CPUID: table too big");
+}
+
+void ToKvm(const Segment& s, kvm_segment* k) {
+  k->base = s.base;
+  k->limit = s.limit;
+  k->selector = s.selector;
+  k->type = s.type;
+  k->present = s.present;
+  k->dpl = s.dpl;
+  k->db = s.db;
+  k->s = s.s;
+  k->l = s.l;
+  k->g = s.g;
+  k->avl = s.avl;
+  k->unusable = s.unusable;
+}
+
+Segment FromKvm(const kvm_segment& k) {
+  Segment s;
+  s.base = k.base;
+  s.limit = k.limit;
+  s.selector = k.selector;
+  s.type = k.type;
+  s.present = k.present;
+  s.dpl = k.dpl;
+  s.db = k.db;
+  s.s = k.s;
+  s.l = k.l;
+  s.g = k.g;
+  s.avl = k.avl;
+  s.unusable = k.unusable;
+  return s;
+}
+
+}  // namespace
+
+struct KvmVmArch::Impl {
+  std::vector<amd64::CpuidEntry> supported;
+  amd64::CpuidOptions cpuid;
+};
+
+Result<unsigned long> KvmVmArch::VmType(int, const MachineOptions&) {
+  return 0ul;
+}
+
+KvmVmArch::KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
+                     uint32_t max_vcpus)
+    : sys_fd_(sys_fd), vm_fd_(vm_fd), opts_(opts), max_vcpus_(max_vcpus),
+      impl_(std::make_unique<Impl>()) {}
+
+KvmVmArch::~KvmVmArch() = default;
+
+Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(int sys_fd, int vm_fd,
+                                                     const MachineOptions& opts,
+                                                     uint32_t max_vcpus) {
+  std::unique_ptr<KvmVmArch> a(new KvmVmArch(sys_fd, vm_fd, opts, max_vcpus));
+  if (ioctl(vm_fd, KVM_SET_TSS_ADDR, kTssAddr) < 0) {
+    return SysError("KVM_SET_TSS_ADDR");
+  }
+  uint64_t idmap = kIdentityMapAddr;
+  if (Ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+    return SysError("KVM_SET_IDENTITY_MAP_ADDR");
+  }
+  if (opts.irqchip) {
+    // In-kernel PIC + IOAPIC + LAPICs, and the i8254 PIT on GSI 0.
+    if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+      return SysError("KVM_CREATE_IRQCHIP");
+    }
+    kvm_pit_config pit{};
+    if (Ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+      return SysError("KVM_CREATE_PIT2");
+    }
+  }
+  // Unknown MSRs exit to user space, where the arch handler table decides
+  // (by default: #GP, logged once) — SDM Vol. 4 lists what exists.
+  if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) > 0) {
+    kvm_enable_cap cap{};
+    cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+    cap.args[0] = KVM_MSR_EXIT_REASON_UNKNOWN;
+    if (Ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+      return SysError("enabling KVM_CAP_X86_USER_SPACE_MSR");
+    }
+  }
+  a->impl_->supported = STRATA_TRY(GetSupportedCpuid(sys_fd));
+  amd64::CpuidOptions& c = a->impl_->cpuid;
+  if (opts.cpu_vendor == "host" || opts.cpu_vendor.empty()) {
+    c.vendor = amd64::VendorFromCpuid(a->impl_->supported);
+  } else {
+    c.vendor = STRATA_TRY_CTX(amd64::ParseVendor(opts.cpu_vendor),
+                              "x86.cpu_vendor");
+  }
+  c.topo = {opts.sockets, opts.cores, opts.threads};
+  c.hypervisor_bit = opts.hypervisor_bit;
+  c.x2apic = opts.x2apic;
+  c.tsc_deadline = opts.tsc_deadline && opts.irqchip;
+  c.max_vcpus = max_vcpus;
+  // Validate the whole configuration once, up front.
+  STRATA_TRY_CTX(amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
+                 "building the guest CPUID");
+  return a;
+}
+
+std::string_view KvmVmArch::guest_vendor() const {
+  return impl_->cpuid.vendor == amd64::CpuVendor::kAmd ? "AuthenticAMD"
+                                                       : "GenuineIntel";
+}
+
+unsigned long KvmVmArch::KvmVcpuId(uint32_t index) const {
+  return amd64::ApicIdFor(impl_->cpuid.topo, index);
+}
+
+Result<std::unique_ptr<KvmVcpuArch>> KvmVmArch::CreateVcpu(int vcpu_fd,
+                                                           uint32_t index) {
+  std::vector<amd64::CpuidEntry> leaves = STRATA_TRY(
+      amd64::BuildGuestCpuid(impl_->supported, impl_->cpuid, index));
+  kvm::CountedBuffer<kvm_cpuid_entry2> c(static_cast<uint32_t>(leaves.size()));
+  uint32_t leaf1_eax = 0;
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    kvm_cpuid_entry2& e = c.entries()[i];
+    e = kvm_cpuid_entry2{};
+    e.function = leaves[i].function;
+    e.index = leaves[i].index;
+    e.flags = leaves[i].flags;
+    e.eax = leaves[i].eax;
+    e.ebx = leaves[i].ebx;
+    e.ecx = leaves[i].ecx;
+    e.edx = leaves[i].edx;
+    if (e.function == 1) leaf1_eax = e.eax;
+  }
+  if (Ioctl(vcpu_fd, strata_kvm_set_cpuid2, c.data()) < 0) {
+    return SysError("KVM_SET_CPUID2 for vCPU {}", index);
+  }
+  auto v = std::make_unique<KvmVcpuArch>(vcpu_fd, index, leaf1_eax);
+  STRATA_TRY(v->Reset());
+  return v;
+}
+
+// --------------------------------------------------------- KvmVcpuArch ----
+
+KvmVcpuArch::KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax)
+    : fd_(vcpu_fd), index_(index), cpuid_1_eax_(cpuid_1_eax) {}
+
+KvmVcpuArch::~KvmVcpuArch() = default;
+
+Status KvmVcpuArch::LoadRegs() {
+  if (regs_valid_) return Ok();
+  if (Ioctl(fd_, KVM_GET_REGS, &regs_) < 0) return SysError("KVM_GET_REGS");
+  regs_valid_ = true;
+  return Ok();
+}
+
+Status KvmVcpuArch::LoadSregs() {
+  if (sregs_valid_) return Ok();
+  if (Ioctl(fd_, KVM_GET_SREGS, &sregs_) < 0) return SysError("KVM_GET_SREGS");
+  sregs_valid_ = true;
+  return Ok();
+}
+
+Status KvmVcpuArch::Flush() {
+  if (sregs_dirty_) {
+    if (Ioctl(fd_, KVM_SET_SREGS, &sregs_) < 0) return SysError("KVM_SET_SREGS");
+    sregs_dirty_ = false;
+  }
+  if (regs_dirty_) {
+    if (Ioctl(fd_, KVM_SET_REGS, &regs_) < 0) return SysError("KVM_SET_REGS");
+    regs_dirty_ = false;
+  }
+  return Ok();
+}
+
+void KvmVcpuArch::Invalidate() {
+  regs_valid_ = false;
+  sregs_valid_ = false;
+}
+
+namespace {
+uint64_t* GprSlot(kvm_regs& r, Reg reg) {
+  switch (reg) {
+    case Reg::kRax: return reinterpret_cast<uint64_t*>(&r.rax);
+    case Reg::kRbx: return reinterpret_cast<uint64_t*>(&r.rbx);
+    case Reg::kRcx: return reinterpret_cast<uint64_t*>(&r.rcx);
+    case Reg::kRdx: return reinterpret_cast<uint64_t*>(&r.rdx);
+    case Reg::kRsi: return reinterpret_cast<uint64_t*>(&r.rsi);
+    case Reg::kRdi: return reinterpret_cast<uint64_t*>(&r.rdi);
+    case Reg::kRbp: return reinterpret_cast<uint64_t*>(&r.rbp);
+    case Reg::kRsp: return reinterpret_cast<uint64_t*>(&r.rsp);
+    case Reg::kR8: return reinterpret_cast<uint64_t*>(&r.r8);
+    case Reg::kR9: return reinterpret_cast<uint64_t*>(&r.r9);
+    case Reg::kR10: return reinterpret_cast<uint64_t*>(&r.r10);
+    case Reg::kR11: return reinterpret_cast<uint64_t*>(&r.r11);
+    case Reg::kR12: return reinterpret_cast<uint64_t*>(&r.r12);
+    case Reg::kR13: return reinterpret_cast<uint64_t*>(&r.r13);
+    case Reg::kR14: return reinterpret_cast<uint64_t*>(&r.r14);
+    case Reg::kR15: return reinterpret_cast<uint64_t*>(&r.r15);
+    case Reg::kRip: return reinterpret_cast<uint64_t*>(&r.rip);
+    case Reg::kRflags: return reinterpret_cast<uint64_t*>(&r.rflags);
+    default: return nullptr;
+  }
+}
+
+uint64_t* SregSlot(kvm_sregs& s, Reg reg) {
+  switch (reg) {
+    case Reg::kCr0: return reinterpret_cast<uint64_t*>(&s.cr0);
+    case Reg::kCr2: return reinterpret_cast<uint64_t*>(&s.cr2);
+    case Reg::kCr3: return reinterpret_cast<uint64_t*>(&s.cr3);
+    case Reg::kCr4: return reinterpret_cast<uint64_t*>(&s.cr4);
+    case Reg::kCr8: return reinterpret_cast<uint64_t*>(&s.cr8);
+    case Reg::kEfer: return reinterpret_cast<uint64_t*>(&s.efer);
+    default: return nullptr;
+  }
+}
+}  // namespace
+
+Result<uint64_t> KvmVcpuArch::GetRegister(Reg r) {
+  if (GprSlot(regs_, r) != nullptr) {
+    STRATA_TRY(LoadRegs());
+    return *GprSlot(regs_, r);
+  }
+  if (SregSlot(sregs_, r) != nullptr) {
+    STRATA_TRY(LoadSregs());
+    return *SregSlot(sregs_, r);
+  }
+  return MakeError(Errc::kInvalidArgument, "no amd64 register number {}",
+                   static_cast<int>(r));
+}
+
+Status KvmVcpuArch::SetRegister(Reg r, uint64_t v) {
+  if (uint64_t* p = GprSlot(regs_, r)) {
+    STRATA_TRY(LoadRegs());
+    *p = v;
+    regs_dirty_ = true;
+    return Ok();
+  }
+  if (uint64_t* p = SregSlot(sregs_, r)) {
+    STRATA_TRY(LoadSregs());
+    *p = v;
+    sregs_dirty_ = true;
+    return Ok();
+  }
+  return MakeError(Errc::kInvalidArgument, "no amd64 register number {}",
+                   static_cast<int>(r));
+}
+
+Result<VcpuState> KvmVcpuArch::GetState() {
+  STRATA_TRY(LoadSregs());
+  VcpuState s;
+  s.cs = FromKvm(sregs_.cs);
+  s.ds = FromKvm(sregs_.ds);
+  s.es = FromKvm(sregs_.es);
+  s.fs = FromKvm(sregs_.fs);
+  s.gs = FromKvm(sregs_.gs);
+  s.ss = FromKvm(sregs_.ss);
+  s.tr = FromKvm(sregs_.tr);
+  s.ldt = FromKvm(sregs_.ldt);
+  s.gdt = {sregs_.gdt.base, sregs_.gdt.limit};
+  s.idt = {sregs_.idt.base, sregs_.idt.limit};
+  s.cr0 = sregs_.cr0;
+  s.cr2 = sregs_.cr2;
+  s.cr3 = sregs_.cr3;
+  s.cr4 = sregs_.cr4;
+  s.cr8 = sregs_.cr8;
+  s.efer = sregs_.efer;
+  s.apic_base = sregs_.apic_base;
+  return s;
+}
+
+Status KvmVcpuArch::SetState(const VcpuState& s) {
+  STRATA_TRY(LoadSregs());
+  ToKvm(s.cs, &sregs_.cs);
+  ToKvm(s.ds, &sregs_.ds);
+  ToKvm(s.es, &sregs_.es);
+  ToKvm(s.fs, &sregs_.fs);
+  ToKvm(s.gs, &sregs_.gs);
+  ToKvm(s.ss, &sregs_.ss);
+  ToKvm(s.tr, &sregs_.tr);
+  ToKvm(s.ldt, &sregs_.ldt);
+  sregs_.gdt.base = s.gdt.base;
+  sregs_.gdt.limit = s.gdt.limit;
+  sregs_.idt.base = s.idt.base;
+  sregs_.idt.limit = s.idt.limit;
+  sregs_.cr0 = s.cr0;
+  sregs_.cr2 = s.cr2;
+  sregs_.cr3 = s.cr3;
+  sregs_.cr4 = s.cr4;
+  sregs_.cr8 = s.cr8;
+  sregs_.efer = s.efer;
+  sregs_.apic_base = s.apic_base;
+  sregs_dirty_ = true;
+  return Ok();
+}
+
+Result<FpuState> KvmVcpuArch::GetFpu() {
+  kvm_fpu k{};
+  if (Ioctl(fd_, KVM_GET_FPU, &k) < 0) return SysError("KVM_GET_FPU");
+  FpuState f;
+  std::memcpy(f.fpr, k.fpr, sizeof(f.fpr));
+  f.fcw = k.fcw;
+  f.fsw = k.fsw;
+  f.ftwx = k.ftwx;
+  f.last_opcode = k.last_opcode;
+  f.last_ip = k.last_ip;
+  f.last_dp = k.last_dp;
+  std::memcpy(f.xmm, k.xmm, sizeof(f.xmm));
+  f.mxcsr = k.mxcsr;
+  return f;
+}
+
+Status KvmVcpuArch::SetFpu(const FpuState& f) {
+  kvm_fpu k{};
+  std::memcpy(k.fpr, f.fpr, sizeof(f.fpr));
+  k.fcw = f.fcw;
+  k.fsw = f.fsw;
+  k.ftwx = f.ftwx;
+  k.last_opcode = f.last_opcode;
+  k.last_ip = f.last_ip;
+  k.last_dp = f.last_dp;
+  std::memcpy(k.xmm, f.xmm, sizeof(f.xmm));
+  k.mxcsr = f.mxcsr;
+  if (Ioctl(fd_, KVM_SET_FPU, &k) < 0) return SysError("KVM_SET_FPU");
+  return Ok();
+}
+
+Result<uint64_t> KvmVcpuArch::GetSysReg(uint64_t msr) {
+  kvm::CountedBuffer<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{};
+  m.entries()[0].index = static_cast<uint32_t>(msr);
+  int r = Ioctl(fd_, strata_kvm_get_msrs, m.data());
+  if (r < 0) return SysError("KVM_GET_MSRS {:#x}", msr);
+  if (r != 1) {
+    return MakeError(Errc::kUnsupported, "MSR {:#x} is not readable on this "
+                     "vCPU (KVM does not support it)", msr);
+  }
+  return static_cast<uint64_t>(m.entries()[0].data);
+}
+
+Status KvmVcpuArch::SetSysReg(uint64_t msr, uint64_t v) {
+  kvm::CountedBuffer<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{};
+  m.entries()[0].index = static_cast<uint32_t>(msr);
+  m.entries()[0].data = v;
+  int r = Ioctl(fd_, strata_kvm_set_msrs, m.data());
+  if (r < 0) return SysError("KVM_SET_MSRS {:#x}", msr);
+  if (r != 1) {
+    return MakeError(Errc::kInvalidArgument,
+                     "MSR {:#x} rejected value {:#x}", msr, v);
+  }
+  return Ok();
+}
+
+Status KvmVcpuArch::Reset() {
+  // SDM Vol. 3 §9.1.1, Table 9-1 "IA-32 and Intel 64 Processor States
+  // Following Power-up, Reset, or INIT".
+  STRATA_TRY(LoadRegs());
+  STRATA_TRY(LoadSregs());
+  std::memset(&regs_, 0, sizeof(regs_));
+  regs_.rflags = kRflagsReserved1;
+  regs_.rip = 0xfff0;
+  regs_.rdx = cpuid_1_eax_;  // family/model/stepping
+  regs_dirty_ = true;
+
+  auto seg = [](kvm_segment* s, uint16_t sel, uint64_t base, uint8_t type,
+                uint8_t is_code_data) {
+    *s = kvm_segment{};
+    s->selector = sel;
+    s->base = base;
+    s->limit = 0xffff;
+    s->type = type;
+    s->present = 1;
+    s->s = is_code_data;
+  };
+  seg(&sregs_.cs, 0xf000, 0xffff0000, 0xb, 1);  // execute/read, accessed
+  seg(&sregs_.ds, 0, 0, 0x3, 1);                 // read/write, accessed
+  seg(&sregs_.es, 0, 0, 0x3, 1);
+  seg(&sregs_.fs, 0, 0, 0x3, 1);
+  seg(&sregs_.gs, 0, 0, 0x3, 1);
+  seg(&sregs_.ss, 0, 0, 0x3, 1);
+  seg(&sregs_.ldt, 0, 0, 0x2, 0);                // LDT
+  seg(&sregs_.tr, 0, 0, 0xb, 0);                 // busy 32-bit TSS (VMX)
+  sregs_.gdt.base = 0;
+  sregs_.gdt.limit = 0xffff;
+  sregs_.idt.base = 0;
+  sregs_.idt.limit = 0xffff;
+  sregs_.cr0 = kCr0Cd | kCr0Nw | kCr0Et;  // 0x60000010
+  sregs_.cr2 = sregs_.cr3 = sregs_.cr4 = sregs_.cr8 = 0;
+  sregs_.efer = 0;
+  // APIC enabled at its default base; BSP flag on vCPU 0 (SDM §10.4.4).
+  sregs_.apic_base = 0xfee00000ull | (1ull << 11) | (index_ == 0 ? 1ull << 8 : 0);
+  std::memset(sregs_.interrupt_bitmap, 0, sizeof(sregs_.interrupt_bitmap));
+  sregs_dirty_ = true;
+
+  FpuState f;
+  f.fcw = 0x40;  // x87 control word after RESET (Table 9-1); MXCSR 0x1f80
+  STRATA_TRY(SetFpu(f));
+  return Flush();
+}
+
+Status KvmVcpuArch::SetRunnable(bool runnable) {
+  kvm_mp_state mp{};
+  mp.mp_state = runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
+  if (Ioctl(fd_, KVM_SET_MP_STATE, &mp) < 0) return SysError("KVM_SET_MP_STATE");
+  return Ok();
+}
+
+std::string KvmVcpuArch::DumpRegisters() {
+  Status a = LoadRegs();
+  Status b = LoadSregs();
+  if (!a || !b) return "(registers unavailable)";
+  const kvm_regs& r = regs_;
+  const kvm_sregs& s = sregs_;
+  return fmt::format(
+      "  rip={:#018x} rflags={:#010x}\n"
+      "  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n"
+      "  rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}\n"
+      "  r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}\n"
+      "  r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}\n"
+      "  cs={:#06x} base={:#x} l={} db={}  ss={:#06x}  ds={:#06x}\n"
+      "  cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}\n"
+      "  gdt={:#x}/{:#x} idt={:#x}/{:#x}",
+      r.rip, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp,
+      r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cs.selector,
+      s.cs.base, s.cs.l, s.cs.db, s.ss.selector, s.ds.selector, s.cr0, s.cr2,
+      s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+}
+
+bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
+  ArchExit& a = exit->arch;
+  switch (run->exit_reason) {
+    case KVM_EXIT_X86_RDMSR:
+    case KVM_EXIT_X86_WRMSR:
+      a.reason = run->exit_reason == KVM_EXIT_X86_RDMSR ? ArchExitReason::kRdmsr
+                                                        : ArchExitReason::kWrmsr;
+      a.msr_index = run->msr.index;
+      a.msr_data = run->msr.data;
+      a.msr_error = &run->msr.error;
+      a.msr_reply = reinterpret_cast<uint64_t*>(&run->msr.data);
+      break;
+    case KVM_EXIT_HYPERCALL:
+      a.reason = ArchExitReason::kHypercall;
+      a.hypercall_nr = run->hypercall.nr;
+      for (int i = 0; i < 6; ++i) a.hypercall_args[i] = run->hypercall.args[i];
+      a.hypercall_ret = reinterpret_cast<uint64_t*>(&run->hypercall.ret);
+      break;
+    case KVM_EXIT_DEBUG:
+      a.reason = ArchExitReason::kDebug;
+      a.debug_pc = run->debug.arch.pc;
+      a.debug_exception = run->debug.arch.exception;
+      break;
+    case KVM_EXIT_TPR_ACCESS:
+      a.reason = ArchExitReason::kTprAccess;
+      break;
+    case KVM_EXIT_SET_TPR:
+      a.reason = ArchExitReason::kSetTpr;
+      break;
+    case KVM_EXIT_FAIL_ENTRY:
+      a.reason = ArchExitReason::kFailEntry;
+      a.fail_reason = run->fail_entry.hardware_entry_failure_reason;
+      break;
+    case KVM_EXIT_INTERNAL_ERROR:
+      a.reason = ArchExitReason::kInternalError;
+      a.internal_suberror = run->internal.suberror;
+      a.internal_ndata = run->internal.ndata;
+      for (uint32_t i = 0; i < run->internal.ndata && i < 16; ++i) {
+        a.internal_data[i] = run->internal.data[i];
+      }
+      break;
+    default:
+      return false;
+  }
+  exit->kind = ExitKind::kArch;
+  return true;
+}
+
+}  // namespace strata::md

@@ -1,0 +1,79 @@
+#include "arch/amd64/loader/e820.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::amd64 {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kGiB = 1ull << 30;
+
+TEST(E820, LowRamOnly) {
+  GuestMemory mem;
+  ASSERT_TRUE(mem.AddSegment("low", 0, 64 * kMiB).has_value());
+  const std::vector<E820Entry> want = {
+      {0, 0x9fc00, kE820Ram},
+      {0x9fc00, 0x100000 - 0x9fc00, kE820Reserved},
+      {0x100000, 63 * kMiB, kE820Ram},
+  };
+  EXPECT_EQ(BuildE820(mem), want);
+}
+
+TEST(E820, RamAbove4GiB) {
+  GuestMemory mem;
+  ASSERT_TRUE(mem.AddSegment("high", 4 * kGiB, 64 * kMiB).has_value());
+  ASSERT_TRUE(mem.AddSegment("low", 0, 32 * kMiB).has_value());
+  auto m = BuildE820(mem);
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[2], (E820Entry{0x100000, 31 * kMiB, kE820Ram}));
+  EXPECT_EQ(m[3], (E820Entry{4 * kGiB, 64 * kMiB, kE820Ram}));
+  for (size_t i = 1; i < m.size(); ++i) EXPECT_LE(m[i - 1].end(), m[i].addr);
+}
+
+TEST(E820, AdjacentSegmentsMerge) {
+  GuestMemory mem;
+  ASSERT_TRUE(mem.AddSegment("a", 0, 2 * kMiB).has_value());
+  ASSERT_TRUE(mem.AddSegment("b", 2 * kMiB, 2 * kMiB).has_value());
+  auto m = BuildE820(mem);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[2], (E820Entry{kMiB, 3 * kMiB, kE820Ram}));
+}
+
+TEST(E820, SegmentsAwayFromTheHole) {
+  GuestMemory mem;
+  ASSERT_TRUE(mem.AddSegment("hi", 2 * kMiB, kMiB).has_value());
+  ASSERT_TRUE(mem.AddSegment("lo", 0, 0x80000).has_value());
+  const std::vector<E820Entry> want = {
+      {0, 0x80000, kE820Ram},
+      {2 * kMiB, kMiB, kE820Ram},
+  };
+  EXPECT_EQ(BuildE820(mem), want);
+}
+
+TEST(E820, SegmentInsideTheHole) {
+  GuestMemory mem;
+  ASSERT_TRUE(mem.AddSegment("bios", 0xe0000, 0x20000).has_value());
+  const std::vector<E820Entry> want = {{0xe0000, 0x20000, kE820Reserved}};
+  EXPECT_EQ(BuildE820(mem), want);
+}
+
+TEST(E820, IsRamRangeAndDescribe) {
+  GuestMemory mem;
+  EXPECT_EQ(DescribeRam(mem), "no RAM");
+  ASSERT_TRUE(mem.AddSegment("a", 0, 2 * kMiB).has_value());
+  ASSERT_TRUE(mem.AddSegment("b", 2 * kMiB, 2 * kMiB).has_value());
+  ASSERT_TRUE(mem.AddSegment("c", 8 * kMiB, kMiB).has_value());
+  EXPECT_TRUE(IsRamRange(mem, kMiB, 2 * kMiB));  // spans a and b
+  EXPECT_TRUE(IsRamRange(mem, 0, 4 * kMiB));
+  EXPECT_FALSE(IsRamRange(mem, 3 * kMiB, 2 * kMiB));
+  EXPECT_FALSE(IsRamRange(mem, 7 * kMiB, 2 * kMiB));
+  EXPECT_TRUE(IsRamRange(mem, 8 * kMiB, kMiB));
+  EXPECT_FALSE(IsRamRange(mem, 8 * kMiB, kMiB + 1));
+  EXPECT_TRUE(IsRamRange(mem, 100 * kMiB, 0));
+  EXPECT_FALSE(IsRamRange(mem, ~0ull - 4, 16));
+  EXPECT_EQ(DescribeRam(mem),
+            "[0x0, 0x200000), [0x200000, 0x400000), [0x800000, 0x900000)");
+}
+
+}  // namespace
+}  // namespace strata::amd64

@@ -1,0 +1,33 @@
+#include "machine/vmmapi_machdep.h"
+
+namespace strata::md {
+
+std::string_view RegName(Reg r) {
+  static constexpr std::string_view kNames[] = {
+      "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+      "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15",
+      "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "cr8", "efer",
+  };
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) ==
+                static_cast<size_t>(Reg::kCount));
+  auto i = static_cast<size_t>(r);
+  return i < static_cast<size_t>(Reg::kCount) ? kNames[i] : "?";
+}
+
+std::string_view ArchExitName(ArchExitReason r) {
+  switch (r) {
+    case ArchExitReason::kNone: return "none";
+    case ArchExitReason::kRdmsr: return "rdmsr";
+    case ArchExitReason::kWrmsr: return "wrmsr";
+    case ArchExitReason::kHypercall: return "hypercall";
+    case ArchExitReason::kDebug: return "debug";
+    case ArchExitReason::kTprAccess: return "tpr-access";
+    case ArchExitReason::kSetTpr: return "set-tpr";
+    case ArchExitReason::kFailEntry: return "fail-entry";
+    case ArchExitReason::kInternalError: return "internal-error";
+    case ArchExitReason::kCount: break;
+  }
+  return "?";
+}
+
+}  // namespace strata::md

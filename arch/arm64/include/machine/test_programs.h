@@ -1,0 +1,24 @@
+// strata — tiny guest programs for the MI core's tests (arm64 values of
+// the names in arch/amd64/include/machine/test_programs.h).
+#pragma once
+
+#include "core/result.h"
+#include "core/vm.h"
+
+namespace strata::md::testing {
+
+enum class TestProgram {
+  kHaltLoop,     // wfi forever
+  kSpinLoop,     // b .
+  kPioLoop,      // stores its loop counter to kTestPioPort forever
+  kTripleFault,  // PSCI SYSTEM_RESET-free crash: an abort with VBAR = 0
+};
+
+// arm64 has no port I/O: the loop writes to an MMIO address outside RAM.
+inline constexpr uint64_t kTestPioPort = 0x0a000000;
+inline constexpr bool kTestPioIsMmio = true;
+inline constexpr uint64_t kTestRamSize = 1 << 20;
+
+Status LoadTestProgram(Vm& vm, Vcpu& vcpu, TestProgram p);
+
+}  // namespace strata::md::testing

@@ -1,0 +1,95 @@
+// strata — arm64 machine-dependent half of vmmapi.h.
+//
+// Same names as arch/amd64/include/machine/vmmapi_machdep.h, ARMv8 values.
+// The KVM backend for arm64 (EL2 via KVM, nVHE and VHE hosts) builds on
+// these names; until it lands, the test command cross-compiles the MI core
+// against this header set so the MI/MD split stays honest.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "machine/vcpu_state.h"
+
+namespace strata::md {
+
+inline constexpr std::string_view kArchName = "arm64";
+
+// Core registers (ARM ARM B1.2.1): X0–X30, SP (SP_EL0 or SP_ELx per
+// PSTATE.SP), PC, PSTATE; plus the EL1 banked registers KVM keeps with them.
+enum class Reg : uint16_t {
+  kX0, kX1, kX2, kX3, kX4, kX5, kX6, kX7, kX8, kX9, kX10, kX11, kX12, kX13,
+  kX14, kX15, kX16, kX17, kX18, kX19, kX20, kX21, kX22, kX23, kX24, kX25,
+  kX26, kX27, kX28, kX29, kX30,
+  kSp,       // SP_EL0
+  kPc,
+  kPstate,
+  kSpEl1,
+  kElrEl1,
+  kSpsrEl1,
+  kCount,
+};
+
+std::string_view RegName(Reg r);
+
+inline constexpr Reg kRegPc = Reg::kPc;
+inline constexpr Reg kRegSp = Reg::kSp;
+
+// "System registers" are AArch64 system registers, named by their
+// (op0, op1, CRn, CRm, op2) encoding as KVM's ARM64_SYS_REG() packs it.
+constexpr uint64_t SysRegId(uint32_t op0, uint32_t op1, uint32_t crn,
+                            uint32_t crm, uint32_t op2) {
+  return (uint64_t{op0} << 14) | (uint64_t{op1} << 11) | (uint64_t{crn} << 7) |
+         (uint64_t{crm} << 3) | op2;
+}
+// ARM ARM D17 (AArch64 system register descriptions).
+inline constexpr uint64_t kSysRegMpidrEl1 = SysRegId(3, 0, 0, 0, 5);
+inline constexpr uint64_t kSysRegSctlrEl1 = SysRegId(3, 0, 1, 0, 0);
+inline constexpr uint64_t kSysRegCpacrEl1 = SysRegId(3, 0, 1, 0, 2);
+inline constexpr uint64_t kSysRegTtbr0El1 = SysRegId(3, 0, 2, 0, 0);
+inline constexpr uint64_t kSysRegTtbr1El1 = SysRegId(3, 0, 2, 0, 1);
+inline constexpr uint64_t kSysRegTcrEl1 = SysRegId(3, 0, 2, 0, 2);
+inline constexpr uint64_t kSysRegEsrEl1 = SysRegId(3, 0, 5, 2, 0);
+inline constexpr uint64_t kSysRegFarEl1 = SysRegId(3, 0, 6, 0, 0);
+inline constexpr uint64_t kSysRegMairEl1 = SysRegId(3, 0, 10, 2, 0);
+inline constexpr uint64_t kSysRegVbarEl1 = SysRegId(3, 0, 12, 0, 0);
+inline constexpr uint64_t kSysRegContextidrEl1 = SysRegId(3, 0, 13, 0, 1);
+inline constexpr uint64_t kSysRegTpidrEl1 = SysRegId(3, 0, 13, 0, 4);
+inline constexpr uint64_t kSysRegCntkctlEl1 = SysRegId(3, 0, 14, 1, 0);
+inline constexpr uint64_t kSysRegCntvCtlEl0 = SysRegId(3, 3, 14, 3, 1);
+inline constexpr uint64_t kSysRegCntvCvalEl0 = SysRegId(3, 3, 14, 3, 2);
+
+// Machine options fixed at VM creation; config keys under `arm64.`.
+struct MachineOptions {
+  uint32_t gic_version = 3;  // 2 or 3 (ThunderX-class hosts: 3 only)
+  uint32_t ipa_bits = 0;     // 0 = host default (40)
+  bool pmu = true;           // PMUv3 for the guest if the host has one
+  bool psci_0_2 = true;      // in-kernel PSCI 0.2+ (CPU_ON/OFF, SYSTEM_OFF)
+};
+
+enum class ArchExitReason : uint16_t {
+  kNone,
+  kHypercall,      // HVC/SMC forwarded to user space (KVM_EXIT_HYPERCALL)
+  kDebug,          // breakpoint / single step for the debugger
+  kFailEntry,      // KVM could not enter the guest
+  kInternalError,
+  kCount,
+};
+
+std::string_view ArchExitName(ArchExitReason r);
+
+struct ArchExit {
+  ArchExitReason reason = ArchExitReason::kNone;
+  uint64_t hypercall_nr = 0;        // function id (x0)
+  uint64_t hypercall_args[6] = {};
+  uint64_t* hypercall_ret = nullptr;
+  uint64_t debug_pc = 0;
+  uint32_t debug_esr = 0;           // ESR_EL2 syndrome
+  uint64_t fail_reason = 0;
+  uint32_t internal_suberror = 0;
+  uint32_t internal_ndata = 0;
+  uint64_t internal_data[16] = {};
+};
+
+}  // namespace strata::md

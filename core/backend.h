@@ -1,0 +1,75 @@
+// strata — the interface between the MI core and a hypervisor backend.
+//
+// Internal header: embedders use core/vmmapi.h. A backend provides VMs and
+// vCPUs; on Linux it is core/kvm/ plus the architecture's kvm_machdep.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/exit.h"
+#include "core/guest_memory.h"
+#include "core/result.h"
+#include "machine/vmmapi_machdep.h"
+
+namespace strata {
+
+class VcpuBackend {
+ public:
+  virtual ~VcpuBackend() = default;
+
+  // Enters the guest once. On return *exit describes why it left; a kick
+  // returns ExitKind::kNone. Errors are host failures, not guest behaviour.
+  virtual Status Run(VmExit* exit) = 0;
+
+  // Makes the next (or current) Run() return promptly. Safe to call from any
+  // thread and from a signal handler: it only stores a flag.
+  virtual void RequestImmediateExit() = 0;
+  virtual void ClearImmediateExit() = 0;
+
+  // The signal mask in force while in guest mode (KVM_SET_SIGNAL_MASK): the
+  // running thread's mask minus the kick signal.
+  virtual Status SetGuestSignalMask(const sigset_t& mask) = 0;
+
+  // Register access. Groups are fetched on demand and written back before
+  // the next Run() only if dirtied.
+  virtual Result<uint64_t> GetRegister(md::Reg r) = 0;
+  virtual Status SetRegister(md::Reg r, uint64_t v) = 0;
+  virtual Result<md::VcpuState> GetState() = 0;
+  virtual Status SetState(const md::VcpuState& s) = 0;
+  virtual Result<md::FpuState> GetFpu() = 0;
+  virtual Status SetFpu(const md::FpuState& f) = 0;
+  virtual Result<uint64_t> GetSysReg(uint64_t id) = 0;
+  virtual Status SetSysReg(uint64_t id, uint64_t v) = 0;
+
+  // Runnable, or waiting for a startup IPI / PSCI CPU_ON.
+  virtual Status SetRunnable(bool runnable) = 0;
+
+  // Architectural reset (SDM Vol. 3 §9.1 / ARM ARM D1.9).
+  virtual Status Reset() = 0;
+
+  // A human-readable register dump for diagnostics.
+  virtual std::string DumpRegisters() = 0;
+};
+
+class VmBackend {
+ public:
+  virtual ~VmBackend() = default;
+
+  // Hard upper bound on vCPUs for this host (KVM_CAP_MAX_VCPUS).
+  virtual uint32_t HostMaxVcpus() const = 0;
+
+  virtual Status MapMemory(const MemorySegment& seg) = 0;
+  virtual Result<std::unique_ptr<VcpuBackend>> CreateVcpu(uint32_t id) = 0;
+
+  // Interrupt delivery (callable from any thread).
+  virtual Status SetIrqLine(uint32_t gsi, bool level) = 0;
+  virtual Status SignalMsi(uint64_t address, uint32_t data) = 0;
+
+  virtual std::string_view name() const = 0;
+};
+
+}  // namespace strata

@@ -1,0 +1,508 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+namespace strata {
+
+namespace {
+
+using nlohmann::json;
+
+bool IsKeyChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+Status ValidateKey(std::string_view key) {
+  if (key.empty()) {
+    return MakeError(Errc::kInvalidArgument, "config key is empty");
+  }
+  size_t start = 0;
+  for (size_t i = 0; i <= key.size(); ++i) {
+    if (i == key.size() || key[i] == '.') {
+      if (i == start) {
+        return MakeError(Errc::kInvalidArgument,
+                         "invalid config key '{}': empty component (keys are "
+                         "names of [A-Za-z0-9_-] separated by '.')",
+                         key);
+      }
+      start = i + 1;
+    } else if (!IsKeyChar(key[i])) {
+      return MakeError(Errc::kInvalidArgument,
+                       "invalid config key '{}': character '{}' is not "
+                       "allowed (keys are names of [A-Za-z0-9_-] separated "
+                       "by '.')",
+                       key, key[i]);
+    }
+  }
+  return Ok();
+}
+
+// Splits a validated key into its components.
+std::vector<std::string> SplitKey(std::string_view key) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    out.emplace_back(key.substr(start, dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+// Sets a validated key in the tree rooted at root (an object).
+Status SetIn(json& root, std::string_view key, std::string_view value) {
+  STRATA_TRY(ValidateKey(key));
+  std::vector<std::string> parts = SplitKey(key);
+  json* node = &root;
+  std::string prefix;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (!prefix.empty()) prefix += '.';
+    prefix += part;
+    auto it = node->find(part);
+    if (i + 1 < parts.size()) {
+      if (it == node->end()) {
+        node = &((*node)[part] = json::object());
+      } else if (it->is_object()) {
+        node = &*it;
+      } else {
+        return MakeError(Errc::kInvalidArgument,
+                         "cannot set config key '{}': '{}' already has the "
+                         "value '{}' and cannot also hold sub-keys",
+                         key, prefix, it->get_ref<const std::string&>());
+      }
+    } else {
+      if (it != node->end() && it->is_object()) {
+        return MakeError(Errc::kInvalidArgument,
+                         "cannot set config key '{}' to a value: it is a "
+                         "group of sub-keys",
+                         key);
+      }
+      (*node)[part] = std::string(value);
+    }
+  }
+  return Ok();
+}
+
+// Recursively merges a parsed JSON object under prefix into root.
+Status MergeInto(json& root, const json& obj, const std::string& prefix,
+                 std::string_view origin) {
+  for (const auto& [name, v] : obj.items()) {
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
+    auto fail = [&](std::string_view what) -> Error {
+      return MakeError(Errc::kInvalidArgument, "{}: config key '{}': {}",
+                       origin, key, what);
+    };
+    switch (v.type()) {
+      case json::value_t::object:
+        // An empty object sets nothing; key is still checked.
+        if (v.empty()) {
+          auto s = ValidateKey(key);
+          if (!s) return std::move(s).error().Wrap(origin);
+        }
+        STRATA_TRY(MergeInto(root, v, key, origin));
+        break;
+      case json::value_t::string:
+        STRATA_TRY_CTX(SetIn(root, key, v.get_ref<const std::string&>()),
+                       origin);
+        break;
+      case json::value_t::boolean:
+        STRATA_TRY_CTX(SetIn(root, key, v.get<bool>() ? "true" : "false"),
+                       origin);
+        break;
+      case json::value_t::number_integer:
+        STRATA_TRY_CTX(SetIn(root, key, std::to_string(v.get<int64_t>())),
+                       origin);
+        break;
+      case json::value_t::number_unsigned:
+        STRATA_TRY_CTX(SetIn(root, key, std::to_string(v.get<uint64_t>())),
+                       origin);
+        break;
+      case json::value_t::number_float:
+        STRATA_TRY_CTX(SetIn(root, key, v.dump()), origin);
+        break;
+      case json::value_t::array:
+        return fail("arrays are not supported (use an object or a string)");
+      case json::value_t::null:
+        return fail("null is not a value (omit the key instead)");
+      case json::value_t::binary:
+      case json::value_t::discarded:
+        return fail("unsupported JSON value");
+    }
+  }
+  return Ok();
+}
+
+void Flatten(const json& node, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>* out) {
+  for (const auto& [name, v] : node.items()) {
+    std::string key = prefix.empty() ? name : prefix + "." + name;
+    if (v.is_object()) {
+      Flatten(v, key, out);
+    } else {
+      out->emplace_back(std::move(key), v.get<std::string>());
+    }
+  }
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c; }
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = Lower(c);
+  return out;
+}
+
+bool HasHexPrefix(std::string_view s) {
+  return s.size() >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+}
+
+enum class NumErr { kOk, kInvalid, kOverflow };
+
+// Parses all of s as an unsigned decimal or 0x-hex number.
+NumErr ParseMagnitude(std::string_view s, uint64_t* out) {
+  int base = 10;
+  if (HasHexPrefix(s)) {
+    s.remove_prefix(2);
+    base = 16;
+  }
+  if (s.empty()) return NumErr::kInvalid;
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, *out, base);
+  if (ec == std::errc::result_out_of_range) return NumErr::kOverflow;
+  if (ec != std::errc() || ptr != end) return NumErr::kInvalid;
+  return NumErr::kOk;
+}
+
+Result<int64_t> ParseInt(std::string_view key, std::string_view text) {
+  std::string_view digits = text;
+  bool negative = false;
+  if (!digits.empty() && digits[0] == '-') {
+    negative = true;
+    digits.remove_prefix(1);
+  }
+  uint64_t mag = 0;
+  NumErr e = ParseMagnitude(digits, &mag);
+  constexpr uint64_t kMaxPos = std::numeric_limits<int64_t>::max();
+  if (e == NumErr::kOk && mag > kMaxPos + (negative ? 1 : 0)) {
+    e = NumErr::kOverflow;
+  }
+  if (e == NumErr::kInvalid) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}' has value '{}', which is not an integer "
+                     "(use decimal or 0x-hex)",
+                     key, text);
+  }
+  if (e == NumErr::kOverflow) {
+    return MakeError(Errc::kOutOfRange,
+                     "config key '{}' has value '{}', which does not fit in a "
+                     "64-bit signed integer",
+                     key, text);
+  }
+  // -(2^63) is representable although +2^63 is not: negate in unsigned.
+  return negative ? static_cast<int64_t>(~mag + 1) : static_cast<int64_t>(mag);
+}
+
+Result<uint64_t> ParseUint(std::string_view key, std::string_view text) {
+  uint64_t v = 0;
+  switch (ParseMagnitude(text, &v)) {
+    case NumErr::kOk:
+      return v;
+    case NumErr::kInvalid:
+      return MakeError(Errc::kInvalidArgument,
+                       "config key '{}' has value '{}', which is not an "
+                       "unsigned integer (use decimal or 0x-hex)",
+                       key, text);
+    case NumErr::kOverflow:
+      break;
+  }
+  return MakeError(Errc::kOutOfRange,
+                   "config key '{}' has value '{}', which does not fit in a "
+                   "64-bit unsigned integer",
+                   key, text);
+}
+
+Result<bool> ParseBool(std::string_view key, std::string_view text) {
+  const std::string t = ToLower(text);
+  if (t == "true" || t == "yes" || t == "on" || t == "1") return true;
+  if (t == "false" || t == "no" || t == "off" || t == "0") return false;
+  return MakeError(Errc::kInvalidArgument,
+                   "config key '{}' has value '{}', which is not a boolean "
+                   "(use true/false, yes/no, on/off or 1/0)",
+                   key, text);
+}
+
+}  // namespace
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  auto invalid = [&] {
+    return MakeError(Errc::kInvalidArgument,
+                     "invalid size '{}': expected a number with an optional "
+                     "K, M, G or T suffix (e.g. 512M, 2G) or 0x-hex bytes",
+                     text);
+  };
+  auto overflow = [&] {
+    return MakeError(Errc::kOutOfRange,
+                     "size '{}' does not fit in 64 bits", text);
+  };
+  uint64_t n = 0;
+  if (HasHexPrefix(text)) {
+    // Hex digits include 'b', so a hex size takes no suffix.
+    switch (ParseMagnitude(text, &n)) {
+      case NumErr::kOk: return n;
+      case NumErr::kInvalid: return invalid();
+      case NumErr::kOverflow: return overflow();
+    }
+  }
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, n, 10);
+  if (ptr == begin) return invalid();
+  if (ec == std::errc::result_out_of_range) return overflow();
+  if (ec != std::errc()) return invalid();
+
+  const std::string suffix = ToLower(std::string_view(ptr, end - ptr));
+  int shift = -1;
+  if (suffix.empty() || suffix == "b") {
+    shift = 0;
+  } else {
+    static constexpr std::pair<char, int> kUnits[] = {
+        {'k', 10}, {'m', 20}, {'g', 30}, {'t', 40}};
+    for (const auto& [unit, s] : kUnits) {
+      if (suffix[0] == unit) {
+        std::string_view rest = std::string_view(suffix).substr(1);
+        if (rest.empty() || rest == "b" || rest == "ib") shift = s;
+        break;
+      }
+    }
+  }
+  if (shift < 0) return invalid();
+  if (shift > 0 && n > (std::numeric_limits<uint64_t>::max() >> shift)) {
+    return overflow();
+  }
+  return n << shift;
+}
+
+Config::Config() : root_(json::object()) {}
+
+Status Config::Set(std::string_view key, std::string_view value) {
+  return SetIn(root_, key, value);
+}
+
+Status Config::SetDefault(std::string_view key, std::string_view value) {
+  STRATA_TRY(ValidateKey(key));
+  const json* node = Find(key);
+  if (node != nullptr && node->is_string()) return Ok();
+  return SetIn(root_, key, value);
+}
+
+Status Config::ParseOption(std::string_view key_eq_value) {
+  const size_t eq = key_eq_value.find('=');
+  if (eq == std::string_view::npos) {
+    return MakeError(Errc::kInvalidArgument,
+                     "option '{}' is not of the form key=value",
+                     key_eq_value);
+  }
+  if (eq == 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "option '{}' has an empty key (expected key=value)",
+                     key_eq_value);
+  }
+  return Set(key_eq_value.substr(0, eq), key_eq_value.substr(eq + 1));
+}
+
+Status Config::MergeJson(std::string_view json_text, std::string_view origin) {
+  json parsed;
+  try {
+    parsed = json::parse(json_text.begin(), json_text.end(),
+                         /*cb=*/nullptr, /*allow_exceptions=*/true,
+                         /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at ...";
+    // keep the human part.
+    std::string_view what = e.what();
+    if (size_t p = what.find("] "); p != std::string_view::npos) {
+      what.remove_prefix(p + 2);
+    }
+    return MakeError(Errc::kInvalidArgument,
+                     "{}: invalid JSON at byte {}: {}", origin, e.byte, what);
+  } catch (const json::exception& e) {
+    return MakeError(Errc::kInvalidArgument, "{}: invalid JSON: {}", origin,
+                     e.what());
+  }
+  if (!parsed.is_object()) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{}: the top level must be a JSON object, not {}", origin,
+                     parsed.type_name());
+  }
+  // Merge into a copy so a failure part-way leaves the config unchanged.
+  json merged = root_;
+  try {
+    STRATA_TRY(MergeInto(merged, parsed, "", origin));
+  } catch (const json::exception& e) {
+    return MakeError(Errc::kInternal, "{}: merging JSON failed: {}", origin,
+                     e.what());
+  }
+  root_ = std::move(merged);
+  return Ok();
+}
+
+Status Config::MergeJsonFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    if (errno == ENOENT) {
+      return MakeError(Errc::kNotFound, "config file '{}' does not exist",
+                       path);
+    }
+    return SysError("cannot open config file '{}'", path);
+  }
+  std::string text;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  if (std::ferror(f)) {
+    Error e = SysError("cannot read config file '{}'", path);
+    std::fclose(f);
+    return e;
+  }
+  std::fclose(f);
+  return MergeJson(text, path);
+}
+
+const json* Config::Find(std::string_view key) const {
+  if (key.empty()) return &root_;
+  if (!ValidateKey(key)) return nullptr;
+  const json* node = &root_;
+  for (const std::string& part : SplitKey(key)) {
+    if (!node->is_object()) return nullptr;
+    auto it = node->find(part);
+    if (it == node->end()) return nullptr;
+    node = &*it;
+  }
+  return node;
+}
+
+bool Config::Has(std::string_view key) const {
+  return !key.empty() && Find(key) != nullptr;
+}
+
+Result<std::string> Config::Lookup(std::string_view key) const {
+  STRATA_TRY(ValidateKey(key));
+  const json* node = Find(key);
+  if (node == nullptr) {
+    return MakeError(Errc::kNotFound, "config key '{}' is not set", key);
+  }
+  if (!node->is_string()) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}' is a group of sub-keys, not a value",
+                     key);
+  }
+  return node->get<std::string>();
+}
+
+Result<std::string> Config::GetString(std::string_view key) const {
+  return Lookup(key);
+}
+
+Result<int64_t> Config::GetInt(std::string_view key) const {
+  std::string v = STRATA_TRY(Lookup(key));
+  return ParseInt(key, v);
+}
+
+Result<uint64_t> Config::GetUint(std::string_view key) const {
+  std::string v = STRATA_TRY(Lookup(key));
+  return ParseUint(key, v);
+}
+
+Result<bool> Config::GetBool(std::string_view key) const {
+  std::string v = STRATA_TRY(Lookup(key));
+  return ParseBool(key, v);
+}
+
+Result<uint64_t> Config::GetSize(std::string_view key) const {
+  std::string v = STRATA_TRY(Lookup(key));
+  return STRATA_TRY_CTX(ParseSize(v), fmt::format("config key '{}'", key));
+}
+
+namespace {
+
+// True if r failed only because the key is unset.
+template <typename T>
+bool IsUnset(const Result<T>& r) {
+  return !r && r.error().code() == Errc::kNotFound;
+}
+
+}  // namespace
+
+Result<std::string> Config::GetString(std::string_view key,
+                                      std::string_view dflt) const {
+  auto r = GetString(key);
+  if (IsUnset(r)) return std::string(dflt);
+  return r;
+}
+
+Result<int64_t> Config::GetInt(std::string_view key, int64_t dflt) const {
+  auto r = GetInt(key);
+  if (IsUnset(r)) return dflt;
+  return r;
+}
+
+Result<uint64_t> Config::GetUint(std::string_view key, uint64_t dflt) const {
+  auto r = GetUint(key);
+  if (IsUnset(r)) return dflt;
+  return r;
+}
+
+Result<bool> Config::GetBool(std::string_view key, bool dflt) const {
+  auto r = GetBool(key);
+  if (IsUnset(r)) return dflt;
+  return r;
+}
+
+Result<uint64_t> Config::GetSize(std::string_view key, uint64_t dflt) const {
+  auto r = GetSize(key);
+  if (IsUnset(r)) return dflt;
+  return r;
+}
+
+std::vector<std::string> Config::Children(std::string_view key) const {
+  std::vector<std::string> out;
+  const json* node = Find(key);
+  if (node == nullptr || !node->is_object()) return out;
+  for (const auto& [name, v] : node->items()) out.push_back(name);
+  return out;
+}
+
+std::string Config::DumpJson() const {
+  try {
+    // Values may hold bytes that are not UTF-8 (e.g. host paths); replace
+    // them rather than throw.
+    return root_.dump(2, ' ', /*ensure_ascii=*/false,
+                      json::error_handler_t::replace);
+  } catch (const json::exception&) {
+    return "{}";
+  }
+}
+
+std::string Config::DumpFlat() const {
+  std::vector<std::pair<std::string, std::string>> flat;
+  Flatten(root_, "", &flat);
+  std::sort(flat.begin(), flat.end());
+  std::string out;
+  for (const auto& [k, v] : flat) {
+    out += k;
+    out += '=';
+    out += v;
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace strata

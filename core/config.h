@@ -1,0 +1,98 @@
+// strata — the configuration tree, after bhyve's config.c.
+//
+// Every setting is a string stored under a dotted key such as `cpu.count`,
+// `memory.size` or `uart.com1.backend`; typed getters parse on read, so the
+// same tree can come from `-o key=value` options, JSON files and defaults
+// without each source knowing the types. A key's components are non-empty
+// runs of [A-Za-z0-9_-]. A node is either a value (leaf) or a group of
+// children, never both: `a.b=1` and `a.b.c=2` conflict.
+//
+// Not thread-safe for mutation: build the tree before starting vCPUs; const
+// calls may then run concurrently. No call throws.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.h"
+
+namespace strata {
+
+// Parses a byte count: a decimal number with an optional binary suffix
+// K, M, G or T (case-insensitive, optionally followed by "B" or "iB"), a
+// plain "B" suffix, or a 0x-prefixed hex number without suffix. Examples:
+// "4096", "512M", "2G", "1GiB", "64kb", "0x1000". Malformed text is
+// kInvalidArgument; a value above 2^64-1 is kOutOfRange.
+Result<uint64_t> ParseSize(std::string_view text);
+
+class Config {
+ public:
+  Config();
+
+  // Sets key to value, creating intermediate groups. Fails (naming the key)
+  // if the key is malformed, if the path runs through an existing value, or
+  // if key is an existing group (a value would replace a subtree).
+  Status Set(std::string_view key, std::string_view value);
+  // Sets key only if it has no value yet; same errors as Set otherwise.
+  Status SetDefault(std::string_view key, std::string_view value);
+  // Applies a `-o key=value` option (split at the first '='; the value may be
+  // empty or contain '=').
+  Status ParseOption(std::string_view key_eq_value);
+  // Merges a JSON object: nested objects become dotted keys; strings,
+  // numbers and bools become string values ("true"/"false", integers in
+  // decimal, other numbers in JSON notation). Arrays and null are rejected
+  // naming the key. Parse errors name `origin` and the byte position. The
+  // merge is all-or-nothing: on error the config is unchanged.
+  Status MergeJson(std::string_view json_text,
+                   std::string_view origin = "<json>");
+  // As MergeJson on a file's contents; kNotFound / kIo name the path.
+  Status MergeJsonFile(const std::string& path);
+
+  // True if key names a value or a group.
+  bool Has(std::string_view key) const;
+
+  // Typed getters. kNotFound "config key 'x.y' is not set" if absent;
+  // kInvalidArgument if key is a group or its value does not parse (the
+  // message names key and value); kOutOfRange if it does not fit.
+  Result<std::string> GetString(std::string_view key) const;
+  // Decimal or 0x-hex, optional leading '-' (GetInt only).
+  Result<int64_t> GetInt(std::string_view key) const;
+  Result<uint64_t> GetUint(std::string_view key) const;
+  // true/false/yes/no/on/off/1/0, case-insensitive.
+  Result<bool> GetBool(std::string_view key) const;
+  // Bytes, as ParseSize.
+  Result<uint64_t> GetSize(std::string_view key) const;
+
+  // Same, returning dflt when the key is unset (malformed values and groups
+  // are still errors).
+  Result<std::string> GetString(std::string_view key,
+                                std::string_view dflt) const;
+  Result<int64_t> GetInt(std::string_view key, int64_t dflt) const;
+  Result<uint64_t> GetUint(std::string_view key, uint64_t dflt) const;
+  Result<bool> GetBool(std::string_view key, bool dflt) const;
+  Result<uint64_t> GetSize(std::string_view key, uint64_t dflt) const;
+
+  // Names of the children of a group ("" = root), sorted; empty if key is a
+  // value or unset.
+  std::vector<std::string> Children(std::string_view key) const;
+
+  // The effective config as pretty JSON: nested objects, string values,
+  // keys sorted. MergeJson of the result into an empty Config reproduces it.
+  std::string DumpJson() const;
+  // "key=value\n" lines sorted by key.
+  std::string DumpFlat() const;
+
+ private:
+  // Returns the node at key, or null if unset. Key must be valid or empty.
+  const nlohmann::json* Find(std::string_view key) const;
+  // The value at key as a string, or kNotFound / kInvalidArgument (group).
+  Result<std::string> Lookup(std::string_view key) const;
+
+  nlohmann::json root_;  // always an object; leaves are strings
+};
+
+}  // namespace strata

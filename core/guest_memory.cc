@@ -1,0 +1,155 @@
+#include "core/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace strata {
+
+namespace {
+constexpr uint64_t kPageSize = 4096;
+}
+
+GuestMemory::~GuestMemory() {
+  for (auto& s : segments_) {
+    if (s->host != nullptr) munmap(s->host, s->size);
+    if (s->memfd >= 0) close(s->memfd);
+  }
+}
+
+Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
+                                                     uint64_t gpa,
+                                                     uint64_t size) {
+  if (size == 0 || gpa % kPageSize != 0 || size % kPageSize != 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "memory segment '{}' at {:#x} size {:#x}: base and size "
+                     "must be non-zero multiples of 4 KiB",
+                     name, gpa, size);
+  }
+  if (gpa + size < gpa) {
+    return MakeError(Errc::kOutOfRange,
+                     "memory segment '{}' at {:#x} size {:#x} wraps the "
+                     "address space", name, gpa, size);
+  }
+  for (const auto& s : segments_) {
+    if (gpa < s->end() && s->gpa < gpa + size) {
+      return MakeError(Errc::kAlreadyExists,
+                       "memory segment '{}' [{:#x}, {:#x}) overlaps '{}' "
+                       "[{:#x}, {:#x})",
+                       name, gpa, gpa + size, s->name, s->gpa, s->end());
+    }
+  }
+  auto seg = std::make_unique<MemorySegment>();
+  seg->name = std::move(name);
+  seg->gpa = gpa;
+  seg->size = size;
+  std::string fdname = "strata:" + seg->name;
+  seg->memfd = memfd_create(fdname.c_str(), MFD_CLOEXEC);
+  if (seg->memfd < 0) return SysError("memfd_create({})", fdname);
+  if (ftruncate(seg->memfd, static_cast<off_t>(size)) != 0) {
+    Error e = SysError("sizing memory segment '{}' to {} MiB", seg->name,
+                       size >> 20);
+    close(seg->memfd);
+    return e;
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_NORESERVE, seg->memfd, 0);
+  if (p == MAP_FAILED) {
+    Error e = SysError("mapping memory segment '{}'", seg->name);
+    close(seg->memfd);
+    return e;
+  }
+  seg->host = static_cast<uint8_t*>(p);
+  seg->slot = next_slot_++;
+  const MemorySegment* out = seg.get();
+  auto pos = std::lower_bound(
+      segments_.begin(), segments_.end(), gpa,
+      [](const std::unique_ptr<MemorySegment>& s, uint64_t a) {
+        return s->gpa < a;
+      });
+  segments_.insert(pos, std::move(seg));
+  return out;
+}
+
+Status GuestMemory::RemoveSegment(uint64_t gpa) {
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    if ((*it)->gpa == gpa) {
+      munmap((*it)->host, (*it)->size);
+      close((*it)->memfd);
+      segments_.erase(it);
+      return Ok();
+    }
+  }
+  return MakeError(Errc::kNotFound, "no memory segment starts at {:#x}", gpa);
+}
+
+const MemorySegment* GuestMemory::Find(uint64_t gpa) const {
+  for (const auto& s : segments_) {
+    if (gpa >= s->gpa && gpa < s->end()) return s.get();
+  }
+  return nullptr;
+}
+
+Result<std::span<uint8_t>> GuestMemory::Translate(uint64_t gpa,
+                                                  uint64_t len) const {
+  for (const auto& s : segments_) {
+    if (s->Contains(gpa, len)) {
+      return std::span<uint8_t>(s->host + (gpa - s->gpa), len);
+    }
+  }
+  return MakeError(Errc::kOutOfRange,
+                   "guest-physical range [{:#x}, +{:#x}) is not guest RAM",
+                   gpa, len);
+}
+
+template <typename F>
+Status GuestMemory::ForEachChunk(uint64_t gpa, uint64_t len, F&& f) const {
+  // First pass validates, second pass acts: nothing is touched on error.
+  for (int pass = 0; pass < 2; ++pass) {
+    uint64_t a = gpa;
+    uint64_t left = len;
+    while (left > 0) {
+      const MemorySegment* s = Find(a);
+      if (s == nullptr) {
+        return MakeError(Errc::kOutOfRange,
+                         "guest-physical range [{:#x}, +{:#x}) is not guest "
+                         "RAM (first bad byte at {:#x})",
+                         gpa, len, a);
+      }
+      uint64_t chunk = std::min(left, s->end() - a);
+      if (pass == 1) f(s->host + (a - s->gpa), a - gpa, chunk);
+      a += chunk;
+      left -= chunk;
+    }
+  }
+  return Ok();
+}
+
+Status GuestMemory::Read(uint64_t gpa, void* dst, uint64_t len) const {
+  auto* d = static_cast<uint8_t*>(dst);
+  return ForEachChunk(gpa, len, [d](uint8_t* host, uint64_t off, uint64_t n) {
+    std::memcpy(d + off, host, n);
+  });
+}
+
+Status GuestMemory::Write(uint64_t gpa, const void* src, uint64_t len) {
+  const auto* s = static_cast<const uint8_t*>(src);
+  return ForEachChunk(gpa, len, [s](uint8_t* host, uint64_t off, uint64_t n) {
+    std::memcpy(host, s + off, n);
+  });
+}
+
+Status GuestMemory::Fill(uint64_t gpa, uint8_t value, uint64_t len) {
+  return ForEachChunk(gpa, len, [value](uint8_t* host, uint64_t, uint64_t n) {
+    std::memset(host, value, n);
+  });
+}
+
+uint64_t GuestMemory::TotalSize() const {
+  uint64_t t = 0;
+  for (const auto& s : segments_) t += s->size;
+  return t;
+}
+
+}  // namespace strata

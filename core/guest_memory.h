@@ -1,0 +1,98 @@
+// strata — guest physical memory.
+//
+// Guest RAM is a set of named segments, each backed by its own memfd (so it
+// can be shared, snapshotted or migrated by name) and mapped once into the
+// VMM. Translate() is the one safe accessor every device uses: it returns a
+// host span only when [gpa, gpa+len) lies entirely inside one segment, and
+// an error otherwise, so a guest-programmed address can never make the VMM
+// touch memory outside guest RAM.
+//
+// Concurrency: the segment list changes only under the VM write lock (every
+// vCPU frozen). vCPU threads handling an exit may read it freely; any other
+// thread must hold the VM read lock (see core/vm.h).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/result.h"
+
+namespace strata {
+
+struct MemorySegment {
+  std::string name;
+  uint64_t gpa = 0;
+  uint64_t size = 0;
+  uint8_t* host = nullptr;  // VMM mapping, MAP_SHARED of memfd
+  int memfd = -1;
+  uint32_t slot = 0;        // hypervisor slot id, assigned by GuestMemory
+
+  uint64_t end() const { return gpa + size; }  // exclusive
+  bool Contains(uint64_t a, uint64_t len) const {
+    return a >= gpa && len <= size && a - gpa <= size - len;
+  }
+};
+
+class GuestMemory {
+ public:
+  GuestMemory() = default;
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  // Creates a memfd named `name`, sizes it and maps it. gpa and size must be
+  // page aligned, non-empty and must not overlap an existing segment.
+  Result<const MemorySegment*> AddSegment(std::string name, uint64_t gpa,
+                                          uint64_t size);
+
+  // Unmaps and closes the segment starting at gpa (caller holds the VM
+  // write lock and has unregistered it from the hypervisor).
+  Status RemoveSegment(uint64_t gpa);
+
+  // Host view of [gpa, gpa+len) if it lies inside one segment.
+  Result<std::span<uint8_t>> Translate(uint64_t gpa, uint64_t len) const;
+
+  // Copies that may span adjacent segments; fail without side effects if any
+  // byte is outside RAM.
+  Status Read(uint64_t gpa, void* dst, uint64_t len) const;
+  Status Write(uint64_t gpa, const void* src, uint64_t len);
+  Status Fill(uint64_t gpa, uint8_t value, uint64_t len);
+
+  template <typename T>
+  Result<T> ReadObj(uint64_t gpa) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T v;
+    STRATA_TRY(Read(gpa, &v, sizeof(T)));
+    return v;
+  }
+  template <typename T>
+  Status WriteObj(uint64_t gpa, const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return Write(gpa, &v, sizeof(T));
+  }
+
+  bool IsRam(uint64_t gpa, uint64_t len = 1) const {
+    return Translate(gpa, len).has_value();
+  }
+  const MemorySegment* Find(uint64_t gpa) const;
+  const std::vector<std::unique_ptr<MemorySegment>>& segments() const {
+    return segments_;
+  }
+  uint64_t TotalSize() const;
+
+ private:
+  // Visits each (segment, offset, chunk) covering [gpa, gpa+len); fails if
+  // any part is not RAM before visiting anything.
+  template <typename F>
+  Status ForEachChunk(uint64_t gpa, uint64_t len, F&& f) const;
+
+  std::vector<std::unique_ptr<MemorySegment>> segments_;  // sorted by gpa
+  uint32_t next_slot_ = 0;
+};
+
+}  // namespace strata

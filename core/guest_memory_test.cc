@@ -1,0 +1,87 @@
+#include "core/guest_memory.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace strata {
+namespace {
+
+TEST(GuestMemoryTest, RejectsBadSegments) {
+  GuestMemory m;
+  EXPECT_EQ(m.AddSegment("a", 0, 0).error().code(), Errc::kInvalidArgument);
+  EXPECT_EQ(m.AddSegment("a", 0x100, 0x1000).error().code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(m.AddSegment("a", 0, 0x1001).error().code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(m.AddSegment("a", ~0xfffull, 0x2000).error().code(),
+            Errc::kOutOfRange);
+  ASSERT_TRUE(m.AddSegment("low", 0, 0x10000).has_value());
+  auto overlap = m.AddSegment("dup", 0xf000, 0x2000);
+  ASSERT_FALSE(overlap.has_value());
+  EXPECT_EQ(overlap.error().code(), Errc::kAlreadyExists);
+  EXPECT_NE(overlap.error().message().find("low"), std::string::npos);
+  EXPECT_TRUE(m.AddSegment("adjacent", 0x10000, 0x1000).has_value());
+}
+
+TEST(GuestMemoryTest, TranslateStaysInsideOneSegment) {
+  GuestMemory m;
+  ASSERT_TRUE(m.AddSegment("low", 0, 0x10000).has_value());
+  ASSERT_TRUE(m.AddSegment("high", 0x100000, 0x10000).has_value());
+  auto ok = m.Translate(0xff00, 0x100);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->size(), 0x100u);
+  EXPECT_FALSE(m.Translate(0xff00, 0x101).has_value());   // runs off the end
+  EXPECT_FALSE(m.Translate(0x20000, 1).has_value());      // hole
+  EXPECT_FALSE(m.Translate(~0ull, 2).has_value());        // wraps
+  EXPECT_FALSE(m.Translate(0x100000, ~0ull).has_value()); // huge length
+  EXPECT_TRUE(m.IsRam(0x10ffff));
+  EXPECT_FALSE(m.IsRam(0x110000));
+  EXPECT_EQ(m.TotalSize(), 0x20000u);
+}
+
+TEST(GuestMemoryTest, CopiesSpanAdjacentSegmentsAndFailCleanly) {
+  GuestMemory m;
+  ASSERT_TRUE(m.AddSegment("a", 0, 0x1000).has_value());
+  ASSERT_TRUE(m.AddSegment("b", 0x1000, 0x1000).has_value());
+  std::vector<uint8_t> data(0x20, 0xab);
+  ASSERT_TRUE(m.Write(0xff0, data.data(), data.size()).has_value());
+  std::vector<uint8_t> back(0x20);
+  ASSERT_TRUE(m.Read(0xff0, back.data(), back.size()).has_value());
+  EXPECT_EQ(back, data);
+  // Partly outside RAM: error, and nothing written.
+  std::vector<uint8_t> more(0x20, 0xcd);
+  auto s = m.Write(0x1ff0, more.data(), more.size());
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code(), Errc::kOutOfRange);
+  EXPECT_EQ(m.ReadObj<uint8_t>(0x1ff0).value(), 0u);
+  ASSERT_TRUE(m.WriteObj<uint32_t>(0x10, 0xdeadbeef).has_value());
+  EXPECT_EQ(m.ReadObj<uint32_t>(0x10).value(), 0xdeadbeefu);
+  ASSERT_TRUE(m.Fill(0x10, 0, 4).has_value());
+  EXPECT_EQ(m.ReadObj<uint32_t>(0x10).value(), 0u);
+}
+
+TEST(GuestMemoryTest, SegmentsAreNamedMemfds) {
+  GuestMemory m;
+  auto seg = m.AddSegment("ram", 0, 0x1000);
+  ASSERT_TRUE(seg.has_value());
+  char link[64], target[256] = {};
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", (*seg)->memfd);
+  ASSERT_GT(readlink(link, target, sizeof(target) - 1), 0);
+  EXPECT_NE(std::string(target).find("memfd:strata:ram"), std::string::npos)
+      << target;
+  // The mapping and the fd are the same memory.
+  (*seg)->host[0] = 0x5a;
+  uint8_t b = 0;
+  ASSERT_EQ(pread((*seg)->memfd, &b, 1, 0), 1);
+  EXPECT_EQ(b, 0x5a);
+  ASSERT_TRUE(m.RemoveSegment(0).has_value());
+  EXPECT_FALSE(m.IsRam(0));
+  EXPECT_EQ(m.RemoveSegment(0).error().code(), Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,82 @@
+// strata — bhyverun, the runnable VMM: shared (MI) declarations.
+//
+// bhyverun.cc is machine independent: it parses options into the config
+// tree, creates the VM and its vCPUs, runs one host thread per vCPU and
+// turns the VM's ExitStatus into the process exit status. Each architecture
+// provides the hooks below in frontends/bhyverun/<arch>/bhyverun_machdep.cc,
+// shaped like bhyve's bhyverun_machdep.c.
+//
+// Exit status (documented in README.md):
+//   0        the guest powered off
+//   (V<<1)|1 the guest wrote V to the debug-exit device
+//   2        the guest asked for a reset (not supported yet)
+//   4        the guest crashed (triple fault / crash event)
+//   6        a VMM error stopped the VM (unknown exit, host failure, ...)
+//   8        bad command line or configuration
+// 1 and 77 are never produced by the VMM itself (kvm-unit-tests reads them
+// as pass and skip).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/result.h"
+#include "core/vmmapi.h"
+#include "devices/irq.h"
+
+namespace strata::bhyverun {
+
+// Everything bhyverun builds for one VM; devices live as long as this.
+struct Context {
+  Config config;
+  std::unique_ptr<Vm> vm;
+  uint32_t cpus = 1;
+  uint64_t memsize = 0;
+  std::vector<std::shared_ptr<void>> owned;  // devices, backends, lines
+
+  template <typename T>
+  T* Own(std::shared_ptr<T> p) {
+    owned.push_back(p);
+    return p.get();
+  }
+};
+
+// An interrupt line wired to a GSI of the VM's interrupt controller.
+class GsiLine : public IrqLine {
+ public:
+  GsiLine(Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void SetLevel(bool asserted) override;
+
+ private:
+  Vm& vm_;
+  uint32_t gsi_;
+};
+
+// --- MD hooks (same names in every architecture) ---
+
+// Sets the architecture's defaults in the config tree (bhyve's
+// bhyve_init_config()).
+Status bhyve_init_config(Config& config);
+
+// Usage lines for architecture-specific config keys.
+const char* bhyve_usage_machdep();
+
+// Reads the MD creation-time options from the config.
+Result<md::MachineOptions> bhyve_machine_options(const Config& config);
+
+// Guest memory and devices (bhyve's init_platform / init_pci).
+Status bhyve_init_platform(Context& ctx);
+
+// Per-vCPU setup after creation (bhyve's bhyve_init_vcpu()).
+Status bhyve_init_vcpu(Context& ctx, Vcpu& vcpu);
+
+// Loads the guest (or the built-in demo), builds firmware tables and sets
+// the boot vCPU's registers (bhyve's init_platform_late + bhyve_start_vcpu).
+Status bhyve_init_platform_late(Context& ctx);
+
+// Runs bhyverun with argv; returns the process exit status.
+int Main(int argc, char** argv);
+
+}  // namespace strata::bhyverun

@@ -1,0 +1,3 @@
+#include "frontends/bhyverun/bhyverun.h"
+
+int main(int argc, char** argv) { return strata::bhyverun::Main(argc, argv); }

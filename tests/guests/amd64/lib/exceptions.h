@@ -1,0 +1,42 @@
+/*
+ * The runtime IDT (32-bit guests): 32 interrupt gates for the architectural
+ * exception vectors, all entering one common handler. A guest may install a
+ * hook that claims an exception (e.g. to check it and resume elsewhere);
+ * anything unclaimed is printed and ends the guest with exit code 1, so a
+ * VMM bug shows as a message rather than a triple fault.
+ */
+#ifndef STRATA_GUEST_EXCEPTIONS_H
+#define STRATA_GUEST_EXCEPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DE_VECTOR 0
+#define DB_VECTOR 1
+#define BP_VECTOR 3
+#define UD_VECTOR 6
+#define GP_VECTOR 13
+#define PF_VECTOR 14
+
+/* Page-fault error code bits (SDM Vol. 3 §4.7). */
+#define PF_ERR_P (1u << 0)
+#define PF_ERR_W (1u << 1)
+
+/* Layout pushed by the stubs in entry32.S: pushal, vector, error, iret frame. */
+struct exception_frame {
+  uint32_t edi, esi, ebp, esp_at_pushal, ebx, edx, ecx, eax;
+  uint32_t vector;
+  uint32_t error_code; /* 0 for vectors without one */
+  uint32_t eip;
+  uint32_t cs;
+  uint32_t eflags;
+};
+
+/* Returns true if it handled the exception (it may change frame->eip). */
+typedef bool (*exception_hook_fn)(struct exception_frame *frame);
+void set_exception_hook(exception_hook_fn hook);
+
+/* Loads the runtime IDT; the runtime calls it before guest_main. */
+void idt_install(void);
+
+#endif /* STRATA_GUEST_EXCEPTIONS_H */
