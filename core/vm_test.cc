@@ -423,9 +423,13 @@ TEST(VmTest, RegistersRoundTripThroughTheCache) {
   EXPECT_EQ(v->GetRegister(md::kRegSp).value_or(0), 0x7000u);
   auto bad = v->GetRegister(md::Reg::kCount);
   EXPECT_FALSE(bad.has_value());
+  // The x87 control word after reset is 0x40 (SDM Vol. 3 Table 9-1).
   auto fpu = v->GetFpu();
   ASSERT_TRUE(fpu.has_value());
-  EXPECT_EQ(fpu->mxcsr, 0x1f80u);
+  EXPECT_EQ(fpu->fcw, 0x40u);
+  fpu->fcw = 0x37f;
+  ASSERT_TRUE(v->SetFpu(*fpu).has_value());
+  EXPECT_EQ(v->GetFpu()->fcw, 0x37fu);
 }
 
 }  // namespace

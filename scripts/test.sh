@@ -11,25 +11,33 @@ RESULTS=$(mktemp -d /tmp/strata-test.XXXXXX)
 trap 'rm -rf "$RESULTS"' EXIT
 BAZEL_FLAGS=(--noshow_progress --ui_event_filters=-info,-debug --color=no)
 
-collect() {  # $1 = label for this pass; copies every test.xml of the last run
-  local out="$RESULTS/$1"
+collect() {  # $1 = label, $2 = bazel flags, $3... = target patterns
+  # Copies the report of every test target in the patterns (fresh or cached).
+  local label=$1 flags=$2
+  shift 2
+  local out="$RESULTS/$label" logs t path
   mkdir -p "$out"
-  local logs
-  logs=$(bazel info "${BAZEL_FLAGS[@]}" ${2:-} bazel-testlogs 2>/dev/null)
-  (cd "$logs" && find . -name test.xml -newer "$RESULTS/stamp" \
-      -exec cp --parents {} "$out" \;) 2>/dev/null || true
+  # shellcheck disable=SC2086
+  logs=$(bazel info "${BAZEL_FLAGS[@]}" $flags bazel-testlogs 2>/dev/null)
+  for t in $(bazel query "${BAZEL_FLAGS[@]}" "tests($(IFS=+; echo "$*"))" 2>/dev/null); do
+    path=${t#//}; path=${path/://}
+    if [ -f "$logs/$path/test.xml" ]; then
+      mkdir -p "$out/$path"
+      cp "$logs/$path/test.xml" "$out/$path/test.xml"
+    else
+      echo "FAIL $label:$t (no test report)" >> "$RESULTS/missing.txt"
+    fi
+  done
 }
 
 run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
   local label=$1 flags=$2
   shift 2
   echo "=== $label: bazel test $flags $*"
-  touch "$RESULTS/stamp"
-  sleep 1
   # shellcheck disable=SC2086
   bazel test "${BAZEL_FLAGS[@]}" $flags --keep_going "$@" 2>&1 \
     | grep -vE '^[0-9.]+: src/main/tools/' | tail -n 60
-  collect "$label" "$flags"
+  collect "$label" "$flags" "$@"
 }
 
 run_pass unit-and-integration "" //...

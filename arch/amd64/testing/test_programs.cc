@@ -26,15 +26,11 @@ std::vector<uint8_t> Code(TestProgram p) {
               0x40,         // inc ax
               0xeb, 0xfb};  // jmp out
     case TestProgram::kTripleFault:
-      // lidt [idt0] with limit 0, then int3: #GP -> #DF -> shutdown
-      // (SDM Vol. 3 §6.15, "Interrupt 8—Double Fault Exception").
-      return {0xfa,                    // cli
-              0x0f, 0x01, 0x1e,        // lidt [disp16]
-              0x0a, 0x13,              //   = 0x130a (the 6 zero bytes below)
-              0xcc,                    // int3
-              0xeb, 0xfe,              // jmp .
-              0x90,                    // pad to 0x130a
-              0, 0, 0, 0, 0, 0};       // limit 0, base 0
+      // Run in protected mode with an empty IDT (see LoadTestProgram):
+      // #UD cannot be delivered -> #GP -> #DF -> shutdown (SDM Vol. 3
+      // §6.15, "Interrupt 8—Double Fault Exception").
+      return {0x0f, 0x0b,   // ud2
+              0xeb, 0xfe};  // jmp .
   }
   return {};
 }
@@ -49,6 +45,26 @@ Status LoadTestProgram(Vm& vm, Vcpu& vcpu, TestProgram p) {
   s.cs.selector = 0;
   s.cs.base = 0;
   s.cs.limit = 0xffff;
+  if (p == TestProgram::kTripleFault) {
+    // Flat 32-bit protected mode, IDT limit 0. Only the hidden parts of
+    // the segment registers matter: no selector is ever loaded.
+    auto flat = [](Segment& seg, uint16_t sel, uint8_t type) {
+      seg = Segment{};
+      seg.selector = sel;
+      seg.limit = 0xffffffff;
+      seg.type = type;
+      seg.present = 1;
+      seg.s = 1;
+      seg.db = 1;
+      seg.g = 1;
+    };
+    flat(s.cs, 0x08, 0xb);
+    flat(s.ds, 0x10, 0x3);
+    flat(s.es, 0x10, 0x3);
+    flat(s.ss, 0x10, 0x3);
+    s.idt = {0, 0};
+    s.cr0 = kCr0Pe | kCr0Et;
+  }
   STRATA_TRY(vcpu.SetState(s));
   STRATA_TRY(vcpu.SetRegister(Reg::kRip, at));
   STRATA_TRY(vcpu.SetRegister(Reg::kRflags, kRflagsReserved1));
