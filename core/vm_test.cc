@@ -430,6 +430,20 @@ TEST(VmTest, RegistersRoundTripThroughTheCache) {
   fpu->fcw = 0x37f;
   ASSERT_TRUE(v->SetFpu(*fpu).has_value());
   EXPECT_EQ(v->GetFpu()->fcw, 0x37fu);
+  // Through the XSAVE image when the host has one: XMM0 round trips.
+  auto x = v->GetFpu();
+  ASSERT_TRUE(x.has_value());
+  if (x->has_xsave) {
+    x->xmm[0][0] = 0x5a;
+    x->xmm[0][15] = 0xa5;
+    Status s = v->SetFpu(*x);
+    ASSERT_TRUE(s.has_value()) << s.error().message();
+    auto y = v->GetFpu();
+    ASSERT_TRUE(y.has_value());
+    EXPECT_EQ(y->xmm[0][0], 0x5a);
+    EXPECT_EQ(y->xmm[0][15], 0xa5);
+    EXPECT_EQ(y->xcr0 & 1, 1u);
+  }
 }
 
 }  // namespace

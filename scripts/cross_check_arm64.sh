@@ -27,4 +27,12 @@ for f in $files; do
     echo "--- $f"; echo "$log" | head -20
   fi
 done
+for f in $(ls core/kvm/*.c 2>/dev/null); do
+  if log=$(aarch64-linux-gnu-gcc -Wall -Wextra -Werror -c "$f" -o /dev/null 2>&1); then
+    echo "PASS cross-arm64:$f" >> "$out"
+  else
+    echo "FAIL cross-arm64:$f" >> "$out"
+    echo "--- $f"; echo "$log" | head -20
+  fi
+done
 grep -c PASS "$out" | sed 's/$/ files cross-compiled for arm64/'

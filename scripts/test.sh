@@ -1,7 +1,8 @@
 #!/bin/bash
 # strata — set up and run every test: unit and integration tests under the
-# normal build, the core library's tests again under ThreadSanitizer, and the
-# arm64 cross-compile of the MI core. Ends with "N passed, N failed, N skipped"
+# normal build, the core library's tests again under ThreadSanitizer,
+# everything again under AddressSanitizer+UBSan, and the arm64 cross-compile
+# of the MI core. Ends with "N passed, N failed, N skipped"
 # counting every test case run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,7 @@ run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
 
 run_pass unit-and-integration "" //...
 run_pass tsan "--config=tsan" //core/...
+run_pass asan-ubsan "--config=asan" //...
 echo "=== arm64 cross-compile of the MI core"
 ./scripts/cross_check_arm64.sh "$RESULTS/cross.txt"
 

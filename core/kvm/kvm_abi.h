@@ -27,6 +27,8 @@ extern const unsigned long strata_kvm_set_cpuid2;
 extern const unsigned long strata_kvm_get_msrs;
 extern const unsigned long strata_kvm_set_msrs;
 extern const unsigned long strata_kvm_get_msr_index_list;
+extern const unsigned long strata_kvm_get_xsave;
+extern const unsigned long strata_kvm_set_xsave;
 }
 
 namespace strata::kvm {

@@ -44,7 +44,12 @@ void Usage(FILE* f) {
       "  -f, --config FILE     merge a JSON config file\n"
       "  -l, --log-level LVL   trace, debug, info, warn (default), error, off\n"
       "      --dump-config     print the effective config as JSON and exit\n"
-      "  -h, --help            this text\n"
+      "  -h, --help            this text\n");
+  for (const MachdepOption* o = bhyve_options_machdep(); o->name; ++o) {
+    std::fprintf(f, "      --%-17s %s (sets %s)\n", o->name, o->help, o->key);
+  }
+  std::fprintf(
+      f,
       "\n"
       "Config keys: cpus, cpu.sockets, cpu.cores, cpu.threads, cpu.max,\n"
       "  memory.size, kernel.path, kernel.cmdline, kernel.initrd, log.level,\n"
@@ -244,6 +249,11 @@ int RunVm(Context& ctx) {
                : fail(s.error());
   }
 
+  for (uint32_t i = 0; i < ctx.cpus; ++i) {
+    if (Status s = bhyve_start_vcpu(ctx, *ctx.vm->vcpu(i)); !s) {
+      return fail(s.error());
+    }
+  }
   {
     SignalWatcher watcher(*ctx.vm);
     std::vector<std::thread> threads;
@@ -285,8 +295,8 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "bhyverun: %s\n", s.error().message().c_str());
     return ExitStatus::kExitVmmError;
   }
-  enum { kOptDumpConfig = 1000 };
-  static const struct option kLong[] = {
+  enum { kOptDumpConfig = 1000, kOptMachdep = 2000 };
+  std::vector<struct option> longopts = {
       {"cpus", required_argument, nullptr, 'c'},
       {"memory", required_argument, nullptr, 'm'},
       {"kernel", required_argument, nullptr, 'k'},
@@ -296,13 +306,18 @@ int Main(int argc, char** argv) {
       {"log-level", required_argument, nullptr, 'l'},
       {"dump-config", no_argument, nullptr, kOptDumpConfig},
       {"help", no_argument, nullptr, 'h'},
-      {nullptr, 0, nullptr, 0},
   };
+  const MachdepOption* md_opts = bhyve_options_machdep();
+  for (int i = 0; md_opts[i].name; ++i) {
+    longopts.push_back({md_opts[i].name, required_argument, nullptr,
+                        kOptMachdep + i});
+  }
+  longopts.push_back({nullptr, 0, nullptr, 0});
   bool dump = false;
   optind = 1;
   opterr = 0;
   int opt;
-  while ((opt = getopt_long(argc, argv, ":c:m:k:a:i:o:f:l:h", kLong,
+  while ((opt = getopt_long(argc, argv, ":c:m:k:a:i:o:f:l:h", longopts.data(),
                             nullptr)) != -1) {
     Status s = Ok();
     switch (opt) {
@@ -316,12 +331,16 @@ int Main(int argc, char** argv) {
       case 'l': s = c.Set("log.level", optarg); break;
       case kOptDumpConfig: dump = true; break;
       case 'h': Usage(stdout); return 0;
+      default:
+        if (opt >= kOptMachdep && opt < kOptMachdep + 100) {
+          s = c.Set(md_opts[opt - kOptMachdep].key, optarg);
+          break;
+        }
+        return UsageError("unknown option '{}'", argv[optind - 1]);
       case ':':
         return UsageError("option '{}' needs a value",
                           optopt ? fmt::format("-{}", static_cast<char>(optopt))
                                  : std::string(argv[optind - 1]));
-      default:
-        return UsageError("unknown option '{}'", argv[optind - 1]);
     }
     if (!s) return UsageError("{}", s.error().message());
   }

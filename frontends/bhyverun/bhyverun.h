@@ -35,6 +35,7 @@ struct Context {
   uint32_t cpus = 1;
   uint64_t memsize = 0;
   std::vector<std::shared_ptr<void>> owned;  // devices, backends, lines
+  std::shared_ptr<void> machdep;             // the MD hooks' own state
 
   template <typename T>
   T* Own(std::shared_ptr<T> p) {
@@ -63,6 +64,15 @@ Status bhyve_init_config(Config& config);
 // Usage lines for architecture-specific config keys.
 const char* bhyve_usage_machdep();
 
+// Architecture-specific long options (bhyve's bhyve_optparse()): each sets
+// one config key from its argument. Terminated by a null name.
+struct MachdepOption {
+  const char* name;  // --name VALUE
+  const char* key;   // config key it sets
+  const char* help;
+};
+const MachdepOption* bhyve_options_machdep();
+
 // Reads the MD creation-time options from the config.
 Result<md::MachineOptions> bhyve_machine_options(const Config& config);
 
@@ -72,9 +82,14 @@ Status bhyve_init_platform(Context& ctx);
 // Per-vCPU setup after creation (bhyve's bhyve_init_vcpu()).
 Status bhyve_init_vcpu(Context& ctx, Vcpu& vcpu);
 
-// Loads the guest (or the built-in demo), builds firmware tables and sets
-// the boot vCPU's registers (bhyve's init_platform_late + bhyve_start_vcpu).
+// Loads the guest (or the built-in demo) and builds firmware tables
+// (bhyve's init_platform_late).
 Status bhyve_init_platform_late(Context& ctx);
+
+// Readies a vCPU to run, just before its thread starts (bhyve's
+// bhyve_start_vcpu()): the boot vCPU gets the loader's entry state; the
+// others wait to be started by the guest (INIT/SIPI, PSCI CPU_ON).
+Status bhyve_start_vcpu(Context& ctx, Vcpu& vcpu);
 
 // Runs bhyverun with argv; returns the process exit status.
 int Main(int argc, char** argv);

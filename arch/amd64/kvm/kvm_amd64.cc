@@ -85,6 +85,7 @@ Segment FromKvm(const kvm_segment& k) {
 struct KvmVmArch::Impl {
   std::vector<amd64::CpuidEntry> supported;
   amd64::CpuidOptions cpuid;
+  bool has_xsave = false;  // KVM_CAP_XSAVE and KVM_CAP_XCRS
 };
 
 Result<unsigned long> KvmVmArch::VmType(int, const MachineOptions&) {
@@ -129,6 +130,8 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(int sys_fd, int vm_fd,
       return SysError("enabling KVM_CAP_X86_USER_SPACE_MSR");
     }
   }
+  a->impl_->has_xsave = ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 &&
+                        ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
   a->impl_->supported = STRATA_TRY(GetSupportedCpuid(sys_fd));
   amd64::CpuidOptions& c = a->impl_->cpuid;
   if (opts.cpu_vendor == "host" || opts.cpu_vendor.empty()) {
@@ -178,15 +181,18 @@ Result<std::unique_ptr<KvmVcpuArch>> KvmVmArch::CreateVcpu(int vcpu_fd,
   if (Ioctl(vcpu_fd, strata_kvm_set_cpuid2, c.data()) < 0) {
     return SysError("KVM_SET_CPUID2 for vCPU {}", index);
   }
-  auto v = std::make_unique<KvmVcpuArch>(vcpu_fd, index, leaf1_eax);
+  auto v = std::make_unique<KvmVcpuArch>(vcpu_fd, index, leaf1_eax,
+                                         impl_->has_xsave);
   STRATA_TRY(v->Reset());
   return v;
 }
 
 // --------------------------------------------------------- KvmVcpuArch ----
 
-KvmVcpuArch::KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax)
-    : fd_(vcpu_fd), index_(index), cpuid_1_eax_(cpuid_1_eax) {}
+KvmVcpuArch::KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax,
+                         bool has_xsave)
+    : fd_(vcpu_fd), index_(index), cpuid_1_eax_(cpuid_1_eax),
+      has_xsave_(has_xsave) {}
 
 KvmVcpuArch::~KvmVcpuArch() = default;
 
@@ -350,6 +356,17 @@ Result<FpuState> KvmVcpuArch::GetFpu() {
   f.last_dp = k.last_dp;
   std::memcpy(f.xmm, k.xmm, sizeof(f.xmm));
   f.mxcsr = k.mxcsr;
+  if (has_xsave_) {
+    if (Ioctl(fd_, strata_kvm_get_xsave, f.xsave) < 0) {
+      return SysError("KVM_GET_XSAVE");
+    }
+    kvm_xcrs xcrs{};
+    if (Ioctl(fd_, KVM_GET_XCRS, &xcrs) < 0) return SysError("KVM_GET_XCRS");
+    for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; ++i) {
+      if (xcrs.xcrs[i].xcr == 0) f.xcr0 = xcrs.xcrs[i].value;
+    }
+    f.has_xsave = true;
+  }
   return f;
 }
 
@@ -364,7 +381,38 @@ Status KvmVcpuArch::SetFpu(const FpuState& f) {
   k.last_dp = f.last_dp;
   std::memcpy(k.xmm, f.xmm, sizeof(f.xmm));
   k.mxcsr = f.mxcsr;
-  if (Ioctl(fd_, KVM_SET_FPU, &k) < 0) return SysError("KVM_SET_FPU");
+  if (!f.has_xsave || !has_xsave_) {
+    if (Ioctl(fd_, KVM_SET_FPU, &k) < 0) return SysError("KVM_SET_FPU");
+    return Ok();
+  }
+  // Legacy region of the XSAVE image (SDM Vol. 1 Table 10-2).
+  uint32_t area[1024];
+  std::memcpy(area, f.xsave, sizeof(area));
+  auto* b = reinterpret_cast<uint8_t*>(area);
+  std::memcpy(b + 0, &f.fcw, 2);
+  std::memcpy(b + 2, &f.fsw, 2);
+  b[4] = f.ftwx;
+  std::memcpy(b + 6, &f.last_opcode, 2);
+  std::memcpy(b + 8, &f.last_ip, 8);
+  std::memcpy(b + 16, &f.last_dp, 8);
+  std::memcpy(b + 24, &f.mxcsr, 4);
+  std::memcpy(b + 32, f.fpr, sizeof(f.fpr));
+  std::memcpy(b + 160, f.xmm, sizeof(f.xmm));
+  // XSTATE_BV (XSAVE header, offset 512): x87 and SSE are now explicitly
+  // given; a clear bit would make XRSTOR load their init state instead
+  // (SDM Vol. 1 §13.8.1).
+  uint64_t xstate_bv;
+  std::memcpy(&xstate_bv, b + 512, 8);
+  xstate_bv |= 0x3;
+  std::memcpy(b + 512, &xstate_bv, 8);
+  kvm_xcrs xcrs{};
+  xcrs.nr_xcrs = 1;
+  xcrs.xcrs[0].xcr = 0;
+  xcrs.xcrs[0].value = f.xcr0;
+  if (Ioctl(fd_, KVM_SET_XCRS, &xcrs) < 0) {
+    return SysError("KVM_SET_XCRS (XCR0={:#x})", f.xcr0);
+  }
+  if (Ioctl(fd_, strata_kvm_set_xsave, area) < 0) return SysError("KVM_SET_XSAVE");
   return Ok();
 }
 
@@ -436,7 +484,7 @@ Status KvmVcpuArch::Reset() {
   std::memset(sregs_.interrupt_bitmap, 0, sizeof(sregs_.interrupt_bitmap));
   sregs_dirty_ = true;
 
-  FpuState f;
+  FpuState f;  // has_xsave = false: KVM_SET_FPU, other XSAVE state kept
   f.fcw = 0x40;  // x87 control word after RESET (Table 9-1); MXCSR 0x1f80
   STRATA_TRY(SetFpu(f));
   return Flush();

@@ -90,6 +90,14 @@ const char* bhyve_usage_machdep() {
          "x86.x2apic,\n  x86.tsc_deadline, x86.hypervisor_bit (booleans)\n";
 }
 
+const MachdepOption* bhyve_options_machdep() {
+  static const MachdepOption kOptions[] = {
+      {"cpu-vendor", "x86.cpu_vendor", "guest CPU vendor: host, intel, amd"},
+      {nullptr, nullptr, nullptr},
+  };
+  return kOptions;
+}
+
 Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
   md::MachineOptions m;
   m.cpu_vendor = STRATA_TRY(c.GetString("x86.cpu_vendor", "host"));
@@ -206,18 +214,24 @@ Status bhyve_init_platform_late(Context& ctx) {
     params.module = STRATA_TRY(ReadFile(path, "initrd"));
     params.module_cmdline = path;
   }
-  amd64::BootInfo boot = STRATA_TRY_CTX(
+  auto boot = std::make_shared<amd64::BootInfo>(STRATA_TRY_CTX(
       amd64::LoadKernel(image, params, vm.memory()),
-      c.Has("kernel.path") ? "loading the kernel" : "loading the demo guest");
-
-  Vcpu* bsp = vm.vcpu(0);
-  STRATA_TRY(bsp->SetState(boot.sregs));
-  STRATA_TRY(bsp->SetRegister(md::Reg::kRip, boot.entry));
-  STRATA_TRY(bsp->SetRegister(md::Reg::kRax, boot.rax));
-  STRATA_TRY(bsp->SetRegister(md::Reg::kRbx, boot.rbx));
-  STRATA_TRY(bsp->SetRegister(md::Reg::kRsp, boot.rsp));
-  STRATA_TRY(bsp->SetRegister(md::Reg::kRflags, md::kRflagsReserved1));
+      c.Has("kernel.path") ? "loading the kernel" : "loading the demo guest"));
+  ctx.machdep = boot;
   return Ok();
+}
+
+Status bhyve_start_vcpu(Context& ctx, Vcpu& vcpu) {
+  // Application processors stay in wait-for-SIPI (KVM's in-kernel LAPIC
+  // starts them when the guest sends INIT/SIPI).
+  if (vcpu.id() != 0) return Ok();
+  auto* boot = static_cast<amd64::BootInfo*>(ctx.machdep.get());
+  STRATA_TRY(vcpu.SetState(boot->sregs));
+  STRATA_TRY(vcpu.SetRegister(md::Reg::kRip, boot->entry));
+  STRATA_TRY(vcpu.SetRegister(md::Reg::kRax, boot->rax));
+  STRATA_TRY(vcpu.SetRegister(md::Reg::kRbx, boot->rbx));
+  STRATA_TRY(vcpu.SetRegister(md::Reg::kRsp, boot->rsp));
+  return vcpu.SetRegister(md::Reg::kRflags, boot->rflags);
 }
 
 }  // namespace strata::bhyverun

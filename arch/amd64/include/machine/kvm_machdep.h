@@ -57,7 +57,8 @@ class KvmVmArch {
 // before the next entry only when dirtied.
 class KvmVcpuArch {
  public:
-  KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax);
+  KvmVcpuArch(int vcpu_fd, uint32_t index, uint32_t cpuid_1_eax,
+              bool has_xsave);
   ~KvmVcpuArch();
 
   Status Flush();        // before KVM_RUN
@@ -84,6 +85,7 @@ class KvmVcpuArch {
   int fd_;
   uint32_t index_;
   uint32_t cpuid_1_eax_;  // EDX after reset holds family/model/stepping
+  bool has_xsave_;        // KVM_{GET,SET}_XSAVE and XCRS usable
   kvm_regs regs_{};
   kvm_sregs sregs_{};
   bool regs_valid_ = false, regs_dirty_ = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace strata::md {
 
@@ -37,7 +38,10 @@ struct VcpuState {
   uint64_t apic_base = 0;
 };
 
-// x87/SSE state in FXSAVE layout (SDM Vol. 1 §10.5.1).
+// x87/SSE state in FXSAVE layout (SDM Vol. 1 §10.5.1), plus the whole
+// XSAVE area (SDM Vol. 1 §13.4) and XCR0 when the host supports XSAVE. On
+// SetFpu with has_xsave, the legacy fields above are written into the
+// area's legacy region first, so either view may be edited.
 struct FpuState {
   uint8_t fpr[8][16] = {};
   uint16_t fcw = 0x37f;
@@ -48,6 +52,9 @@ struct FpuState {
   uint64_t last_dp = 0;
   uint8_t xmm[16][16] = {};
   uint32_t mxcsr = 0x1f80;
+  bool has_xsave = false;
+  uint64_t xcr0 = 1;          // x87 always enabled
+  uint32_t xsave[1024] = {};  // 4 KiB non-compacted XSAVE image
 };
 
 // Architectural constants used by loaders and the reset state.
