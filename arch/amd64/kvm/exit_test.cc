@@ -1,0 +1,107 @@
+// amd64 arch-exit handling on real KVM: user-space MSR exits reach the
+// arch handler table, and an exit with no handler stops the VM with a
+// register dump instead of resuming.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/vmmapi.h"
+
+namespace strata {
+namespace {
+
+constexpr uint64_t kCode = 0x1000;
+constexpr uint32_t kBogusMsr = 0x4b564d99;  // not an MSR KVM implements
+
+// Real mode: mov ecx, kBogusMsr; rdmsr; out 0x80, al; jmp .
+const uint8_t kRdmsrProgram[] = {
+    0x66, 0xb9, 0x99, 0x4d, 0x56, 0x4b,  // mov ecx, 0x4b564d99
+    0x0f, 0x32,                          // rdmsr
+    0xe6, 0x80,                          // out 0x80, al
+    0xeb, 0xfe,                          // jmp .
+};
+
+bool HaveKvm() {
+  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "SKIPPED: /dev/kvm is missing or not accessible\n");
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+class Port80 : public IoDevice {
+ public:
+  explicit Port80(Vm& vm) : vm_(vm) {}
+  uint64_t Read(uint64_t, uint32_t) override { return 0; }
+  void Write(uint64_t, uint32_t, uint64_t v) override {
+    value_ = v;
+    vm_.RequestStop(ExitStatus::PowerOff());
+  }
+  std::string_view name() const override { return "port80"; }
+  uint64_t value_ = ~0ull;
+
+ private:
+  Vm& vm_;
+};
+
+std::unique_ptr<Vm> MakeRdmsrVm(std::shared_ptr<Port80>* port) {
+  VmOptions o;
+  auto vm = CreateKvmVm(o);
+  EXPECT_TRUE(vm.has_value()) << vm.error().message();
+  EXPECT_TRUE((*vm)->AddMemory("ram", 0, 1 << 20).has_value());
+  EXPECT_TRUE((*vm)->memory().Write(kCode, kRdmsrProgram, sizeof(kRdmsrProgram)).has_value());
+  *port = std::make_shared<Port80>(**vm);
+  EXPECT_TRUE((*vm)->pio_bus().Register(0x80, 1, *port).has_value());
+  Vcpu* v = *(*vm)->CreateVcpu(0);
+  auto s = v->GetState();
+  s->cs.selector = 0;
+  s->cs.base = 0;
+  EXPECT_TRUE(v->SetState(*s).has_value());
+  EXPECT_TRUE(v->SetRegister(md::Reg::kRip, kCode).has_value());
+  return std::move(*vm);
+}
+
+TEST(Amd64ExitTest, UserSpaceMsrReadGoesThroughTheArchTable) {
+  if (!HaveKvm()) GTEST_SKIP();
+  std::shared_ptr<Port80> port;
+  auto vm = MakeRdmsrVm(&port);
+  uint32_t seen = 0;
+  vm->SetArchExitHandler(md::ArchExitReason::kRdmsr,
+                         [&](Vcpu&, md::ArchExit& a) {
+                           seen = a.msr_index;
+                           *a.msr_reply = 0x42;  // EAX:EDX = 0x42
+                           return true;
+                         });
+  ASSERT_TRUE(vm->vcpu(0)->Run().has_value());
+  EXPECT_EQ(seen, kBogusMsr);
+  EXPECT_EQ(port->value_, 0x42u);  // the guest got our value in AL
+  EXPECT_EQ(vm->exit_status()->why, ExitStatus::Why::kPowerOff);
+  EXPECT_EQ(vm->vcpu(0)->stats().arch_exits[static_cast<size_t>(
+                md::ArchExitReason::kRdmsr)],
+            1u);
+}
+
+TEST(Amd64ExitTest, ExitWithoutAHandlerStopsTheVmWithARegisterDump) {
+  if (!HaveKvm()) GTEST_SKIP();
+  std::shared_ptr<Port80> port;
+  auto vm = MakeRdmsrVm(&port);
+  vm->SetArchExitHandler(md::ArchExitReason::kRdmsr, nullptr);
+  ASSERT_TRUE(vm->vcpu(0)->Run().has_value());
+  ASSERT_TRUE(vm->exit_status().has_value());
+  const ExitStatus st = *vm->exit_status();  // exit_status() returns a copy
+  EXPECT_EQ(st.why, ExitStatus::Why::kVmmError);
+  EXPECT_NE(st.message.find("unhandled amd64 exit rdmsr"), std::string::npos)
+      << st.message;
+  EXPECT_NE(st.message.find("rip="), std::string::npos) << st.message;
+  EXPECT_NE(st.message.find("rcx=0x000000004b564d99"), std::string::npos)
+      << st.message;
+  EXPECT_EQ(port->value_, ~0ull);  // never resumed past the rdmsr
+}
+
+}  // namespace
+}  // namespace strata
