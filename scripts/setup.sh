@@ -10,7 +10,7 @@ PACKAGES=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   googletest libfdt-dev
   # Cross-build of the arm64 side from amd64
-  g++-aarch64-linux-gnu
+  g++-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
 )
 
 missing=()
