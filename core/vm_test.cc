@@ -390,6 +390,32 @@ TEST(VmTest, ExitHandlersMayTakeTheWriteLock) {
   EXPECT_GE(io, 200u);
 }
 
+// Lease holders hear about every write lock, with all vCPUs frozen.
+TEST(VmTest, RevokeCallbacksRunUnderTheWriteLock) {
+  REQUIRE_KVM();
+  auto vm = MakeVm(2);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kSpinLoop);
+  Runner r(v);
+  ASSERT_TRUE(WaitFor([&] { return v->stats().entries.load() > 0; }));
+  int calls = 0;
+  VcpuState during = VcpuState::kRunning;
+  vm->AddRevokeCallback([&] {
+    ++calls;
+    during = v->state();
+  });
+  auto seg = vm->AddMemory("extra", 0x10000000, 0x100000);
+  ASSERT_TRUE(seg.has_value()) << seg.error().message();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(during, VcpuState::kFrozen);
+  EXPECT_TRUE(vm->memory().IsRam(0x10000000));
+  // An overlapping segment is refused and nothing changes.
+  auto bad = vm->AddMemory("overlap", 0x10080000, 0x100000);
+  EXPECT_FALSE(bad.has_value());
+  EXPECT_FALSE(vm->memory().IsRam(0x10100000));
+  vm->RequestStop(ExitStatus::PowerOff());
+}
+
 TEST(VmTest, TripleFaultStopsTheVmAsACrash) {
   REQUIRE_KVM();
   auto vm = MakeVm(1);
