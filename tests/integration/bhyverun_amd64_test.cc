@@ -109,6 +109,21 @@ TEST(BhyverunAmd64, ExceptionsAreCaughtByTheGuestIdt) {
   EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << Describe(r);
 }
 
+// Long mode: #PF (not present, write, read-only with CR0.WP), #GP, #UD, #DE
+// through a 64-bit IDT, on the VMM's own identity page tables.
+TEST(BhyverunAmd64, LongModeExceptionsIncludingPageFaults) {
+  REQUIRE_KVM();
+  auto r = Bhyverun({"-k", Guest("exceptions64")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("SUMMARY: 10 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(r);
+  EXPECT_NE(r.out.find("PASS: #PF: read of an unmapped address above 4 GiB"),
+            std::string::npos)
+      << Describe(r);
+  EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << Describe(r);
+}
+
 TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
   REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("io"), "-c", "2", "-m", "64M"});
@@ -117,6 +132,26 @@ TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
             std::string::npos)
       << Describe(r);
   EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << Describe(r);
+}
+
+TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
+  REQUIRE_KVM();
+  auto r = Bhyverun({"-o", "x86.irqchip=false", "-k", Guest("io")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(r);
+  // Without the in-kernel LAPIC the APs could never be started.
+  auto smp = Bhyverun({"-o", "x86.irqchip=false", "-c", "2"});
+  EXPECT_EQ(smp.exit_code, 8) << Describe(smp);
+  EXPECT_NE(smp.err.find("x86.irqchip=false"), std::string::npos);
+}
+
+TEST(BhyverunAmd64, UnclaimedAccessesAreFatalWhenConfigured) {
+  REQUIRE_KVM();
+  auto r = Bhyverun({"-o", "bus.unclaimed_fatal=true", "-k", Guest("io")});
+  EXPECT_EQ(r.exit_code, 6) << Describe(r);
+  EXPECT_NE(r.err.find("unclaimed"), std::string::npos) << Describe(r);
 }
 
 TEST(BhyverunAmd64, RamAbove4GiBIsUsable) {

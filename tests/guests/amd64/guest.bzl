@@ -61,6 +61,7 @@ _LIB_32 = [
 
 _LIB_64 = [
     "lib/entry64.S",
+    "lib/exceptions.c",
 ]
 
 _LINKER_SCRIPT = "lib/guest.ld"

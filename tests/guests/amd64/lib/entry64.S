@@ -4,6 +4,8 @@
  * interrupts off, RAX = 0x2BADB002, RBX = boot info and no usable stack.
  * Nothing of the VMM's GDT or page tables is replaced: this entry exists to
  * test exactly that state. Zero the bss and call runtime_start(magic, info).
+ *
+ * Also here: the exception entry stubs for the runtime IDT (exceptions.c).
  */
 #include "layout.h"
 
@@ -35,6 +37,90 @@ _start:
 1:	cli
 	hlt
 	jmp 1b
+
+/*
+ * Exception stubs: push a zero error code where the CPU pushes none (SDM
+ * Vol. 3 §6.13: 8, 10-14, 17, 21, 29 and 30 have one), then the vector.
+ */
+.macro isr_stub vec
+isr_stub_\vec:
+	.if (\vec == 8) || ((\vec >= 10) && (\vec <= 14)) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
+	.else
+	pushq $0
+	.endif
+	pushq $\vec
+	jmp isr_common
+.endm
+
+.altmacro
+.macro isr_stubs from, to
+	isr_stub \from
+	.if \to - \from
+	isr_stubs %(\from + 1), \to
+	.endif
+.endm
+	isr_stubs 0, 31
+
+/*
+ * In 64-bit mode the CPU aligns RSP down to 16 bytes and always pushes SS,
+ * RSP, RFLAGS, CS, RIP (SDM Vol. 3 §6.14.2); with the error code (or our
+ * zero), the vector and 15 GPRs that is 22 quadwords, so RSP is 16-byte
+ * aligned at the call as the ABI wants.
+ */
+isr_common:
+	pushq %rax
+	pushq %rbx
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %rbp
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	cld
+	movq %rsp, %rdi			/* struct exception_frame * */
+	call exception_dispatch
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rbp
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rbx
+	popq %rax
+	addq $16, %rsp			/* vector and error code */
+	/*
+	 * Unlike a protected-mode IRET (see isr_common in entry32.S), IRETQ
+	 * runs on the paravirtual development hosts too (checked there with
+	 * the exceptions64 guest).
+	 */
+	iretq
+
+	.section .rodata
+	.balign 8
+	.globl isr_stub_table
+isr_stub_table:
+.macro isr_ptrs from, to
+	.quad isr_stub_\from
+	.if \to - \from
+	isr_ptrs %(\from + 1), \to
+	.endif
+.endm
+	isr_ptrs 0, 31
+.noaltmacro
 
 	.section .stack, "aw", @nobits
 	.balign 16

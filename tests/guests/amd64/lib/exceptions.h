@@ -1,6 +1,7 @@
 /*
- * The runtime IDT (32-bit guests): 32 interrupt gates for the architectural
- * exception vectors, all entering one common handler. A guest may install a
+ * The runtime IDT: 32 interrupt gates for the architectural exception
+ * vectors (32-bit gates in 32-bit guests, 16-byte long-mode gates in 64-bit
+ * ones), all entering one common handler. A guest may install a
  * hook that claims an exception (e.g. to check it and resume elsewhere);
  * anything unclaimed is printed and ends the guest with exit code 1, so a
  * VMM bug shows as a message rather than a triple fault.
@@ -22,6 +23,24 @@
 #define PF_ERR_P (1u << 0)
 #define PF_ERR_W (1u << 1)
 
+#if defined(__x86_64__)
+/*
+ * Layout pushed by the stubs in entry64.S: the GPRs, vector, error code and
+ * the frame the CPU pushes in 64-bit mode, which always has RSP and SS
+ * (SDM Vol. 3 §6.14.2).
+ */
+struct exception_frame {
+  uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+  uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+  uint64_t vector;
+  uint64_t error_code; /* 0 for vectors without one */
+  uint64_t rip;
+  uint64_t cs;
+  uint64_t rflags;
+  uint64_t rsp;
+  uint64_t ss;
+};
+#else
 /* Layout pushed by the stubs in entry32.S: pushal, vector, error, iret frame. */
 struct exception_frame {
   uint32_t edi, esi, ebp, esp_at_pushal, ebx, edx, ecx, eax;
@@ -31,8 +50,10 @@ struct exception_frame {
   uint32_t cs;
   uint32_t eflags;
 };
+#endif
 
-/* Returns true if it handled the exception (it may change frame->eip). */
+/* Returns true if it handled the exception (it may change the saved
+ * EIP/RIP; in 64-bit guests also the saved RSP). */
 typedef bool (*exception_hook_fn)(struct exception_frame *frame);
 void set_exception_hook(exception_hook_fn hook);
 

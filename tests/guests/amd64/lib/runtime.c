@@ -1,18 +1,14 @@
 /* Runtime start, exit paths, reporting, PM-timer waits and string helpers. */
 #include "runtime.h"
 
-#include "platform.h"
-#if !defined(__x86_64__)
 #include "exceptions.h"
-#endif
+#include "platform.h"
 
 /* Called by entry32.S / entry64.S with the Multiboot magic and info. */
 __attribute__((noreturn)) void runtime_start(uint32_t mb_magic, uint32_t mbi);
 
 void runtime_start(uint32_t mb_magic, uint32_t mbi) {
-#if !defined(__x86_64__)
   idt_install();
-#endif
   int code = guest_main(mb_magic, (const struct multiboot_info *)mb_phys(mbi));
   guest_exit((uint32_t)code);
 }
