@@ -123,6 +123,28 @@ TEST(VmTest, VcpusAreCreatedLazilyAndIdempotently) {
   vm->RequestStop(ExitStatus::PowerOff());
 }
 
+// No compile-time limit: a VM with 300 vCPUs (APIC ids past 255, so the
+// CPUID policy must describe x2APIC topology) creates them all and runs one
+// of the high ones.
+TEST(VmTest, ScalesPastTheXapicLimit) {
+  REQUIRE_KVM();
+  constexpr uint32_t kVcpus = 300;
+  auto vm = MakeVm(kVcpus);
+  ASSERT_TRUE(vm);
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    auto v = vm->CreateVcpu(i);
+    ASSERT_TRUE(v.has_value()) << "vCPU " << i << ": " << v.error().message();
+  }
+  EXPECT_EQ(vm->vcpu_count(), kVcpus);
+  Vcpu* high = vm->vcpu(kVcpus - 1);
+  ASSERT_TRUE(LoadTestProgram(*vm, *high, TestProgram::kHaltLoop).has_value());
+  Runner r(high);
+  ASSERT_TRUE(WaitFor([&] { return high->stats().entries.load() > 0; }));
+  vm->RequestStop(ExitStatus::PowerOff());
+  r.Join();
+  EXPECT_TRUE(r.status().has_value());
+}
+
 TEST(VmTest, ConcurrentLazyCreationYieldsOneVcpuPerId) {
   REQUIRE_KVM();
   auto vm = MakeVm(32);
