@@ -144,11 +144,10 @@ static void test_invalid_opcode(void) {
   check("#UD: ud2 faults at the ud2", (struct expect){UD_VECTOR, at, sp, 0});
 }
 
-/* The lowest non-canonical address with 48-bit linear addresses. */
-#define NON_CANONICAL_ADDR 0x0000800000000000ull
-
-static void test_general_protection(void) {
-  uint64_t at, sp, value;
+/* A load / store that is expected to fault: arms the handler, records the
+ * instruction's address and the RSP at it, and resumes after it. */
+static void faulting_load(uint64_t addr, uint64_t *at, uint64_t *sp) {
+  uint64_t value;
   arm();
   __asm__ volatile(
       "movq $2f, %[fix]\n\t"
@@ -156,9 +155,30 @@ static void test_general_protection(void) {
       "movq %%rsp, %[sp]\n"
       "1:\tmovq (%[addr]), %[val]\n"
       "2:\n"
-      : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp), [val] "=&r"(value)
-      : [addr] "r"(NON_CANONICAL_ADDR)
+      : [fix] "=m"(fixup_rip), [at] "=&r"(*at), [sp] "=&r"(*sp), [val] "=&r"(value)
+      : [addr] "r"(addr)
       : "memory");
+}
+
+static void faulting_store(uint64_t addr, uint64_t *at, uint64_t *sp) {
+  arm();
+  __asm__ volatile(
+      "movq $2f, %[fix]\n\t"
+      "movq $1f, %[at]\n\t"
+      "movq %%rsp, %[sp]\n"
+      "1:\tmovq %[addr], (%[addr])\n"
+      "2:\n"
+      : [fix] "=m"(fixup_rip), [at] "=&r"(*at), [sp] "=&r"(*sp)
+      : [addr] "r"(addr)
+      : "memory");
+}
+
+/* The lowest non-canonical address with 48-bit linear addresses. */
+#define NON_CANONICAL_ADDR 0x0000800000000000ull
+
+static void test_general_protection(void) {
+  uint64_t at, sp;
+  faulting_load(NON_CANONICAL_ADDR, &at, &sp);
   check("#GP: read of a non-canonical address, error code 0",
         (struct expect){GP_VECTOR, at, sp, 0});
 
@@ -274,29 +294,11 @@ static void check_no_fault_write(const char *what, volatile uint64_t *addr, uint
 static void test_page_faults(void) {
   uint64_t at, sp, value;
 
-  arm();
-  __asm__ volatile(
-      "movq $2f, %[fix]\n\t"
-      "movq $1f, %[at]\n\t"
-      "movq %%rsp, %[sp]\n"
-      "1:\tmovq (%[addr]), %[val]\n"
-      "2:\n"
-      : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp), [val] "=&r"(value)
-      : [addr] "r"(UNMAPPED_READ_ADDR)
-      : "memory");
+  faulting_load(UNMAPPED_READ_ADDR, &at, &sp);
   check_page_fault("#PF: read of an unmapped address above 4 GiB, error code 0x0, cr2 = address",
                    at, sp, UNMAPPED_READ_ADDR, 0);
 
-  arm();
-  __asm__ volatile(
-      "movq $2f, %[fix]\n\t"
-      "movq $1f, %[at]\n\t"
-      "movq %%rsp, %[sp]\n"
-      "1:\tmovq %[addr], (%[addr])\n"
-      "2:\n"
-      : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp)
-      : [addr] "r"(UNMAPPED_WRITE_ADDR)
-      : "memory");
+  faulting_store(UNMAPPED_WRITE_ADDR, &at, &sp);
   check_page_fault("#PF: write to an unmapped address above 4 GiB, error code 0x2, cr2 = address",
                    at, sp, UNMAPPED_WRITE_ADDR, PF_ERR_W);
 
@@ -313,16 +315,7 @@ static void test_page_faults(void) {
 
   write_cr0(cr0 | CR0_WP);
   volatile uint64_t *target = &ro_page[2];
-  arm();
-  __asm__ volatile(
-      "movq $2f, %[fix]\n\t"
-      "movq $1f, %[at]\n\t"
-      "movq %%rsp, %[sp]\n"
-      "1:\tmovq %[addr], (%[addr])\n"
-      "2:\n"
-      : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp)
-      : [addr] "r"(target)
-      : "memory");
+  faulting_store((uintptr_t)target, &at, &sp);
   check_page_fault(ro_checks[1], at, sp, (uintptr_t)target, PF_ERR_P | PF_ERR_W);
 
   arm();
