@@ -3,9 +3,6 @@
 // Run under ThreadSanitizer by the test command as well as normally.
 #include "core/vm.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -16,6 +13,7 @@
 
 #include "machine/test_programs.h"
 #include "core/vmmapi.h"
+#include "tests/kvm_testing.h"
 
 namespace strata {
 namespace {
@@ -23,22 +21,6 @@ namespace {
 using md::testing::LoadTestProgram;
 using md::testing::TestProgram;
 using namespace std::chrono_literals;
-
-bool KvmAvailable() {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  close(fd);
-  return true;
-}
-
-#define REQUIRE_KVM()                                                      \
-  do {                                                                     \
-    if (!KvmAvailable()) {                                                 \
-      fprintf(stderr, "SKIPPED: /dev/kvm is missing or not accessible; "   \
-                      "this test needs KVM\n");                            \
-      GTEST_SKIP() << "/dev/kvm missing";                                  \
-    }                                                                      \
-  } while (0)
 
 std::unique_ptr<Vm> MakeVm(uint32_t max_vcpus) {
   VmOptions o;
@@ -85,7 +67,7 @@ class Runner {
 };
 
 TEST(VmTest, MaxVcpusIsBoundedByTheHost) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   VmOptions o;
   o.max_vcpus = 0;
   EXPECT_FALSE(CreateKvmVm(o).has_value());
@@ -104,7 +86,7 @@ TEST(VmTest, MaxVcpusIsBoundedByTheHost) {
 }
 
 TEST(VmTest, VcpusAreCreatedLazilyAndIdempotently) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(64);
   ASSERT_TRUE(vm);
   EXPECT_EQ(vm->vcpu(5), nullptr);
@@ -127,7 +109,7 @@ TEST(VmTest, VcpusAreCreatedLazilyAndIdempotently) {
 // CPUID policy must describe x2APIC topology) creates them all and runs one
 // of the high ones.
 TEST(VmTest, ScalesPastTheXapicLimit) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   constexpr uint32_t kVcpus = 300;
   auto vm = MakeVm(kVcpus);
   ASSERT_TRUE(vm);
@@ -146,7 +128,7 @@ TEST(VmTest, ScalesPastTheXapicLimit) {
 }
 
 TEST(VmTest, ConcurrentLazyCreationYieldsOneVcpuPerId) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(32);
   ASSERT_TRUE(vm);
   std::vector<std::thread> ts;
@@ -169,7 +151,7 @@ TEST(VmTest, ConcurrentLazyCreationYieldsOneVcpuPerId) {
 }
 
 TEST(VmTest, SecondRunnerIsRejected) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(1);
   ASSERT_TRUE(vm);
   Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kHaltLoop);
@@ -187,7 +169,7 @@ TEST(VmTest, SecondRunnerIsRejected) {
 // Many kicker threads hammer many running vCPUs. Every kick must make its
 // target pass through the top of its run loop afterwards (none lost).
 TEST(VmTest, KickStormLosesNoKick) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   constexpr uint32_t kVcpus = 8;
   constexpr int kKickers = 4;
   constexpr int kKicksEach = 150;
@@ -231,7 +213,7 @@ TEST(VmTest, KickStormLosesNoKick) {
 // each pair is kicked. Stale kick signals follow the threads around; they
 // must never be taken as kicks by the other vCPU.
 TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   constexpr uint32_t kPairs = 3;
   auto vm = MakeVm(2 * kPairs);
   ASSERT_TRUE(vm);
@@ -277,7 +259,7 @@ TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
 // The VM write lock freezes every vCPU while they run, repeatedly, while
 // kicks fly; they all run again afterwards.
 TEST(VmTest, WriteLockFreezesAllRunningVcpus) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   constexpr uint32_t kVcpus = 6;
   auto vm = MakeVm(kVcpus);
   ASSERT_TRUE(vm);
@@ -319,7 +301,7 @@ TEST(VmTest, WriteLockFreezesAllRunningVcpus) {
 }
 
 TEST(VmTest, VcpuLockNestsAndWorksBeforeTheVcpuRuns) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(2);
   ASSERT_TRUE(vm);
   Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kHaltLoop);
@@ -346,7 +328,7 @@ TEST(VmTest, VcpuLockNestsAndWorksBeforeTheVcpuRuns) {
 // A vCPU created while a writer holds the VM is born frozen, so lazy
 // creation cannot slip a running vCPU past the write lock.
 TEST(VmTest, VcpuCreatedUnderTheWriteLockIsBornFrozen) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(4);
   ASSERT_TRUE(vm);
   MakeVcpu(*vm, 0, TestProgram::kHaltLoop);
@@ -390,7 +372,7 @@ class LockingDevice : public IoDevice {
 };
 
 TEST(VmTest, ExitHandlersMayTakeTheWriteLock) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   constexpr uint32_t kVcpus = 4;
   auto vm = MakeVm(kVcpus);
   ASSERT_TRUE(vm);
@@ -414,7 +396,7 @@ TEST(VmTest, ExitHandlersMayTakeTheWriteLock) {
 
 // Lease holders hear about every write lock, with all vCPUs frozen.
 TEST(VmTest, RevokeCallbacksRunUnderTheWriteLock) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(2);
   ASSERT_TRUE(vm);
   Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kSpinLoop);
@@ -439,7 +421,7 @@ TEST(VmTest, RevokeCallbacksRunUnderTheWriteLock) {
 }
 
 TEST(VmTest, TripleFaultStopsTheVmAsACrash) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(1);
   ASSERT_TRUE(vm);
   Runner r(MakeVcpu(*vm, 0, TestProgram::kTripleFault));
@@ -450,7 +432,7 @@ TEST(VmTest, TripleFaultStopsTheVmAsACrash) {
 }
 
 TEST(VmTest, UnclaimedPioIsFatalWhenConfigured) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(1);
   ASSERT_TRUE(vm);
   vm->pio_bus().set_unclaimed_fatal(true);
@@ -463,7 +445,7 @@ TEST(VmTest, UnclaimedPioIsFatalWhenConfigured) {
 }
 
 TEST(VmTest, RegistersRoundTripThroughTheCache) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto vm = MakeVm(1);
   ASSERT_TRUE(vm);
   Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kHaltLoop);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/run_vmm.h"
+#include "tests/kvm_testing.h"
 
 namespace strata::testing {
 namespace {
@@ -22,11 +23,6 @@ ProcessResult Bhyverun(std::vector<std::string> args, int timeout = 90) {
   return RunProcess(args, timeout);
 }
 
-#define REQUIRE_KVM()                                    \
-  do {                                                   \
-    if (!KvmAvailableOrSay()) GTEST_SKIP() << "no KVM";  \
-  } while (0)
-
 std::string Describe(const ProcessResult& r) {
   return "exit " + std::to_string(r.exit_code) +
          (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
@@ -34,7 +30,7 @@ std::string Describe(const ProcessResult& r) {
 }
 
 TEST(BhyverunAmd64, DemoGuestBootsWithOneVcpu) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.out.find("strata demo guest"), std::string::npos) << Describe(r);
@@ -44,7 +40,7 @@ TEST(BhyverunAmd64, DemoGuestBootsWithOneVcpu) {
 }
 
 TEST(BhyverunAmd64, DemoGuestCountsFourVcpusAndSeesTheVendor) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto intel = Bhyverun({"-c", "4", "-o", "x86.cpu_vendor=intel"});
   EXPECT_EQ(intel.exit_code, 0) << Describe(intel);
   EXPECT_NE(intel.out.find("vcpus: 4 of 4 checked in"), std::string::npos)
@@ -61,7 +57,7 @@ TEST(BhyverunAmd64, DemoGuestCountsFourVcpusAndSeesTheVendor) {
 }
 
 TEST(BhyverunAmd64, HelloInLongMode) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("hello"), "-a", "one two"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);  // debug-exit V=0
   EXPECT_NE(r.out.find("hello from strata guest"), std::string::npos)
@@ -73,7 +69,7 @@ TEST(BhyverunAmd64, HelloInLongMode) {
 }
 
 TEST(BhyverunAmd64, HelloInProtectedModeWithAModule) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   std::string env = ::testing::TempDir() + "/env";
   std::ofstream(env) << "NR_CPUS=1\n";
   auto r = Bhyverun({"--kernel", Guest("hello32"), "--initrd", env});
@@ -85,7 +81,7 @@ TEST(BhyverunAmd64, HelloInProtectedModeWithAModule) {
 }
 
 TEST(BhyverunAmd64, SmpStartsEveryVcpuThroughInitSipi) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-c", "4", "-k", Guest("smp")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("smp: 4 of 4 cpus up"), std::string::npos) << Describe(r);
@@ -100,7 +96,7 @@ TEST(BhyverunAmd64, SmpStartsEveryVcpuThroughInitSipi) {
 }
 
 TEST(BhyverunAmd64, ExceptionsAreCaughtByTheGuestIdt) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("exceptions")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("SUMMARY: 8 tests, 0 unexpected failures"),
@@ -112,7 +108,7 @@ TEST(BhyverunAmd64, ExceptionsAreCaughtByTheGuestIdt) {
 // Long mode: #PF (not present, write, read-only with CR0.WP), #GP, #UD, #DE
 // through a 64-bit IDT, on the VMM's own identity page tables.
 TEST(BhyverunAmd64, LongModeExceptionsIncludingPageFaults) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("exceptions64")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("SUMMARY: 10 tests, 0 unexpected failures"),
@@ -125,7 +121,7 @@ TEST(BhyverunAmd64, LongModeExceptionsIncludingPageFaults) {
 }
 
 TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("io"), "-c", "2", "-m", "64M"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
@@ -135,7 +131,7 @@ TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
 }
 
 TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-o", "x86.irqchip=false", "-k", Guest("io")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
@@ -148,14 +144,14 @@ TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
 }
 
 TEST(BhyverunAmd64, UnclaimedAccessesAreFatalWhenConfigured) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-o", "bus.unclaimed_fatal=true", "-k", Guest("io")});
   EXPECT_EQ(r.exit_code, 6) << Describe(r);
   EXPECT_NE(r.err.find("unclaimed"), std::string::npos) << Describe(r);
 }
 
 TEST(BhyverunAmd64, RamAbove4GiBIsUsable) {
-  REQUIRE_KVM();
+  STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("hello"), "-m", "3200M"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.out.find("0x100000000"), std::string::npos) << Describe(r);

@@ -72,15 +72,4 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return r;
 }
 
-bool KvmAvailableOrSay() {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd >= 0) {
-    close(fd);
-    return true;
-  }
-  fprintf(stderr, "SKIPPED: /dev/kvm is missing or not accessible; this "
-                  "integration test needs KVM\n");
-  return false;
-}
-
 }  // namespace strata::testing

@@ -19,7 +19,4 @@ std::string Runfile(const std::string& rel);
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          int timeout_seconds = 60);
 
-// True if /dev/kvm can be opened; otherwise prints a loud SKIPPED line.
-bool KvmAvailableOrSay();
-
 }  // namespace strata::testing

@@ -1,14 +1,10 @@
 // amd64 arch-exit handling on real KVM: user-space MSR exits reach the
 // arch handler table, and an exit with no handler stops the VM with a
 // register dump instead of resuming.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <thread>
-
 #include <gtest/gtest.h>
 
 #include "core/vmmapi.h"
+#include "tests/kvm_testing.h"
 
 namespace strata {
 namespace {
@@ -23,16 +19,6 @@ const uint8_t kRdmsrProgram[] = {
     0xe6, 0x80,                          // out 0x80, al
     0xeb, 0xfe,                          // jmp .
 };
-
-bool HaveKvm() {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    fprintf(stderr, "SKIPPED: /dev/kvm is missing or not accessible\n");
-    return false;
-  }
-  close(fd);
-  return true;
-}
 
 class Port80 : public IoDevice {
  public:
@@ -67,7 +53,7 @@ std::unique_ptr<Vm> MakeRdmsrVm(std::shared_ptr<Port80>* port) {
 }
 
 TEST(Amd64ExitTest, UserSpaceMsrReadGoesThroughTheArchTable) {
-  if (!HaveKvm()) GTEST_SKIP();
+  STRATA_REQUIRE_KVM();
   std::shared_ptr<Port80> port;
   auto vm = MakeRdmsrVm(&port);
   uint32_t seen = 0;
@@ -87,7 +73,7 @@ TEST(Amd64ExitTest, UserSpaceMsrReadGoesThroughTheArchTable) {
 }
 
 TEST(Amd64ExitTest, ExitWithoutAHandlerStopsTheVmWithARegisterDump) {
-  if (!HaveKvm()) GTEST_SKIP();
+  STRATA_REQUIRE_KVM();
   std::shared_ptr<Port80> port;
   auto vm = MakeRdmsrVm(&port);
   vm->SetArchExitHandler(md::ArchExitReason::kRdmsr, nullptr);
