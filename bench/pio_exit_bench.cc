@@ -97,8 +97,8 @@ double RawTrial(uint64_t exits) {
 class CountingPort : public strata::IoDevice {
  public:
   CountingPort(strata::Vm& vm, uint64_t limit) : vm_(vm), limit_(limit) {}
-  uint64_t Read(uint64_t, uint32_t) override { return 0; }
-  void Write(uint64_t, uint32_t, uint64_t) override {
+  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override { return 0; }
+  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
     if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
   }
   std::string_view name() const override { return "bench-port"; }

@@ -7,12 +7,17 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
+#include "core/bus.h"
 #include "core/exit.h"
 #include "core/guest_memory.h"
+#include "core/irq.h"
 #include "core/result.h"
+#include "core/topology.h"
 #include "machine/vmmapi_machdep.h"
 
 namespace strata {
@@ -25,8 +30,14 @@ class VcpuBackend {
   // returns ExitKind::kNone. Errors are host failures, not guest behaviour.
   virtual Status Run(VmExit* exit) = 0;
 
+  // True if the last exit is only finished by the next Run(): KVM completes
+  // a port or MMIO read (and MSR and hypercall exits) on re-entry (the KVM
+  // API doc, "KVM_RUN"). The MI loop then re-enters once with
+  // immediate_exit set before anyone else may look at the vCPU.
+  virtual bool ExitNeedsCompletion() const = 0;
+
   // Makes the next (or current) Run() return promptly. Safe to call from any
-  // thread and from a signal handler: it only stores a flag.
+  // thread: it only stores a flag.
   virtual void RequestImmediateExit() = 0;
   virtual void ClearImmediateExit() = 0;
 
@@ -55,19 +66,33 @@ class VcpuBackend {
   virtual std::string DumpRegisters() = 0;
 };
 
-class VmBackend {
- public:
-  virtual ~VmBackend() = default;
+// One write the coalesced-MMIO ring held back (see Bus::AddCoalescedZone).
+struct CoalescedWrite {
+  BusKind bus = BusKind::kMmio;
+  uint64_t addr = 0;
+  uint32_t size = 0;
+  uint64_t value = 0;
+};
 
+class VmBackend : public BusAccelerator {
+ public:
   // Hard upper bound on vCPUs for this host (KVM_CAP_MAX_VCPUS).
   virtual uint32_t HostMaxVcpus() const = 0;
 
   virtual Status MapMemory(const MemorySegment& seg) = 0;
+  virtual Status UnmapMemory(const MemorySegment& seg) = 0;
   virtual Result<std::unique_ptr<VcpuBackend>> CreateVcpu(uint32_t id) = 0;
 
   // Interrupt delivery (callable from any thread).
-  virtual Status SetIrqLine(uint32_t gsi, bool level) = 0;
-  virtual Status SignalMsi(uint64_t address, uint32_t data) = 0;
+  virtual Status SetIrq(const md::IrqPin& pin, bool level) = 0;
+  virtual Status SignalMsi(const md::MsiMessage& msi) = 0;
+  // Null if this VM cannot have irqfds (e.g. no in-kernel irqchip).
+  virtual std::shared_ptr<IrqFdBackend> irqfds() = 0;
+
+  // Takes the writes queued in the coalesced ring, oldest first. Callers
+  // serialise (the VM holds a mutex).
+  virtual void DrainCoalesced(
+      const std::function<void(const CoalescedWrite&)>& replay) = 0;
 
   virtual std::string_view name() const = 0;
 };

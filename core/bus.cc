@@ -1,5 +1,9 @@
 #include "core/bus.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <iterator>
 #include <utility>
 
@@ -27,7 +31,80 @@ const char* BusKindName(BusKind kind) {
   return "?";
 }
 
+// ------------------------------------------------------------ IoEventFd ----
+
+IoEventFd::~IoEventFd() {
+  Status s = accel_->AssignIoEventFd(kind_, addr_, size_, datamatch_, fd_,
+                                     /*assign=*/false);
+  if (!s) Log().warn("removing the ioeventfd at {:#x}: {}", addr_, s.error().message());
+  close(fd_);
+}
+
+Result<uint64_t> IoEventFd::Consume() {
+  uint64_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd_, &n, sizeof(n));
+    if (r == sizeof(n)) return n;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) return uint64_t{0};
+    return SysError("reading the ioeventfd at {:#x}", addr_);
+  }
+}
+
+// ------------------------------------------------------------------ Bus ----
+
 Bus::Bus(BusKind kind) : kind_(kind) {}
+
+Status Bus::ValidateRange(uint64_t base, uint64_t length,
+                          std::string_view dev_name) const {
+  if (length == 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{} bus: device '{}' at {:#x} has length 0",
+                     BusKindName(kind_), dev_name, base);
+  }
+  const uint64_t last = base + (length - 1);
+  if (last < base) {
+    return MakeError(Errc::kOutOfRange,
+                     "{} bus: device '{}' range {:#x}+{:#x} wraps past the "
+                     "end of the address space",
+                     BusKindName(kind_), dev_name, base, length);
+  }
+  if (kind_ == BusKind::kPio && last > kPioMaxPort) {
+    return MakeError(Errc::kOutOfRange,
+                     "pio bus: device '{}' range [{:#x}, {:#x}] goes beyond "
+                     "port {:#x}",
+                     dev_name, base, last, kPioMaxPort);
+  }
+  return Ok();
+}
+
+Status Bus::CheckOverlap(uint64_t base, uint64_t last,
+                         std::string_view dev_name,
+                         std::optional<uint64_t> ignore_base) const {
+  auto check = [&](std::map<uint64_t, Entry>::const_iterator it) -> Status {
+    if (ignore_base && it->first == *ignore_base) return Ok();
+    const uint64_t obase = it->first;
+    const uint64_t olast = it->second.last;
+    if (base <= olast && obase <= last) {
+      return MakeError(Errc::kAlreadyExists,
+                       "{} bus: device '{}' range [{:#x}, {:#x}] overlaps "
+                       "device '{}' range [{:#x}, {:#x}]",
+                       BusKindName(kind_), dev_name, base, last,
+                       it->second.dev->name(), obase, olast);
+    }
+    return Ok();
+  };
+  // Candidates: ranges starting inside [base, last], and the last one
+  // starting before base. (With ignore_base, the neighbours of the ignored
+  // entry must be looked at too, so walk the few that start <= last.)
+  auto it = ranges_.upper_bound(last);
+  while (it != ranges_.begin()) {
+    --it;
+    STRATA_TRY(check(it));
+    if (it->first < base && !(ignore_base && it->first == *ignore_base)) break;
+  }
+  return Ok();
+}
 
 Status Bus::Register(uint64_t base, uint64_t length,
                      std::shared_ptr<IoDevice> dev) {
@@ -36,49 +113,16 @@ Status Bus::Register(uint64_t base, uint64_t length,
                      "{} bus: cannot register a null device at {:#x}",
                      BusKindName(kind_), base);
   }
-  if (length == 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     "{} bus: device '{}' at {:#x} has length 0",
-                     BusKindName(kind_), dev->name(), base);
-  }
+  STRATA_TRY(ValidateRange(base, length, dev->name()));
   const uint64_t last = base + (length - 1);
-  if (last < base) {
-    return MakeError(Errc::kOutOfRange,
-                     "{} bus: device '{}' range {:#x}+{:#x} wraps past the "
-                     "end of the address space",
-                     BusKindName(kind_), dev->name(), base, length);
-  }
-  if (kind_ == BusKind::kPio && last > kPioMaxPort) {
-    return MakeError(Errc::kOutOfRange,
-                     "pio bus: device '{}' range [{:#x}, {:#x}] goes beyond "
-                     "port {:#x}",
-                     dev->name(), base, last, kPioMaxPort);
-  }
-
   std::unique_lock lock(mu_);
-  // The only candidates for overlap are the first range starting after
-  // `base` and the last one starting at or before it.
-  auto next = ranges_.upper_bound(base);
-  auto check = [&](std::map<uint64_t, Entry>::const_iterator it) -> Status {
-    const uint64_t obase = it->first;
-    const uint64_t olast = it->second.last;
-    if (base <= olast && obase <= last) {
-      return MakeError(Errc::kAlreadyExists,
-                       "{} bus: device '{}' range [{:#x}, {:#x}] overlaps "
-                       "device '{}' range [{:#x}, {:#x}]",
-                       BusKindName(kind_), dev->name(), base, last,
-                       it->second.dev->name(), obase, olast);
-    }
-    return Ok();
-  };
-  if (next != ranges_.end()) STRATA_TRY(check(next));
-  if (next != ranges_.begin()) STRATA_TRY(check(std::prev(next)));
+  STRATA_TRY(CheckOverlap(base, last, dev->name(), std::nullopt));
   ranges_.emplace(base, Entry{last, std::move(dev)});
   return Ok();
 }
 
 Status Bus::Unregister(uint64_t base) {
-  std::shared_ptr<IoDevice> dropped;  // destroyed after the lock is released
+  std::shared_ptr<IoDevice> dropped;  // released after the lock
   {
     std::unique_lock lock(mu_);
     auto it = ranges_.find(base);
@@ -93,7 +137,29 @@ Status Bus::Unregister(uint64_t base) {
   return Ok();
 }
 
-IoDevice* Bus::Find(uint64_t addr, uint32_t size, uint64_t* offset) const {
+Status Bus::Move(uint64_t old_base, uint64_t new_base) {
+  std::unique_lock lock(mu_);
+  auto it = ranges_.find(old_base);
+  if (it == ranges_.end()) {
+    return MakeError(Errc::kNotFound,
+                     "{} bus: no device registered at base {:#x}",
+                     BusKindName(kind_), old_base);
+  }
+  if (old_base == new_base) return Ok();
+  const uint64_t length = it->second.last - old_base + 1;
+  std::string_view name = it->second.dev->name();
+  STRATA_TRY(ValidateRange(new_base, length, name));
+  const uint64_t last = new_base + (length - 1);
+  STRATA_TRY(CheckOverlap(new_base, last, name, old_base));
+  Entry e{last, std::move(it->second.dev)};
+  ranges_.erase(it);
+  ranges_.emplace(new_base, std::move(e));
+  return Ok();
+}
+
+std::shared_ptr<IoDevice> Bus::Find(uint64_t addr, uint32_t size,
+                                    uint64_t* offset) const {
+  std::shared_lock lock(mu_);
   auto it = ranges_.upper_bound(addr);
   if (it == ranges_.begin()) return nullptr;
   --it;
@@ -101,7 +167,7 @@ IoDevice* Bus::Find(uint64_t addr, uint32_t size, uint64_t* offset) const {
   // access_last < addr: the access itself wraps, which no range can hold.
   if (access_last < addr || access_last > it->second.last) return nullptr;
   *offset = addr - it->first;
-  return it->second.dev.get();
+  return it->second.dev;
 }
 
 Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
@@ -127,52 +193,99 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
       }
     }
   }
+  spdlog::logger& logger = logger_ != nullptr ? *logger_ : Log();
   if (log) {
-    Log().warn("{} bus: unclaimed {}-byte {} at {:#x}{} (further accesses "
-               "to this address are not logged)",
-               BusKindName(kind_), size, dir, addr,
-               is_write ? fmt::format(" value {:#x}", value) : "");
+    logger.warn("{} bus: unclaimed {}-byte {} at {:#x}{} (further accesses "
+                "to this address are not logged)",
+                BusKindName(kind_), size, dir, addr,
+                is_write ? fmt::format(" value {:#x}", value) : "");
   } else if (announce_suppression) {
-    Log().warn("{} bus: more than {} distinct unclaimed addresses; no "
-               "longer logging new ones",
-               BusKindName(kind_), kMaxLoggedUnclaimed);
+    logger.warn("{} bus: more than {} distinct unclaimed addresses; no "
+                "longer logging new ones",
+                BusKindName(kind_), kMaxLoggedUnclaimed);
   }
   return Ok();
 }
 
-Result<uint64_t> Bus::Read(uint64_t addr, uint32_t size) {
+Result<uint64_t> Bus::Read(const IoContext& ctx, uint64_t addr,
+                           uint32_t size) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for read at {:#x}",
                      BusKindName(kind_), size, addr);
   }
-  {
-    std::shared_lock lock(mu_);
-    uint64_t offset = 0;
-    if (IoDevice* dev = Find(addr, size, &offset)) {
-      return MaskToSize(dev->Read(offset, size), size);
-    }
+  uint64_t offset = 0;
+  if (std::shared_ptr<IoDevice> dev = Find(addr, size, &offset)) {
+    return MaskToSize(dev->Read(ctx, offset, size), size);
   }
   STRATA_TRY(Unclaimed(addr, size, /*is_write=*/false, 0));
   return kind_ == BusKind::kPio ? MaskToSize(~uint64_t{0}, size) : 0;
 }
 
-Status Bus::Write(uint64_t addr, uint32_t size, uint64_t value) {
+Status Bus::Write(const IoContext& ctx, uint64_t addr, uint32_t size,
+                  uint64_t value) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for write at {:#x}",
                      BusKindName(kind_), size, addr);
   }
   value = MaskToSize(value, size);
-  {
-    std::shared_lock lock(mu_);
-    uint64_t offset = 0;
-    if (IoDevice* dev = Find(addr, size, &offset)) {
-      dev->Write(offset, size, value);
-      return Ok();
-    }
+  uint64_t offset = 0;
+  if (std::shared_ptr<IoDevice> dev = Find(addr, size, &offset)) {
+    dev->Write(ctx, offset, size, value);
+    return Ok();
   }
   return Unclaimed(addr, size, /*is_write=*/true, value);
+}
+
+Result<std::unique_ptr<IoEventFd>> Bus::AddIoEventFd(
+    uint64_t addr, uint32_t size, std::optional<uint64_t> datamatch) {
+  if (accel_ == nullptr) {
+    return MakeError(Errc::kUnsupported,
+                     "{} bus: ioeventfd needs a bus attached to a VM",
+                     BusKindName(kind_));
+  }
+  if (!ValidSize(size)) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{} bus: ioeventfd size {} at {:#x} (use 1, 2, 4 or 8)",
+                     BusKindName(kind_), size, addr);
+  }
+  STRATA_TRY(ValidateRange(addr, size, "ioeventfd"));
+  if (datamatch && MaskToSize(*datamatch, size) != *datamatch) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{} bus: ioeventfd datamatch {:#x} does not fit in {} "
+                     "bytes",
+                     BusKindName(kind_), *datamatch, size);
+  }
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return SysError("eventfd for the ioeventfd at {:#x}", addr);
+  Status s = accel_->AssignIoEventFd(kind_, addr, size, datamatch, fd,
+                                     /*assign=*/true);
+  if (!s) {
+    close(fd);
+    return std::move(s).error();
+  }
+  return std::unique_ptr<IoEventFd>(
+      new IoEventFd(accel_, kind_, addr, size, datamatch, fd));
+}
+
+Status Bus::AddCoalescedZone(uint64_t addr, uint64_t size) {
+  if (accel_ == nullptr) {
+    return MakeError(Errc::kUnsupported,
+                     "{} bus: coalesced MMIO needs a bus attached to a VM",
+                     BusKindName(kind_));
+  }
+  STRATA_TRY(ValidateRange(addr, size, "coalesced zone"));
+  return accel_->SetCoalescedZone(kind_, addr, size, /*add=*/true);
+}
+
+Status Bus::RemoveCoalescedZone(uint64_t addr, uint64_t size) {
+  if (accel_ == nullptr) {
+    return MakeError(Errc::kUnsupported,
+                     "{} bus: coalesced MMIO needs a bus attached to a VM",
+                     BusKindName(kind_));
+  }
+  return accel_->SetCoalescedZone(kind_, addr, size, /*add=*/false);
 }
 
 void Bus::set_unclaimed_fatal(bool fatal) {

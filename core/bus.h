@@ -9,13 +9,27 @@
 // are dropped. They are counted, logged once per address, and can be made
 // fatal so a test suite notices a guest poking at hardware we lack.
 //
+// Every access carries an IoContext: the vCPU whose exit it is, or none for
+// an access made by a device thread, the coalesced-MMIO ring or the API. A
+// device that cares (a per-CPU register bank, a PCI BAR relocation that must
+// be attributed) asks the context; the others ignore it.
+//
 // Locking: many vCPU threads dispatch concurrently; registration is rare.
-// The range table is guarded by a std::shared_mutex — shared for dispatch,
-// exclusive for Register/Unregister. The device call runs under the shared
-// lock, which keeps the device alive for the call and means Unregister waits
-// for in-flight accesses; devices do their own internal locking. A device
-// must therefore never call Register/Unregister on the bus that is
-// dispatching to it (it would self-deadlock).
+// The range table is guarded by a std::shared_mutex, but no bus lock is held
+// while a device runs: dispatch finds the range under the shared lock, takes
+// a reference to the device (shared_ptr) and releases the lock before the
+// call. So a device may register, move or remove ranges — its own included —
+// from inside an access (a PCI BAR relocation through config space), and
+// Unregister never waits for in-flight accesses: an access that found the
+// device before Unregister returned may still finish on it, and the device
+// object lives until that access is done. Devices do their own locking.
+//
+// Accelerated paths. A Bus attached to a VM (Vm::pio_bus(), Vm::mmio_bus())
+// also offers the hypervisor's in-kernel shortcuts: ioeventfd (a guest write
+// to an address signals an eventfd instead of exiting to a vCPU thread) and
+// coalesced MMIO (writes to a zone are queued in a ring and replayed to the
+// bus, in order, before the next exit is handled). A detached Bus (unit
+// tests) reports them as unsupported.
 #pragma once
 
 #include <atomic>
@@ -23,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -32,7 +47,23 @@
 
 #include "core/result.h"
 
+namespace spdlog {
+class logger;
+}
+
 namespace strata {
+
+class Vcpu;
+
+// Who makes an access.
+struct IoContext {
+  // The vCPU whose exit this access is (its exit handler runs on the vCPU's
+  // own thread), or null for device threads, the coalesced-MMIO ring and
+  // API callers.
+  Vcpu* vcpu = nullptr;
+
+  static IoContext Device() { return IoContext{}; }
+};
 
 // One access signature for port I/O and MMIO. offset is relative to the
 // registered base; size is 1, 2, 4 or 8; values are little-endian in the low
@@ -41,8 +72,10 @@ namespace strata {
 class IoDevice {
  public:
   virtual ~IoDevice() = default;
-  virtual uint64_t Read(uint64_t offset, uint32_t size) = 0;
-  virtual void Write(uint64_t offset, uint32_t size, uint64_t value) = 0;
+  virtual uint64_t Read(const IoContext& ctx, uint64_t offset,
+                        uint32_t size) = 0;
+  virtual void Write(const IoContext& ctx, uint64_t offset, uint32_t size,
+                     uint64_t value) = 0;
   virtual std::string_view name() const = 0;
 };
 
@@ -59,6 +92,55 @@ constexpr uint64_t MaskToSize(uint64_t value, uint32_t size) {
   return size >= 8 ? value : value & ((uint64_t{1} << (size * 8)) - 1);
 }
 
+// What the hypervisor backend provides to an attached bus (internal: the
+// KVM backend implements it; embedders use the Bus calls below).
+class BusAccelerator {
+ public:
+  virtual ~BusAccelerator() = default;
+  // KVM_IOEVENTFD: assign (or deassign) fd to guest writes of `size` bytes
+  // at addr, optionally only when the value equals *datamatch.
+  virtual Status AssignIoEventFd(BusKind kind, uint64_t addr, uint32_t size,
+                                 std::optional<uint64_t> datamatch, int fd,
+                                 bool assign) = 0;
+  // KVM_(UN)REGISTER_COALESCED_MMIO for [addr, addr+size).
+  virtual Status SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
+                                  bool add) = 0;
+};
+
+// An eventfd the hypervisor signals when the guest writes a watched address
+// (see Bus::AddIoEventFd). Deassigned when destroyed; must not outlive the
+// VM (a driver hold pins it, see core/driver.h).
+class IoEventFd {
+ public:
+  ~IoEventFd();
+  IoEventFd(const IoEventFd&) = delete;
+  IoEventFd& operator=(const IoEventFd&) = delete;
+
+  // The eventfd (EFD_NONBLOCK | EFD_CLOEXEC): poll it, or pass it to
+  // another component. Reading returns the number of writes since the last
+  // read.
+  int fd() const { return fd_; }
+  // Reads and resets the counter: the number of guest writes since the last
+  // call (0 if none; never blocks).
+  Result<uint64_t> Consume();
+
+  uint64_t addr() const { return addr_; }
+  uint32_t size() const { return size_; }
+
+ private:
+  friend class Bus;
+  IoEventFd(BusAccelerator* accel, BusKind kind, uint64_t addr, uint32_t size,
+            std::optional<uint64_t> datamatch, int fd)
+      : accel_(accel), kind_(kind), addr_(addr), size_(size),
+        datamatch_(datamatch), fd_(fd) {}
+  BusAccelerator* accel_;
+  BusKind kind_;
+  uint64_t addr_;
+  uint32_t size_;
+  std::optional<uint64_t> datamatch_;
+  int fd_;
+};
+
 class Bus {
  public:
   // PIO buses read unclaimed addresses as all-ones (masked to the access
@@ -72,12 +154,18 @@ class Bus {
   // kPioMaxPort (kOutOfRange), and overlap with an existing registration
   // (kAlreadyExists; the message names both devices and ranges). Ranges may
   // touch. The same device object may be registered at several ranges.
+  // Callable from inside a device access.
   [[nodiscard]] Status Register(uint64_t base, uint64_t length,
                                 std::shared_ptr<IoDevice> dev);
 
   // Removes the registration whose base is exactly `base` (kNotFound
-  // otherwise). Waits for in-flight accesses to finish.
+  // otherwise). Does not wait for in-flight accesses (see the theory above).
   [[nodiscard]] Status Unregister(uint64_t base);
+
+  // Moves the registration at old_base to new_base atomically (same device,
+  // same length): no access in between sees neither or both. Fails like
+  // Register if the new range is invalid or overlaps; then nothing changes.
+  [[nodiscard]] Status Move(uint64_t old_base, uint64_t new_base);
 
   // Dispatch. size must be 1, 2, 4 or 8 (else kInvalidArgument). An access
   // must lie entirely within one device's range, otherwise it is unclaimed:
@@ -85,8 +173,23 @@ class Bus {
   // first unclaimed access to each address is logged (warn). With
   // set_unclaimed_fatal(true) an unclaimed access is still counted but returns
   // Errc::kGuestFault naming the bus, address, size and direction instead.
-  Result<uint64_t> Read(uint64_t addr, uint32_t size);
-  Status Write(uint64_t addr, uint32_t size, uint64_t value);
+  Result<uint64_t> Read(const IoContext& ctx, uint64_t addr, uint32_t size);
+  Status Write(const IoContext& ctx, uint64_t addr, uint32_t size,
+               uint64_t value);
+
+  // The hypervisor shortcuts (kUnsupported on a detached bus).
+  // An eventfd signalled by guest writes of exactly `size` bytes (1, 2, 4 or
+  // 8) at addr — only of value *datamatch if given. Such writes no longer
+  // reach the device registered there (if any).
+  Result<std::unique_ptr<IoEventFd>> AddIoEventFd(
+      uint64_t addr, uint32_t size, std::optional<uint64_t> datamatch);
+  // Queues writes to [addr, addr+size) in the coalesced ring instead of
+  // exiting; they are replayed to the bus (with a device context) before the
+  // next exit any vCPU handles. Reads still exit. Use for write-only
+  // registers whose side effects may be delayed (framebuffers, doorbells
+  // with their own ordering).
+  [[nodiscard]] Status AddCoalescedZone(uint64_t addr, uint64_t size);
+  [[nodiscard]] Status RemoveCoalescedZone(uint64_t addr, uint64_t size);
 
   void set_unclaimed_fatal(bool fatal);
   uint64_t unclaimed_count() const;
@@ -96,20 +199,34 @@ class Bus {
   // sorted by base.
   std::vector<std::tuple<uint64_t, uint64_t, std::string>> Ranges() const;
 
+  // Internal: set once by the VM that owns the bus, before any access.
+  void AttachAccelerator(BusAccelerator* accel) { accel_ = accel; }
+  // Where unclaimed accesses are logged (default: the process logger).
+  void set_logger(spdlog::logger* logger) { logger_ = logger; }
+
  private:
   struct Entry {
     uint64_t last;  // inclusive end, so a range may end at 2^64 - 1
     std::shared_ptr<IoDevice> dev;
   };
 
-  // Returns the device whose range holds [addr, addr+size), or null. Caller
-  // holds mu_ (shared). Sets *offset to addr - base.
-  IoDevice* Find(uint64_t addr, uint32_t size, uint64_t* offset) const;
+  Status ValidateRange(uint64_t base, uint64_t length,
+                       std::string_view dev_name) const;
+  // Overlap check against every range but `ignore_base` (if set). Caller
+  // holds mu_ exclusively.
+  Status CheckOverlap(uint64_t base, uint64_t last, std::string_view dev_name,
+                      std::optional<uint64_t> ignore_base) const;
+  // The device whose range holds [addr, addr+size), or null, with *offset
+  // set to addr - base. Takes and releases mu_ (shared).
+  std::shared_ptr<IoDevice> Find(uint64_t addr, uint32_t size,
+                                 uint64_t* offset) const;
   // Counts/logs an unclaimed access; returns an error in fatal mode.
   Status Unclaimed(uint64_t addr, uint32_t size, bool is_write,
                    uint64_t value);
 
   const BusKind kind_;
+  BusAccelerator* accel_ = nullptr;
+  spdlog::logger* logger_ = nullptr;
   mutable std::shared_mutex mu_;
   std::map<uint64_t, Entry> ranges_;  // keyed by base; guarded by mu_
 

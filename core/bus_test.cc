@@ -21,12 +21,12 @@ namespace {
 class FakeDevice : public IoDevice {
  public:
   explicit FakeDevice(std::string name) : name_(std::move(name)) {}
-  uint64_t Read(uint64_t offset, uint32_t size) override {
+  uint64_t Read(const IoContext&, uint64_t offset, uint32_t size) override {
     reads.fetch_add(1);
     last_offset.store(offset);
     return (offset << 8) | size;
   }
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override {
+  void Write(const IoContext&, uint64_t offset, uint32_t size, uint64_t value) override {
     writes.fetch_add(1);
     last_offset.store(offset);
     last_value.store(value);
@@ -45,8 +45,8 @@ class FakeDevice : public IoDevice {
 // Returns a constant wider than any access, to check the bus masks reads.
 class WideDevice : public IoDevice {
  public:
-  uint64_t Read(uint64_t, uint32_t) override { return ~uint64_t{0}; }
-  void Write(uint64_t, uint32_t, uint64_t value) override { last = value; }
+  uint64_t Read(const IoContext&, uint64_t, uint32_t) override { return ~uint64_t{0}; }
+  void Write(const IoContext&, uint64_t, uint32_t, uint64_t value) override { last = value; }
   std::string_view name() const override { return "wide"; }
   uint64_t last = 0;
 };
@@ -85,10 +85,10 @@ TEST(BusTest, RegisterAndDispatch) {
   Bus bus(BusKind::kPio);
   auto dev = std::make_shared<FakeDevice>("dev");
   ASSERT_TRUE(bus.Register(0x3f8, 8, dev));
-  auto r = bus.Read(0x3fa, 2);
+  auto r = bus.Read({}, 0x3fa, 2);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, (2u << 8) | 2u);
-  ASSERT_TRUE(bus.Write(0x3ff, 1, 0x41));
+  ASSERT_TRUE(bus.Write({}, 0x3ff, 1, 0x41));
   EXPECT_EQ(dev->last_offset.load(), 7u);
   EXPECT_EQ(dev->last_value.load(), 0x41u);
   EXPECT_EQ(bus.unclaimed_count(), 0u);
@@ -114,11 +114,11 @@ TEST(BusTest, RejectsZeroLengthNullAndWrap) {
 
   // Ending exactly at the top of the address space does not wrap.
   ASSERT_TRUE(mmio.Register(0xffff'ffff'ffff'f000, 0x1000, dev));
-  auto r = mmio.Read(0xffff'ffff'ffff'fff8, 8);
+  auto r = mmio.Read({}, 0xffff'ffff'ffff'fff8, 8);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, (0xff8u << 8) | 8u);
   // An access that itself wraps is unclaimed, not a crash.
-  r = mmio.Read(0xffff'ffff'ffff'fffc, 8);
+  r = mmio.Read({}, 0xffff'ffff'ffff'fffc, 8);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 0u);
   EXPECT_EQ(mmio.unclaimed_count(), 1u);
@@ -146,11 +146,11 @@ TEST(BusTest, AdjacentRangesAreAccepted) {
   ASSERT_TRUE(bus.Register(0x1000, 0x100, a));
   ASSERT_TRUE(bus.Register(0x1100, 0x100, b));  // touches a's end
   ASSERT_TRUE(bus.Register(0x0f00, 0x100, c));  // touches a's start
-  ASSERT_TRUE(bus.Read(0x10ff, 1));
+  ASSERT_TRUE(bus.Read({}, 0x10ff, 1));
   EXPECT_EQ(a->reads.load(), 1);
-  ASSERT_TRUE(bus.Read(0x1100, 1));
+  ASSERT_TRUE(bus.Read({}, 0x1100, 1));
   EXPECT_EQ(b->reads.load(), 1);
-  ASSERT_TRUE(bus.Read(0x0fff, 1));
+  ASSERT_TRUE(bus.Read({}, 0x0fff, 1));
   EXPECT_EQ(c->reads.load(), 1);
 }
 
@@ -201,14 +201,14 @@ TEST(BusTest, Boundaries) {
   auto dev = std::make_shared<FakeDevice>("dev");
   ASSERT_TRUE(bus.Register(0x2000, 0x10, dev));
   // First and last bytes are claimed.
-  ASSERT_TRUE(bus.Read(0x2000, 1));
-  ASSERT_TRUE(bus.Read(0x200f, 1));
-  ASSERT_TRUE(bus.Read(0x2008, 8));  // ends exactly at the last byte
+  ASSERT_TRUE(bus.Read({}, 0x2000, 1));
+  ASSERT_TRUE(bus.Read({}, 0x200f, 1));
+  ASSERT_TRUE(bus.Read({}, 0x2008, 8));  // ends exactly at the last byte
   EXPECT_EQ(dev->reads.load(), 3);
   EXPECT_EQ(dev->last_offset.load(), 8u);
   // One before and one after are not.
-  ASSERT_TRUE(bus.Read(0x1fff, 1));
-  ASSERT_TRUE(bus.Read(0x2010, 1));
+  ASSERT_TRUE(bus.Read({}, 0x1fff, 1));
+  ASSERT_TRUE(bus.Read({}, 0x2010, 1));
   EXPECT_EQ(dev->reads.load(), 3);
   EXPECT_EQ(bus.unclaimed_count(), 2u);
 }
@@ -220,14 +220,14 @@ TEST(BusTest, StraddlingAccessesAreUnclaimed) {
   ASSERT_TRUE(bus.Register(0x70, 2, a));
   ASSERT_TRUE(bus.Register(0x72, 2, b));
   // Crosses from a into b: neither device sees it.
-  auto r = bus.Read(0x71, 2);
+  auto r = bus.Read({}, 0x71, 2);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 0xffffu);
-  ASSERT_TRUE(bus.Write(0x70, 4, 0x12345678));
+  ASSERT_TRUE(bus.Write({}, 0x70, 4, 0x12345678));
   // Runs off the end of b into nothing.
-  ASSERT_TRUE(bus.Read(0x73, 2));
+  ASSERT_TRUE(bus.Read({}, 0x73, 2));
   // Starts before a.
-  ASSERT_TRUE(bus.Read(0x6f, 2));
+  ASSERT_TRUE(bus.Read({}, 0x6f, 2));
   EXPECT_EQ(a->reads.load() + a->writes.load(), 0);
   EXPECT_EQ(b->reads.load() + b->writes.load(), 0);
   EXPECT_EQ(bus.unclaimed_count(), 4u);
@@ -240,16 +240,16 @@ TEST(BusTest, DefaultValuesPerKindAndSize) {
                                    0xffff'ffff'ffff'ffff};
   const uint32_t sizes[] = {1, 2, 4, 8};
   for (int i = 0; i < 4; ++i) {
-    auto r = pio.Read(0x80, sizes[i]);
+    auto r = pio.Read({}, 0x80, sizes[i]);
     ASSERT_TRUE(r);
     EXPECT_EQ(*r, expected_pio[i]) << "size " << sizes[i];
-    r = mmio.Read(0xfee0'0000, sizes[i]);
+    r = mmio.Read({}, 0xfee0'0000, sizes[i]);
     ASSERT_TRUE(r);
     EXPECT_EQ(*r, 0u) << "size " << sizes[i];
   }
   // Unclaimed writes are accepted and dropped.
-  EXPECT_TRUE(pio.Write(0x80, 1, 0xaa));
-  EXPECT_TRUE(mmio.Write(0xfee0'0000, 4, 0xaa));
+  EXPECT_TRUE(pio.Write({}, 0x80, 1, 0xaa));
+  EXPECT_TRUE(mmio.Write({}, 0xfee0'0000, 4, 0xaa));
   EXPECT_EQ(pio.unclaimed_count(), 5u);
   EXPECT_EQ(mmio.unclaimed_count(), 5u);
 }
@@ -259,10 +259,10 @@ TEST(BusTest, InvalidSizesAreRejected) {
   auto dev = std::make_shared<FakeDevice>("dev");
   ASSERT_TRUE(bus.Register(0, 0x100, dev));
   for (uint32_t size : {0u, 3u, 5u, 6u, 7u, 16u}) {
-    auto r = bus.Read(0, size);
+    auto r = bus.Read({}, 0, size);
     ASSERT_FALSE(r) << size;
     EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
-    auto w = bus.Write(0, size, 0);
+    auto w = bus.Write({}, 0, size, 0);
     ASSERT_FALSE(w) << size;
     EXPECT_EQ(w.error().code(), Errc::kInvalidArgument);
   }
@@ -274,24 +274,24 @@ TEST(BusTest, ValuesAreMaskedToAccessSize) {
   Bus bus(BusKind::kMmio);
   auto dev = std::make_shared<WideDevice>();
   ASSERT_TRUE(bus.Register(0x100, 8, dev));
-  auto r = bus.Read(0x100, 2);
+  auto r = bus.Read({}, 0x100, 2);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 0xffffu);
-  ASSERT_TRUE(bus.Write(0x100, 1, 0x1234));
+  ASSERT_TRUE(bus.Write({}, 0x100, 1, 0x1234));
   EXPECT_EQ(dev->last, 0x34u);
-  ASSERT_TRUE(bus.Write(0x100, 8, 0x1122334455667788));
+  ASSERT_TRUE(bus.Write({}, 0x100, 8, 0x1122334455667788));
   EXPECT_EQ(dev->last, 0x1122334455667788u);
 }
 
 TEST(BusTest, UnclaimedIsLoggedOncePerAddressButAlwaysCounted) {
   LogCapture cap;
   Bus bus(BusKind::kPio);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(bus.Read(0x1234, 1));
-  ASSERT_TRUE(bus.Write(0x1234, 2, 7));  // same address, other direction
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(bus.Read({}, 0x1234, 1));
+  ASSERT_TRUE(bus.Write({}, 0x1234, 2, 7));  // same address, other direction
   EXPECT_EQ(bus.unclaimed_count(), 6u);
   EXPECT_EQ(cap.Count("unclaimed"), 1) << cap.text();
   EXPECT_NE(cap.text().find("0x1234"), std::string::npos);
-  ASSERT_TRUE(bus.Write(0x1235, 1, 7));
+  ASSERT_TRUE(bus.Write({}, 0x1235, 1, 7));
   EXPECT_EQ(bus.unclaimed_count(), 7u);
   EXPECT_EQ(cap.Count("unclaimed"), 2) << cap.text();
 }
@@ -299,7 +299,7 @@ TEST(BusTest, UnclaimedIsLoggedOncePerAddressButAlwaysCounted) {
 TEST(BusTest, UnclaimedLoggingIsBounded) {
   LogCapture cap;
   Bus bus(BusKind::kMmio);
-  for (uint64_t a = 0; a < 2000; ++a) ASSERT_TRUE(bus.Read(a * 4, 4));
+  for (uint64_t a = 0; a < 2000; ++a) ASSERT_TRUE(bus.Read({}, a * 4, 4));
   EXPECT_EQ(bus.unclaimed_count(), 2000u);
   EXPECT_EQ(cap.Count("unclaimed"), 1024 + 1) << "1024 addresses + notice";
   EXPECT_EQ(cap.Count("no longer logging"), 1);
@@ -308,7 +308,7 @@ TEST(BusTest, UnclaimedLoggingIsBounded) {
 TEST(BusTest, FatalModeReturnsGuestFault) {
   Bus bus(BusKind::kMmio);
   bus.set_unclaimed_fatal(true);
-  auto r = bus.Read(0xdead'b000, 4);
+  auto r = bus.Read({}, 0xdead'b000, 4);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kGuestFault);
   const std::string& m = r.error().message();
@@ -317,7 +317,7 @@ TEST(BusTest, FatalModeReturnsGuestFault) {
   EXPECT_NE(m.find("4-byte"), std::string::npos) << m;
   EXPECT_NE(m.find("read"), std::string::npos) << m;
 
-  auto w = bus.Write(0x10, 2, 0xbeef);
+  auto w = bus.Write({}, 0x10, 2, 0xbeef);
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().code(), Errc::kGuestFault);
   EXPECT_NE(w.error().message().find("write"), std::string::npos);
@@ -327,9 +327,9 @@ TEST(BusTest, FatalModeReturnsGuestFault) {
   // Claimed accesses are unaffected; turning it off restores defaults.
   auto dev = std::make_shared<FakeDevice>("dev");
   ASSERT_TRUE(bus.Register(0x10, 2, dev));
-  EXPECT_TRUE(bus.Write(0x10, 2, 0xbeef));
+  EXPECT_TRUE(bus.Write({}, 0x10, 2, 0xbeef));
   bus.set_unclaimed_fatal(false);
-  EXPECT_TRUE(bus.Read(0xdead'b000, 4));
+  EXPECT_TRUE(bus.Read({}, 0xdead'b000, 4));
 }
 
 TEST(BusTest, RangesListsRegistrationsInOrder) {
@@ -349,7 +349,7 @@ TEST(BusTest, SameDeviceAtTwoRanges) {
   auto dev = std::make_shared<FakeDevice>("latch");
   ASSERT_TRUE(bus.Register(0xe0, 4, dev));
   ASSERT_TRUE(bus.Register(0xe8, 4, dev));
-  ASSERT_TRUE(bus.Read(0xe9, 1));
+  ASSERT_TRUE(bus.Read({}, 0xe9, 1));
   EXPECT_EQ(dev->last_offset.load(), 1u);
   EXPECT_EQ(dev->reads.load(), 1);
 }
@@ -371,11 +371,11 @@ TEST(BusTest, ConcurrentDispatchWhileRegistering) {
       started.fetch_add(1);
       for (int i = 0; i < kIterations; ++i) {
         uint64_t off = static_cast<uint64_t>((i * 8 + t) % 0x1000) & ~7u;
-        auto r = bus.Read(0x1000 + off, 8);
+        auto r = bus.Read({}, 0x1000 + off, 8);
         if (!r || *r != ((off << 8) | 8)) failed = true;
-        if (!bus.Write(0x1000 + off, 4, i)) failed = true;
+        if (!bus.Write({}, 0x1000 + off, 4, i)) failed = true;
         // The churned range: either claimed or unclaimed, never an error.
-        if (!bus.Read(0x8000, 4)) failed = true;
+        if (!bus.Read({}, 0x8000, 4)) failed = true;
       }
     });
   }

@@ -1,5 +1,9 @@
 #include "core/current_guest.h"
 
+#include <pthread.h>
+
+#include <atomic>
+
 namespace strata {
 
 namespace {
@@ -15,6 +19,8 @@ std::atomic<bool> g_kick_signal_used{false};
 
 const CurrentGuest* CurrentGuestOfThisThread() { return t_current; }
 
+Vcpu* CurrentVcpu() { return t_current != nullptr ? t_current->vcpu : nullptr; }
+
 namespace internal {
 void SetCurrentGuest(const CurrentGuest* g) { t_current = g; }
 }  // namespace internal
@@ -24,13 +30,21 @@ int KickSignal() {
   return g_kick_signal.load(std::memory_order_relaxed);
 }
 
-bool SetKickSignal(int signo) {
-  if (g_kick_signal_used.load() || signo <= 0 || signo >= NSIG ||
-      signo == SIGKILL || signo == SIGSTOP) {
-    return false;
+Status SetKickSignal(int signo) {
+  if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) {
+    return MakeError(Errc::kInvalidArgument,
+                     "signal {} cannot be the kick signal (it must be a "
+                     "signal that can be blocked and queued, e.g. SIGUSR1 or "
+                     "SIGRTMIN+n)",
+                     signo);
+  }
+  if (g_kick_signal_used.load()) {
+    return MakeError(Errc::kBusy,
+                     "the kick signal is already in use by a running vCPU; "
+                     "choose it before the first Vcpu::Run");
   }
   g_kick_signal.store(signo);
-  return true;
+  return Ok();
 }
 
 sigset_t BlockKickSignal() {
@@ -39,11 +53,6 @@ sigset_t BlockKickSignal() {
   sigaddset(&set, KickSignal());
   pthread_sigmask(SIG_BLOCK, &set, &old);
   return old;
-}
-
-KickStats& GlobalKickStats() {
-  static KickStats stats;
-  return stats;
 }
 
 }  // namespace strata

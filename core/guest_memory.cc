@@ -61,7 +61,19 @@ Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
     return e;
   }
   seg->host = static_cast<uint8_t*>(p);
-  seg->slot = next_slot_++;
+  // The lowest slot id no segment uses (KVM has a few hundred slots, so a
+  // map that changes often must reuse them).
+  uint32_t slot = 0;
+  for (bool taken = true; taken; ) {
+    taken = false;
+    for (const auto& s : segments_) {
+      if (s->slot == slot) {
+        taken = true;
+        ++slot;
+      }
+    }
+  }
+  seg->slot = slot;
   const MemorySegment* out = seg.get();
   auto pos = std::lower_bound(
       segments_.begin(), segments_.end(), gpa,

@@ -8,8 +8,9 @@
 // touch memory outside guest RAM.
 //
 // Concurrency: the segment list changes only under the VM write lock (every
-// vCPU frozen). vCPU threads handling an exit may read it freely; any other
-// thread must hold the VM read lock (see core/vm.h).
+// vCPU quiesced), through Vm::AddMemory/RemoveMemory. vCPU threads handling
+// an exit may read it freely; any other thread must hold the VM read lock
+// or use Vm::ReadMemory/WriteMemory (see core/vm.h).
 #pragma once
 
 #include <cstdint>
@@ -45,15 +46,6 @@ class GuestMemory {
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
 
-  // Creates a memfd named `name`, sizes it and maps it. gpa and size must be
-  // page aligned, non-empty and must not overlap an existing segment.
-  Result<const MemorySegment*> AddSegment(std::string name, uint64_t gpa,
-                                          uint64_t size);
-
-  // Unmaps and closes the segment starting at gpa (caller holds the VM
-  // write lock and has unregistered it from the hypervisor).
-  Status RemoveSegment(uint64_t gpa);
-
   // Host view of [gpa, gpa+len) if it lies inside one segment.
   Result<std::span<uint8_t>> Translate(uint64_t gpa, uint64_t len) const;
 
@@ -86,13 +78,24 @@ class GuestMemory {
   uint64_t TotalSize() const;
 
  private:
+  friend class Vm;
+  friend class GuestMemoryTestPeer;
+  // The map changes only through Vm::AddMemory / Vm::RemoveMemory, under
+  // the VM write lock.
+  // Creates a memfd named `name`, sizes it and maps it. gpa and size must be
+  // page aligned, non-empty and must not overlap an existing segment.
+  Result<const MemorySegment*> AddSegment(std::string name, uint64_t gpa,
+                                          uint64_t size);
+  // Unmaps and closes the segment starting at gpa (caller holds the VM
+  // write lock and has unregistered it from the hypervisor).
+  Status RemoveSegment(uint64_t gpa);
+
   // Visits each (segment, offset, chunk) covering [gpa, gpa+len); fails if
   // any part is not RAM before visiting anything.
   template <typename F>
   Status ForEachChunk(uint64_t gpa, uint64_t len, F&& f) const;
 
   std::vector<std::unique_ptr<MemorySegment>> segments_;  // sorted by gpa
-  uint32_t next_slot_ = 0;
 };
 
 }  // namespace strata

@@ -1,3 +1,4 @@
+#include "core/guest_memory_testing.h"
 #include "core/guest_memory.h"
 
 #include <fcntl.h>
@@ -12,25 +13,25 @@ namespace {
 
 TEST(GuestMemoryTest, RejectsBadSegments) {
   GuestMemory m;
-  EXPECT_EQ(m.AddSegment("a", 0, 0).error().code(), Errc::kInvalidArgument);
-  EXPECT_EQ(m.AddSegment("a", 0x100, 0x1000).error().code(),
+  EXPECT_EQ(GuestMemoryTestPeer::AddSegment(m, "a", 0, 0).error().code(), Errc::kInvalidArgument);
+  EXPECT_EQ(GuestMemoryTestPeer::AddSegment(m, "a", 0x100, 0x1000).error().code(),
             Errc::kInvalidArgument);
-  EXPECT_EQ(m.AddSegment("a", 0, 0x1001).error().code(),
+  EXPECT_EQ(GuestMemoryTestPeer::AddSegment(m, "a", 0, 0x1001).error().code(),
             Errc::kInvalidArgument);
-  EXPECT_EQ(m.AddSegment("a", ~0xfffull, 0x2000).error().code(),
+  EXPECT_EQ(GuestMemoryTestPeer::AddSegment(m, "a", ~0xfffull, 0x2000).error().code(),
             Errc::kOutOfRange);
-  ASSERT_TRUE(m.AddSegment("low", 0, 0x10000).has_value());
-  auto overlap = m.AddSegment("dup", 0xf000, 0x2000);
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "low", 0, 0x10000).has_value());
+  auto overlap = GuestMemoryTestPeer::AddSegment(m, "dup", 0xf000, 0x2000);
   ASSERT_FALSE(overlap.has_value());
   EXPECT_EQ(overlap.error().code(), Errc::kAlreadyExists);
   EXPECT_NE(overlap.error().message().find("low"), std::string::npos);
-  EXPECT_TRUE(m.AddSegment("adjacent", 0x10000, 0x1000).has_value());
+  EXPECT_TRUE(GuestMemoryTestPeer::AddSegment(m, "adjacent", 0x10000, 0x1000).has_value());
 }
 
 TEST(GuestMemoryTest, TranslateStaysInsideOneSegment) {
   GuestMemory m;
-  ASSERT_TRUE(m.AddSegment("low", 0, 0x10000).has_value());
-  ASSERT_TRUE(m.AddSegment("high", 0x100000, 0x10000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "low", 0, 0x10000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "high", 0x100000, 0x10000).has_value());
   auto ok = m.Translate(0xff00, 0x100);
   ASSERT_TRUE(ok.has_value());
   EXPECT_EQ(ok->size(), 0x100u);
@@ -45,8 +46,8 @@ TEST(GuestMemoryTest, TranslateStaysInsideOneSegment) {
 
 TEST(GuestMemoryTest, CopiesSpanAdjacentSegmentsAndFailCleanly) {
   GuestMemory m;
-  ASSERT_TRUE(m.AddSegment("a", 0, 0x1000).has_value());
-  ASSERT_TRUE(m.AddSegment("b", 0x1000, 0x1000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "a", 0, 0x1000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "b", 0x1000, 0x1000).has_value());
   std::vector<uint8_t> data(0x20, 0xab);
   ASSERT_TRUE(m.Write(0xff0, data.data(), data.size()).has_value());
   std::vector<uint8_t> back(0x20);
@@ -66,7 +67,7 @@ TEST(GuestMemoryTest, CopiesSpanAdjacentSegmentsAndFailCleanly) {
 
 TEST(GuestMemoryTest, SegmentsAreNamedMemfds) {
   GuestMemory m;
-  auto seg = m.AddSegment("ram", 0, 0x1000);
+  auto seg = GuestMemoryTestPeer::AddSegment(m, "ram", 0, 0x1000);
   ASSERT_TRUE(seg.has_value());
   char link[64], target[256] = {};
   snprintf(link, sizeof(link), "/proc/self/fd/%d", (*seg)->memfd);
@@ -78,9 +79,9 @@ TEST(GuestMemoryTest, SegmentsAreNamedMemfds) {
   uint8_t b = 0;
   ASSERT_EQ(pread((*seg)->memfd, &b, 1, 0), 1);
   EXPECT_EQ(b, 0x5a);
-  ASSERT_TRUE(m.RemoveSegment(0).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, 0).has_value());
   EXPECT_FALSE(m.IsRam(0));
-  EXPECT_EQ(m.RemoveSegment(0).error().code(), Errc::kNotFound);
+  EXPECT_EQ(GuestMemoryTestPeer::RemoveSegment(m, 0).error().code(), Errc::kNotFound);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 
 namespace strata {
 
-spdlog::logger& Log() {
+std::shared_ptr<spdlog::logger> DefaultLogger() {
   static std::shared_ptr<spdlog::logger> logger = [] {
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     auto l = std::make_shared<spdlog::logger>("strata", sink);
@@ -14,8 +14,10 @@ spdlog::logger& Log() {
     l->set_level(spdlog::level::warn);
     return l;
   }();
-  return *logger;
+  return logger;
 }
+
+spdlog::logger& Log() { return *DefaultLogger(); }
 
 Status SetLogLevel(std::string_view level) {
   auto lvl = spdlog::level::from_str(std::string(level));

@@ -4,6 +4,7 @@
 // bhyverun -l flag.
 #pragma once
 
+#include <memory>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
@@ -14,6 +15,8 @@ namespace strata {
 
 // The strata logger (created on first use, thread-safe).
 spdlog::logger& Log();
+// The same logger, shared (VMs created without a logger of their own use it).
+std::shared_ptr<spdlog::logger> DefaultLogger();
 
 // Sets the level: trace, debug, info, warn, error, critical, off.
 Status SetLogLevel(std::string_view level);

@@ -1,12 +1,16 @@
 #include "core/vm.h"
 
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
 #include <cstring>
 
+#include "core/backend.h"
+#include "core/check.h"
 #include "core/log.h"
 
 namespace strata {
@@ -15,25 +19,18 @@ namespace {
 
 std::atomic<uint64_t> g_next_token{1};
 
-// The vCPU whose Run() loop the calling thread is in (whole loop, not only
-// the run window). Used to let exit handlers take locks on their own VM.
-thread_local Vcpu* t_running_vcpu = nullptr;
+// Lock bookkeeping of the calling thread, for the checks in the theory
+// statement (core/vm.h): which VM's write lock it holds, and the read locks.
+thread_local const Vm* t_write_locked = nullptr;
+constexpr int kMaxTrackedReadLocks = 8;
+thread_local const Vm* t_read_locked[kMaxTrackedReadLocks] = {};
+thread_local int t_read_lock_depth = 0;
 
-// The kick signal is normally blocked and consumed with sigtimedwait(); the
-// handler only matters if some thread unblocks it, and then must do nothing
-// (the default action would kill the process).
-void KickSignalHandler(int, siginfo_t*, void*) {}
-
-void InstallKickHandlerOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = KickSignalHandler;
-    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: interrupt blocking calls
-    sigemptyset(&sa.sa_mask);
-    sigaction(KickSignal(), &sa, nullptr);
-  });
+bool ThisThreadHoldsReadLock(const Vm* vm) {
+  for (int i = 0; i < std::min(t_read_lock_depth, kMaxTrackedReadLocks); ++i) {
+    if (t_read_locked[i] == vm) return true;
+  }
+  return false;
 }
 
 uint64_t LoadLe(const uint8_t* p, uint32_t size) {
@@ -44,6 +41,12 @@ uint64_t LoadLe(const uint8_t* p, uint32_t size) {
 
 void StoreLe(uint8_t* p, uint32_t size, uint64_t v) { std::memcpy(p, &v, size); }
 
+// The vCPU of `vm` the calling thread runs, or null.
+Vcpu* CurrentVcpuOf(const Vm& vm) {
+  Vcpu* v = CurrentVcpu();
+  return v != nullptr && &v->vm() == &vm ? v : nullptr;
+}
+
 }  // namespace
 
 std::string_view VcpuStateName(VcpuState s) {
@@ -52,6 +55,7 @@ std::string_view VcpuStateName(VcpuState s) {
     case VcpuState::kRunning: return "running";
     case VcpuState::kSleeping: return "sleeping";
     case VcpuState::kFrozen: return "frozen";
+    case VcpuState::kBlocked: return "blocked";
   }
   return "?";
 }
@@ -64,12 +68,52 @@ std::string_view ExitKindName(ExitKind k) {
     case ExitKind::kHalt: return "halt";
     case ExitKind::kShutdown: return "shutdown";
     case ExitKind::kSystemEvent: return "system-event";
+    case ExitKind::kFailEntry: return "fail-entry";
+    case ExitKind::kInternalError: return "internal-error";
     case ExitKind::kArch: return "arch";
     case ExitKind::kUnknown: return "unknown";
     case ExitKind::kCount: break;
   }
   return "?";
 }
+
+std::string_view InternalErrorName(InternalErrorExit::Kind k) {
+  switch (k) {
+    case InternalErrorExit::Kind::kEmulation:
+      return "instruction emulation failed";
+    case InternalErrorExit::Kind::kSimultaneousFault:
+      return "simultaneous exceptions";
+    case InternalErrorExit::Kind::kDeliveryEvent:
+      return "event delivery failed";
+    case InternalErrorExit::Kind::kUnexpectedExit:
+      return "unexpected exit reason";
+    case InternalErrorExit::Kind::kOther:
+      break;
+  }
+  return "unknown internal error";
+}
+
+// A blocking wait inside an exit handler: the vCPU is BLOCKED (quiescent,
+// exit unfinished) for the scope, so a writer can quiesce it meanwhile. On
+// the way out it waits until no writer holds it, then runs on.
+class BlockedSection {
+ public:
+  explicit BlockedSection(Vcpu& v) : v_(v) {
+    std::lock_guard lk(v_.m_);
+    v_.state_ = VcpuState::kBlocked;
+    v_.cv_.notify_all();
+  }
+  ~BlockedSection() {
+    std::unique_lock lk(v_.m_);
+    v_.cv_.wait(lk, [&] { return v_.holders_ == 0; });
+    v_.state_ = VcpuState::kRunning;
+  }
+  BlockedSection(const BlockedSection&) = delete;
+  BlockedSection& operator=(const BlockedSection&) = delete;
+
+ private:
+  Vcpu& v_;
+};
 
 // ---------------------------------------------------------------- Vcpu ----
 
@@ -88,9 +132,9 @@ VcpuState Vcpu::state() const {
   return state_;
 }
 
-void Vcpu::KickLocked() {
-  kick_pending_.store(true, std::memory_order_release);
-  InterruptLocked();
+bool Vcpu::IsRunnerThread() const {
+  return pthread_equal(runner_thread_.load(std::memory_order_acquire),
+                       pthread_self());
 }
 
 void Vcpu::InterruptLocked() {
@@ -99,7 +143,7 @@ void Vcpu::InterruptLocked() {
     union sigval sv;
     sv.sival_ptr = reinterpret_cast<void*>(token_);
     if (pthread_sigqueue(runner_, KickSignal(), sv) == 0) {
-      GlobalKickStats().sent.fetch_add(1, std::memory_order_relaxed);
+      vm_->stats_.kick_signals_sent.fetch_add(1, std::memory_order_relaxed);
     }
   }
   cv_.notify_all();  // a SLEEPING vCPU waits on cv_
@@ -107,60 +151,173 @@ void Vcpu::InterruptLocked() {
 
 void Vcpu::Kick() {
   std::lock_guard lk(m_);
-  KickLocked();
+  kick_pending_.store(true, std::memory_order_release);
+  InterruptLocked();
 }
 
 void Vcpu::ReturnFromRun() {
   std::lock_guard lk(m_);
-  return_requested_.store(true, std::memory_order_release);
+  return_requested_ = true;
   requests_.store(true, std::memory_order_release);
   InterruptLocked();
 }
 
-void Vcpu::Freeze() {
-  std::unique_lock lk(m_);
-  ++freeze_count_;
+void Vcpu::Post(std::function<void(Vcpu&)> fn) {
+  std::lock_guard lk(m_);
+  mailbox_.push_back(std::move(fn));
   requests_.store(true, std::memory_order_release);
-  // From the vCPU's own exit handler: it is not in guest mode and cannot
-  // re-enter before the handler returns, so it counts as frozen.
-  if (has_runner_ && pthread_equal(runner_, pthread_self())) return;
-  while (state_ == VcpuState::kRunning || state_ == VcpuState::kSleeping) {
+  InterruptLocked();
+}
+
+void Vcpu::Acquire(Hold how) {
+  std::unique_lock lk(m_);
+  if (has_runner_ && pthread_equal(runner_, pthread_self())) {
+    // From the vCPU's own run loop: it is not in guest mode and cannot
+    // re-enter before the caller returns, so it counts as held.
+    ++self_locks_;
+    return;
+  }
+  ++lock_requests_;
+  requests_.store(true, std::memory_order_release);
+  for (;;) {
+    if (state_ == VcpuState::kIdle || state_ == VcpuState::kFrozen) break;
+    if (how == Hold::kQuiesce && state_ == VcpuState::kBlocked) break;
+    STRATA_CHECK(!(state_ == VcpuState::kBlocked && t_write_locked == vm_),
+                 "VcpuLock on vCPU {} while holding its VM's write lock: the "
+                 "vCPU is blocked mid-exit waiting for that lock",
+                 id_);
     InterruptLocked();
     cv_.wait(lk);
   }
-  state_ = VcpuState::kFrozen;
+  if (state_ == VcpuState::kIdle) state_ = VcpuState::kFrozen;
+  ++holders_;
 }
 
-void Vcpu::Unfreeze() {
+void Vcpu::Release() {
   std::lock_guard lk(m_);
-  assert(freeze_count_ > 0);
-  if (--freeze_count_ == 0) {
-    if (state_ == VcpuState::kFrozen) state_ = VcpuState::kIdle;
+  if (has_runner_ && pthread_equal(runner_, pthread_self()) && self_locks_ > 0) {
+    --self_locks_;
+    return;
+  }
+  assert(holders_ > 0 && lock_requests_ > 0);
+  --holders_;
+  --lock_requests_;
+  if (holders_ == 0) {
+    if (!has_runner_ && state_ == VcpuState::kFrozen) state_ = VcpuState::kIdle;
     cv_.notify_all();
   }
 }
 
-bool Vcpu::ParkIfRequested(std::unique_lock<std::mutex>& lk) {
-  for (;;) {
-    if (vm_->stop_requested() ||
-        return_requested_.load(std::memory_order_acquire)) {
+Status Vcpu::CheckRegisterAccess() const {
+  if (IsRunnerThread()) return Ok();
+  std::lock_guard lk(m_);
+  if (!has_runner_ || holders_ > 0) return Ok();
+  return MakeError(Errc::kBusy,
+                   "vCPU {} is running on another thread: hold a VcpuLock on "
+                   "it, or Post() the access to the vCPU",
+                   id_);
+}
+
+Result<uint64_t> Vcpu::GetRegister(md::Reg r) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->GetRegister(r);
+}
+Status Vcpu::SetRegister(md::Reg r, uint64_t v) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->SetRegister(r, v);
+}
+Result<md::VcpuState> Vcpu::GetState() {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->GetState();
+}
+Status Vcpu::SetState(const md::VcpuState& s) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->SetState(s);
+}
+Result<md::FpuState> Vcpu::GetFpu() {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->GetFpu();
+}
+Status Vcpu::SetFpu(const md::FpuState& f) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->SetFpu(f);
+}
+Result<uint64_t> Vcpu::GetSysReg(uint64_t id) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->GetSysReg(id);
+}
+Status Vcpu::SetSysReg(uint64_t id, uint64_t v) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->SetSysReg(id, v);
+}
+Status Vcpu::Reset() {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->Reset();
+}
+Status Vcpu::SetRunnable(bool runnable) {
+  STRATA_TRY(CheckRegisterAccess());
+  return backend_->SetRunnable(runnable);
+}
+std::string Vcpu::DumpRegisters() {
+  if (!CheckRegisterAccess()) return "(registers unavailable: vCPU running)";
+  return backend_->DumpRegisters();
+}
+
+bool Vcpu::CompleteLastExit() {
+  // Re-enter with immediate_exit set: KVM finishes the pending instruction
+  // (writes the read value, advances RIP/PC) and returns -EINTR without
+  // running guest code. A split access may produce one more exit first.
+  for (int rounds = 0; backend_->ExitNeedsCompletion(); ++rounds) {
+    if (rounds == 16) {
+      FailVm(fmt::format("vCPU {}: the last exit did not complete after 16 "
+                         "re-entries",
+                         id_));
       return false;
     }
-    if (freeze_count_ == 0) break;
-    // Let the freezer in: IDLE, then wait for the last unfreeze.
-    if (state_ == VcpuState::kRunning || state_ == VcpuState::kSleeping) {
-      state_ = VcpuState::kIdle;
-      cv_.notify_all();
+    backend_->RequestImmediateExit();
+    stats_.completions.fetch_add(1, std::memory_order_relaxed);
+    VmExit exit;
+    Status s = backend_->Run(&exit);
+    if (!s) {
+      FailVm(fmt::format("vCPU {}: completing the last exit: {}", id_,
+                         s.error().message()));
+      return false;
     }
-    cv_.wait(lk, [&] {
-      return (freeze_count_ == 0 && state_ != VcpuState::kFrozen) ||
-             vm_->stop_requested() ||
-             return_requested_.load(std::memory_order_acquire);
-    });
+    if (exit.kind != ExitKind::kNone) Dispatch(exit);
   }
-  requests_.store(false, std::memory_order_release);
-  state_ = VcpuState::kRunning;
   return true;
+}
+
+bool Vcpu::ServiceRequests() {
+  if (!CompleteLastExit()) return false;
+  std::unique_lock lk(m_);
+  for (;;) {
+    if (vm_->stop_requested() || return_requested_) return false;
+    if (lock_requests_ > 0) {
+      // Let the lockers in: FROZEN at the loop top until the last lets go.
+      state_ = VcpuState::kFrozen;
+      cv_.notify_all();
+      cv_.wait(lk, [&] {
+        return lock_requests_ == 0 || vm_->stop_requested() ||
+               return_requested_;
+      });
+      if (lock_requests_ == 0) state_ = VcpuState::kRunning;
+      continue;
+    }
+    if (!mailbox_.empty()) {
+      std::deque<std::function<void(Vcpu&)>> work;
+      work.swap(mailbox_);
+      lk.unlock();
+      for (auto& fn : work) {
+        fn(*this);
+        stats_.requests.fetch_add(1, std::memory_order_relaxed);
+      }
+      lk.lock();
+      continue;
+    }
+    requests_.store(false, std::memory_order_release);
+    return true;
+  }
 }
 
 void Vcpu::ConsumeKickSignals() {
@@ -171,74 +328,106 @@ void Vcpu::ConsumeKickSignals() {
   siginfo_t si;
   while (sigtimedwait(&set, &si, &zero) >= 0) {
     auto token = reinterpret_cast<uint64_t>(si.si_value.sival_ptr);
-    if (si.si_code == SI_QUEUE && token == token_) {
-      GlobalKickStats().delivered.fetch_add(1, std::memory_order_relaxed);
+    if (si.si_code == SI_QUEUE && token == record_.token) {
+      stats_.signals_delivered.fetch_add(1, std::memory_order_relaxed);
+      vm_->stats_.kick_signals_delivered.fetch_add(1, std::memory_order_relaxed);
     } else {
-      GlobalKickStats().stray.fetch_add(1, std::memory_order_relaxed);
+      stats_.signals_stray.fetch_add(1, std::memory_order_relaxed);
+      vm_->stats_.kick_signals_stray.fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
 
 Status Vcpu::Run() {
+  if (const CurrentGuest* g = CurrentGuestOfThisThread()) {
+    return MakeError(Errc::kBusy,
+                     "this thread is already running vCPU {}; a thread runs "
+                     "one vCPU at a time",
+                     g->vcpu->id());
+  }
+  struct sigaction sa;
+  if (sigaction(KickSignal(), nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+    return MakeError(Errc::kUnsupported,
+                     "the kick signal {} ({}) is ignored (SIG_IGN) in this "
+                     "process, so vCPUs could not be interrupted; restore its "
+                     "default action or choose another with SetKickSignal",
+                     KickSignal(), strsignal(KickSignal()));
+  }
+  // Outside guest mode the kick signal stays blocked; the backend unblocks
+  // it only while in the guest (see core/current_guest.h). Blocked before
+  // the runner is published, so no kick can reach it unblocked.
+  sigset_t old_mask = BlockKickSignal();
   {
     std::lock_guard lk(m_);
     if (has_runner_) {
+      pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
       return MakeError(Errc::kBusy,
                        "vCPU {} is already running on another thread", id_);
     }
     has_runner_ = true;
     runner_ = pthread_self();
+    runner_thread_.store(runner_, std::memory_order_release);
+    if (state_ == VcpuState::kIdle) state_ = VcpuState::kRunning;
   }
-  // Outside guest mode the kick signal stays blocked; the backend unblocks
-  // it only while in the guest (see core/current_guest.h).
-  sigset_t old_mask = BlockKickSignal();
+  {
+    std::lock_guard lk(vm_->runners_mutex_);
+    ++vm_->runners_;
+    vm_->started_.store(true, std::memory_order_release);
+  }
   sigset_t guest_mask = old_mask;
   sigdelset(&guest_mask, KickSignal());
   Status result = backend_->SetGuestSignalMask(guest_mask);
-  Vcpu* const outer = t_running_vcpu;
-  t_running_vcpu = this;
+  internal::SetCurrentGuest(&record_);
 
-  std::unique_lock lk(m_);
-  while (result && ParkIfRequested(lk)) {
-    lk.unlock();
-    for (;;) {
-      // Order matters (see current_guest.h): clear immediate_exit, then
-      // look at requests and kicks, then enter. A request or kick made
-      // after the look finds immediate_exit set, or the signal.
-      backend_->ClearImmediateExit();
-      if (requests_.load(std::memory_order_acquire)) break;
-      if (kick_pending_.exchange(false, std::memory_order_acq_rel)) {
-        stats_.kicks.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      VmExit exit;
-      stats_.entries.fetch_add(1, std::memory_order_relaxed);
-      internal::SetCurrentGuest(&record_);
-      Status s = backend_->Run(&exit);
-      internal::SetCurrentGuest(nullptr);
-      if (!s) {
-        FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
-        break;
-      }
-      if (exit.kind == ExitKind::kNone) ConsumeKickSignals();
-      Dispatch(exit);
+  while (result) {
+    // Order matters (see current_guest.h): clear immediate_exit, then look
+    // at requests and kicks, then enter. A request or kick made after the
+    // look finds immediate_exit set, or the signal.
+    backend_->ClearImmediateExit();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (requests_.load(std::memory_order_acquire)) {
+      if (!ServiceRequests()) break;
+      continue;
     }
-    lk.lock();
+    if (kick_pending_.exchange(false, std::memory_order_acq_rel)) {
+      stats_.kicks.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    VmExit exit;
+    stats_.entries.fetch_add(1, std::memory_order_relaxed);
+    Status s = backend_->Run(&exit);
+    if (!s) {
+      FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
+      result = std::move(s);
+      break;
+    }
+    if (exit.kind == ExitKind::kNone) ConsumeKickSignals();
+    Dispatch(exit);
   }
-  state_ = VcpuState::kIdle;
-  has_runner_ = false;
-  return_requested_.store(false, std::memory_order_release);
-  cv_.notify_all();
-  lk.unlock();
-
-  t_running_vcpu = outer;
-  ConsumeKickSignals();  // don't leave our kicks pending on this thread
+  {
+    std::lock_guard lk(m_);
+    has_runner_ = false;
+    runner_thread_.store(pthread_t{}, std::memory_order_release);
+    state_ = holders_ > 0 ? VcpuState::kFrozen : VcpuState::kIdle;
+    return_requested_ = false;
+    cv_.notify_all();
+  }
+  // No new kick signal can be queued to this thread now (has_runner_ is
+  // false); take the ones in flight before the caller's mask returns.
+  ConsumeKickSignals();
+  internal::SetCurrentGuest(nullptr);
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  {
+    // Last touch of the VM: Vm::Shutdown may free it once runners_ is 0.
+    std::lock_guard lk(vm_->runners_mutex_);
+    --vm_->runners_;
+    vm_->runners_cv_.notify_all();
+  }
   return result;
 }
 
 void Vcpu::FailVm(const std::string& what) {
-  Log().error("{}", what);
+  vm_->log().error("{}", what);
   vm_->RequestStop(ExitStatus::VmmError(what));
 }
 
@@ -255,33 +444,42 @@ void Vcpu::Dispatch(VmExit& exit) {
   DispatchInner(exit);
 }
 
+void Vcpu::Sleep() {
+  // Only without an in-kernel interrupt controller: sleep in the VMM until
+  // something kicks or interrupts this vCPU.
+  std::unique_lock lk(m_);
+  state_ = VcpuState::kSleeping;
+  cv_.notify_all();
+  cv_.wait(lk, [&] {
+    return kick_pending_.load(std::memory_order_acquire) ||
+           requests_.load(std::memory_order_acquire);
+  });
+  state_ = VcpuState::kRunning;
+  cv_.notify_all();
+}
+
 void Vcpu::DispatchInner(VmExit& exit) {
   switch (exit.kind) {
     case ExitKind::kNone:
       return;
     case ExitKind::kIo:
+      if (vm_->has_coalesced_.load(std::memory_order_acquire)) {
+        vm_->DrainCoalesced();
+      }
       HandleIo(exit.io);
       return;
     case ExitKind::kMmio:
+      if (vm_->has_coalesced_.load(std::memory_order_acquire)) {
+        vm_->DrainCoalesced();
+      }
       HandleMmio(exit.mmio);
       return;
-    case ExitKind::kHalt: {
-      // Only without an in-kernel interrupt controller: sleep in the VMM
-      // until something kicks or interrupts this vCPU.
-      std::unique_lock lk(m_);
-      state_ = VcpuState::kSleeping;
-      cv_.notify_all();
-      cv_.wait(lk, [&] {
-        return kick_pending_.load(std::memory_order_acquire) ||
-               requests_.load(std::memory_order_acquire);
-      });
-      state_ = VcpuState::kRunning;
-      cv_.notify_all();
+    case ExitKind::kHalt:
+      Sleep();
       return;
-    }
     case ExitKind::kShutdown:
-      Log().error("vCPU {}: guest shut down (triple fault)\n{}", id_,
-                  DumpRegisters());
+      vm_->log().error("vCPU {}: guest shut down (triple fault)\n{}", id_,
+                       DumpRegisters());
       vm_->RequestStop(ExitStatus::Crash(
           fmt::format("vCPU {}: guest shut down (triple fault)", id_)));
       return;
@@ -303,6 +501,24 @@ void Vcpu::DispatchInner(VmExit& exit) {
       FailVm(fmt::format("vCPU {}: unhandled system event (raw reason {})",
                          id_, exit.raw_reason));
       return;
+    case ExitKind::kFailEntry:
+      FailVm(fmt::format(
+          "vCPU {}: VM entry failed (hardware reason {:#x} on host CPU {}); "
+          "the register state is invalid for this host\n{}",
+          id_, exit.fail_entry.hardware_reason, exit.fail_entry.host_cpu,
+          DumpRegisters()));
+      return;
+    case ExitKind::kInternalError: {
+      std::string data;
+      for (uint32_t i = 0; i < exit.internal.ndata && i < 16; ++i) {
+        data += fmt::format(" {:#x}", exit.internal.data[i]);
+      }
+      FailVm(fmt::format(
+          "vCPU {}: {} internal error: {} (suberror {}, data:{})\n{}", id_,
+          vm_->backend_->name(), InternalErrorName(exit.internal.kind),
+          exit.internal.suberror, data, DumpRegisters()));
+      return;
+    }
     case ExitKind::kArch: {
       auto r = static_cast<size_t>(exit.arch.reason);
       ArchExitHandler* h =
@@ -332,13 +548,14 @@ void Vcpu::DispatchInner(VmExit& exit) {
 
 void Vcpu::HandleIo(const IoExit& io) {
   Bus& bus = vm_->pio_bus();
+  const IoContext ctx{this};
   for (uint32_t i = 0; i < io.count; ++i) {
     uint8_t* p = io.data + static_cast<size_t>(i) * io.size;
     if (io.write) {
-      Status s = bus.Write(io.port, io.size, LoadLe(p, io.size));
+      Status s = bus.Write(ctx, io.port, io.size, LoadLe(p, io.size));
       if (!s) return FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
     } else {
-      Result<uint64_t> v = bus.Read(io.port, io.size);
+      Result<uint64_t> v = bus.Read(ctx, io.port, io.size);
       if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
       StoreLe(p, io.size, *v);
     }
@@ -347,11 +564,12 @@ void Vcpu::HandleIo(const IoExit& io) {
 
 void Vcpu::HandleMmio(const MmioExit& mmio) {
   Bus& bus = vm_->mmio_bus();
+  const IoContext ctx{this};
   if (mmio.write) {
-    Status s = bus.Write(mmio.gpa, mmio.size, LoadLe(mmio.data, mmio.size));
+    Status s = bus.Write(ctx, mmio.gpa, mmio.size, LoadLe(mmio.data, mmio.size));
     if (!s) FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
   } else {
-    Result<uint64_t> v = bus.Read(mmio.gpa, mmio.size);
+    Result<uint64_t> v = bus.Read(ctx, mmio.gpa, mmio.size);
     if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
     StoreLe(mmio.data, mmio.size, *v);
   }
@@ -361,15 +579,24 @@ void Vcpu::HandleMmio(const MmioExit& mmio) {
 
 Vm::Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend)
     : opts_(opts),
+      logger_(opts.logger ? opts.logger : DefaultLogger()),
       backend_(std::move(backend)),
       pio_bus_(BusKind::kPio),
       mmio_bus_(BusKind::kMmio),
       vcpus_(new std::atomic<Vcpu*>[opts.max_vcpus]),
       arch_handlers_(static_cast<size_t>(md::ArchExitReason::kCount)) {
   for (uint32_t i = 0; i < opts.max_vcpus; ++i) vcpus_[i].store(nullptr);
+  pio_bus_.AttachAccelerator(backend_.get());
+  mmio_bus_.AttachAccelerator(backend_.get());
+  pio_bus_.set_logger(logger_.get());
+  mmio_bus_.set_logger(logger_.get());
 }
 
-Vm::~Vm() = default;
+Vm::~Vm() {
+  Status s = Shutdown();
+  STRATA_CHECK(s.has_value(), "destroying VM '{}': {}", opts_.name,
+               s ? "" : s.error().message());
+}
 
 Result<std::unique_ptr<Vm>> Vm::Create(const VmOptions& opts,
                                        std::unique_ptr<VmBackend> backend) {
@@ -383,8 +610,27 @@ Result<std::unique_ptr<Vm>> Vm::Create(const VmOptions& opts,
                      "limit, KVM_CAP_MAX_VCPUS)",
                      opts.max_vcpus, host_max);
   }
-  InstallKickHandlerOnce();
+  STRATA_TRY(opts.topology.Validate(UINT32_MAX));
   return std::unique_ptr<Vm>(new Vm(opts, std::move(backend)));
+}
+
+Status Vm::Shutdown() {
+  if (CurrentVcpuOf(*this) != nullptr) {
+    return MakeError(Errc::kBusy,
+                     "VM '{}' cannot be shut down from its own vCPU {} (it "
+                     "would wait for itself); call RequestStop instead",
+                     opts_.name, CurrentVcpu()->id());
+  }
+  std::unique_lock lk(runners_mutex_);
+  if (runners_ > 0 && !stop_requested()) {
+    lk.unlock();
+    RequestStop(ExitStatus::VmmError(
+        fmt::format("VM '{}' shut down while its vCPUs were running",
+                    opts_.name)));
+    lk.lock();
+  }
+  runners_cv_.wait(lk, [&] { return runners_ == 0; });
+  return Ok();
 }
 
 Vcpu* Vm::vcpu(uint32_t id) const {
@@ -411,9 +657,11 @@ Result<Vcpu*> Vm::CreateVcpu(uint32_t id) {
                            fmt::format("creating vCPU {}", id));
   std::unique_ptr<Vcpu> v(new Vcpu(this, id, std::move(be)));
   if (writer_active_) {
-    // Born frozen: the active writer unfreezes it with the others.
-    v->freeze_count_ = 1;
+    // Born held: the active writer releases it with the others.
+    v->lock_requests_ = 1;
+    v->holders_ = 1;
     v->state_ = VcpuState::kFrozen;
+    v->requests_.store(true);
     writer_frozen_.push_back(v.get());
   }
   if (stop_requested()) v->requests_.store(true);
@@ -436,18 +684,121 @@ Result<const MemorySegment*> Vm::AddMemory(std::string name, uint64_t gpa,
   return seg;
 }
 
-Status Vm::SetIrqLine(uint32_t gsi, bool level) {
-  return backend_->SetIrqLine(gsi, level);
+Status Vm::RemoveMemory(uint64_t gpa) {
+  VmWriteLock wl(*this);
+  const MemorySegment* seg = memory_.Find(gpa);
+  if (seg == nullptr || seg->gpa != gpa) {
+    return MakeError(Errc::kNotFound, "no memory segment starts at {:#x}", gpa);
+  }
+  STRATA_TRY(backend_->UnmapMemory(*seg));
+  return memory_.RemoveSegment(gpa);
 }
 
-Status Vm::SignalMsi(uint64_t address, uint32_t data) {
-  return backend_->SignalMsi(address, data);
+Status Vm::ReadMemory(uint64_t gpa, void* dst, uint64_t len) {
+  VmReadLock rl(*this);
+  return memory_.Read(gpa, dst, len);
 }
 
-void Vm::SetArchExitHandler(md::ArchExitReason r, ArchExitHandler h) {
+Status Vm::WriteMemory(uint64_t gpa, const void* src, uint64_t len) {
+  VmReadLock rl(*this);
+  return memory_.Write(gpa, src, len);
+}
+
+Status Vm::SetIrq(const md::IrqPin& pin, bool level) {
+  VmReadLock rl(*this);
+  return backend_->SetIrq(pin, level);
+}
+
+Status Vm::SignalMsi(const md::MsiMessage& msi) {
+  VmReadLock rl(*this);
+  return backend_->SignalMsi(msi);
+}
+
+Result<std::unique_ptr<IrqFd>> Vm::AddIrqFd(const md::IrqPin& pin,
+                                            bool level) {
+  std::shared_ptr<IrqFdBackend> be = backend_->irqfds();
+  if (!be) {
+    return MakeError(Errc::kUnsupported,
+                     "irqfd for {} needs an in-kernel interrupt controller",
+                     md::IrqPinName(pin));
+  }
+  uint32_t gsi = STRATA_TRY(be->PinGsi(pin));
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return SysError("eventfd for the irqfd of {}", md::IrqPinName(pin));
+  int rfd = -1;
+  if (level) {
+    rfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (rfd < 0) {
+      Error e = SysError("eventfd for the resample fd of {}", md::IrqPinName(pin));
+      close(fd);
+      return e;
+    }
+  }
+  Status s = be->AssignIrqFd(gsi, fd, rfd, /*assign=*/true);
+  if (!s) {
+    close(fd);
+    if (rfd >= 0) close(rfd);
+    return std::move(s).error().Wrap(fmt::format("irqfd for {}", md::IrqPinName(pin)));
+  }
+  return std::unique_ptr<IrqFd>(new IrqFd(be, gsi, fd, rfd, false));
+}
+
+Result<std::unique_ptr<IrqFd>> Vm::AddMsiFd(const md::MsiMessage& msi) {
+  std::shared_ptr<IrqFdBackend> be = backend_->irqfds();
+  if (!be) {
+    return MakeError(Errc::kUnsupported,
+                     "an MSI irqfd needs an in-kernel interrupt controller");
+  }
+  uint32_t gsi = STRATA_TRY(be->AddMsiRoute(msi));
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    Error e = SysError("eventfd for an MSI irqfd");
+    (void)be->RemoveMsiRoute(gsi);
+    return e;
+  }
+  Status s = be->AssignIrqFd(gsi, fd, -1, /*assign=*/true);
+  if (!s) {
+    close(fd);
+    (void)be->RemoveMsiRoute(gsi);
+    return std::move(s).error();
+  }
+  return std::unique_ptr<IrqFd>(new IrqFd(be, gsi, fd, -1, true));
+}
+
+IrqFd::~IrqFd() {
+  Status s = be_->AssignIrqFd(gsi_, fd_, resample_fd_, /*assign=*/false);
+  if (!s) Log().warn("removing the irqfd of GSI {}: {}", gsi_, s.error().message());
+  if (owns_route_) (void)be_->RemoveMsiRoute(gsi_);
+  close(fd_);
+  if (resample_fd_ >= 0) close(resample_fd_);
+}
+
+Status IrqFd::Trigger() {
+  const uint64_t one = 1;
+  for (;;) {
+    ssize_t r = write(fd_, &one, sizeof(one));
+    if (r == sizeof(one)) return Ok();
+    if (r < 0 && errno == EINTR) continue;
+    // EAGAIN: the counter is at its maximum, i.e. already pending.
+    if (r < 0 && errno == EAGAIN) return Ok();
+    return SysError("triggering the irqfd of GSI {}", gsi_);
+  }
+}
+
+Status Vm::SetArchExitHandler(md::ArchExitReason r, ArchExitHandler h) {
   auto i = static_cast<size_t>(r);
-  assert(i < arch_handlers_.size());
+  if (i >= arch_handlers_.size()) {
+    return MakeError(Errc::kInvalidArgument, "no {} exit reason {}",
+                     md::kArchName, i);
+  }
+  if (started_.load(std::memory_order_acquire)) {
+    return MakeError(Errc::kBusy,
+                     "the {} exit handler must be installed before the first "
+                     "vCPU runs",
+                     md::ArchExitName(r));
+  }
   arch_handlers_[i] = std::move(h);
+  return Ok();
 }
 
 void Vm::RequestStop(ExitStatus status) {
@@ -470,32 +821,120 @@ std::optional<ExitStatus> Vm::exit_status() const {
   return exit_status_;
 }
 
-void Vm::AddRevokeCallback(RevokeCallback cb) {
-  std::lock_guard lk(writer_mutex_);  // writers run the callbacks
-  revoke_callbacks_.push_back(std::move(cb));
+void Vm::DrainCoalesced() {
+  std::lock_guard lk(coalesced_mutex_);
+  backend_->DrainCoalesced([&](const CoalescedWrite& w) {
+    Bus& bus = w.bus == BusKind::kPio ? pio_bus_ : mmio_bus_;
+    stats_.coalesced_writes.fetch_add(1, std::memory_order_relaxed);
+    Status s = bus.Write(IoContext::Device(), w.addr, w.size, w.value);
+    if (!s) {
+      log().error("coalesced write at {:#x}: {}", w.addr, s.error().message());
+      RequestStop(ExitStatus::VmmError(s.error().message()));
+    }
+  });
 }
 
-// --------------------------------------------------------- VmWriteLock ----
+std::string Vm::DumpStats() const {
+  std::string out = fmt::format("VM '{}' statistics:\n", opts_.name);
+  std::vector<Vcpu*> vcpus;
+  {
+    std::lock_guard lk(create_mutex_);
+    for (auto& v : owned_vcpus_) vcpus.push_back(v.get());
+  }
+  std::sort(vcpus.begin(), vcpus.end(),
+            [](Vcpu* a, Vcpu* b) { return a->id() < b->id(); });
+  for (Vcpu* v : vcpus) {
+    const VcpuStats& s = v->stats();
+    out += fmt::format("  vcpu {}: entries {}, kicks {}, requests {}, "
+                       "completions {}",
+                       v->id(), s.entries.load(), s.kicks.load(),
+                       s.requests.load(), s.completions.load());
+    for (size_t k = 0; k < s.exits.size(); ++k) {
+      if (uint64_t n = s.exits[k].load()) {
+        out += fmt::format(", {} {}", ExitKindName(static_cast<ExitKind>(k)), n);
+      }
+    }
+    for (size_t k = 1; k < s.arch_exits.size(); ++k) {
+      if (uint64_t n = s.arch_exits[k].load()) {
+        out += fmt::format(", {} {}",
+                           md::ArchExitName(static_cast<md::ArchExitReason>(k)),
+                           n);
+      }
+    }
+    out += "\n";
+  }
+  out += fmt::format(
+      "  kick signals: sent {}, delivered {}, stray {}\n"
+      "  unclaimed accesses: pio {}, mmio {}\n"
+      "  coalesced writes replayed: {}\n",
+      stats_.kick_signals_sent.load(), stats_.kick_signals_delivered.load(),
+      stats_.kick_signals_stray.load(), pio_bus_.unclaimed_count(),
+      mmio_bus_.unclaimed_count(), stats_.coalesced_writes.load());
+  return out;
+}
+
+uint64_t Vm::AddRevokeCallback(RevokeCallback cb) {
+  std::lock_guard lk(revoke_mutex_);
+  uint64_t id = next_revoke_id_++;
+  revoke_callbacks_.emplace_back(
+      id, std::make_shared<RevokeCallback>(std::move(cb)));
+  return id;
+}
+
+void Vm::RemoveRevokeCallback(uint64_t id) {
+  std::lock_guard lk(revoke_mutex_);
+  auto it = std::find_if(revoke_callbacks_.begin(), revoke_callbacks_.end(),
+                         [&](const auto& e) { return e.first == id; });
+  if (it != revoke_callbacks_.end()) revoke_callbacks_.erase(it);
+}
+
+// ------------------------------------------------------------ the locks ----
+
+VcpuLock::VcpuLock(Vcpu& v) : v_(v) {
+  Vcpu* self = CurrentVcpu();
+  STRATA_CHECK(self == nullptr || self == &v,
+               "VcpuLock on vCPU {} from the run loop of vCPU {}: a vCPU must "
+               "never wait for another (two doing it to each other "
+               "deadlock); use Vcpu::Post to run the work on the target",
+               v.id(), self != nullptr ? self->id() : 0);
+  v_.Acquire(Vcpu::Hold::kFreeze);
+}
+
+VcpuLock::~VcpuLock() { v_.Release(); }
+
+VmReadLock::VmReadLock(Vm& vm) : vm_(vm) {
+  if (t_write_locked == &vm) return;  // the writer may read its own map
+  vm_.map_lock_.lock_shared();
+  if (t_read_lock_depth < kMaxTrackedReadLocks) {
+    t_read_locked[t_read_lock_depth] = &vm;
+  }
+  ++t_read_lock_depth;
+}
+
+VmReadLock::~VmReadLock() {
+  if (t_write_locked == &vm_) return;
+  --t_read_lock_depth;
+  if (t_read_lock_depth < kMaxTrackedReadLocks) {
+    t_read_locked[t_read_lock_depth] = nullptr;
+  }
+  vm_.map_lock_.unlock_shared();
+}
 
 VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
-  Vcpu* self = t_running_vcpu != nullptr && &t_running_vcpu->vm() == &vm
-                   ? t_running_vcpu
-                   : nullptr;
-  if (self != nullptr && !vm.writer_mutex_.try_lock()) {
-    // Another writer is freezing vCPUs, possibly waiting for us: park as
-    // IDLE while we wait, then wait out any freeze before running on.
-    {
-      std::lock_guard lk(self->m_);
-      self->state_ = VcpuState::kIdle;
-      self->cv_.notify_all();
+  STRATA_CHECK(t_write_locked != &vm,
+               "VmWriteLock on VM '{}' is not recursive", vm.name());
+  STRATA_CHECK(!ThisThreadHoldsReadLock(&vm),
+               "VmWriteLock on VM '{}' while holding its VmReadLock would "
+               "deadlock",
+               vm.name());
+  if (Vcpu* self = CurrentVcpuOf(vm)) {
+    if (!vm.writer_mutex_.try_lock()) {
+      // Another writer may be quiescing vCPUs, this one included: wait
+      // BLOCKED so it can.
+      BlockedSection blocked(*self);
+      vm.writer_mutex_.lock();
     }
-    vm.writer_mutex_.lock();
-    std::unique_lock lk(self->m_);
-    self->cv_.wait(lk, [&] {
-      return self->freeze_count_ == 0 && self->state_ != VcpuState::kFrozen;
-    });
-    self->state_ = VcpuState::kRunning;
-  } else if (self == nullptr) {
+  } else {
     vm.writer_mutex_.lock();
   }
   std::vector<Vcpu*> snapshot;
@@ -505,23 +944,26 @@ VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
     for (auto& v : vm.owned_vcpus_) snapshot.push_back(v.get());
   }
   for (Vcpu* v : snapshot) {
-    v->Freeze();
-    frozen_.push_back(v);
+    v->Acquire(Vcpu::Hold::kQuiesce);
+    held_.push_back(v);
   }
   vm.map_lock_.lock();
-  for (auto& cb : vm.revoke_callbacks_) cb();
+  t_write_locked = &vm;
+  std::lock_guard lk(vm.revoke_mutex_);
+  for (auto& [id, cb] : vm.revoke_callbacks_) (*cb)();
 }
 
 VmWriteLock::~VmWriteLock() {
+  t_write_locked = nullptr;
   vm_.map_lock_.unlock();
   {
     std::lock_guard lk(vm_.create_mutex_);
     vm_.writer_active_ = false;
-    frozen_.insert(frozen_.end(), vm_.writer_frozen_.begin(),
-                   vm_.writer_frozen_.end());
+    held_.insert(held_.end(), vm_.writer_frozen_.begin(),
+                 vm_.writer_frozen_.end());
     vm_.writer_frozen_.clear();
   }
-  for (Vcpu* v : frozen_) v->Unfreeze();
+  for (Vcpu* v : held_) v->Release();
   vm_.writer_mutex_.unlock();
 }
 

@@ -2,48 +2,83 @@
 //
 // Theory of operation
 // -------------------
-// vCPU states. Each Vcpu is in one of four states, guarded by its mutex:
-//   IDLE      no thread is in its run loop, nobody holds it.
-//   RUNNING   a host thread is inside Vcpu::Run() — in guest mode or handling
-//             an exit on the vCPU's behalf.
-//   SLEEPING  a thread is inside Run() but waiting in the VMM (e.g. a halted
-//             vCPU without an in-kernel interrupt controller).
-//   FROZEN    one or more lockers hold the vCPU; Run() waits at the top of
-//             its loop until the last one lets go.
-// Transitions: IDLE -> RUNNING (Run entry), RUNNING <-> SLEEPING (the loop),
-// RUNNING/SLEEPING -> IDLE (the loop noticing a freeze request or a stop),
-// IDLE -> FROZEN (a locker), FROZEN -> IDLE (the last unlocker).
+// vCPU states. Each Vcpu is in one of five states, guarded by its mutex:
+//   IDLE      no thread is in its run loop and nobody holds it.
+//   RUNNING   a host thread (the runner) is inside Vcpu::Run() — in guest
+//             mode or handling an exit on the vCPU's behalf.
+//   SLEEPING  the runner waits in the VMM for an event (a halted vCPU
+//             without an in-kernel interrupt controller).
+//   FROZEN    one or more lockers hold the vCPU; a runner, if any, waits at
+//             the top of its loop with its last exit completed.
+//   BLOCKED   the runner is inside an exit handler, waiting for a lock that
+//             another thread holds (only the VM write lock's writer mutex).
+//             It is quiescent — not in guest mode, touching no guest memory
+//             — but its exit is not finished.
+// "At the loop top" means: outside guest mode, no exit handler on the
+// stack, and the last exit completed. KVM finishes a port/MMIO read, an MSR
+// access or a hypercall only on the next KVM_RUN (the KVM API doc,
+// "KVM_RUN"), so before the loop lets anyone else near the vCPU — to
+// freeze it, run a request, stop or return — it re-enters once with
+// immediate_exit set, which completes the instruction and runs nothing
+// more: after an `in`, the device's value is in RAX and RIP is past the
+// instruction.
 //
 // Lock classes, in the order they are taken:
-//   1. VM write lock (VmWriteLock) — for memory-map changes. Serialises
-//      writers, marks the VM "writer active" under the creation mutex,
-//      freezes every vCPU that exists, then takes the map lock exclusively.
-//      Lease revocation callbacks (device backends holding guest memory)
-//      run after that. While a writer is active, a newly created vCPU is
-//      born frozen and added to the writer's set, so lazy creation cannot
-//      slip a running vCPU past the writer.
-//   2. vCPU lock (VcpuLock) — freezes one vCPU: requests the freeze, kicks
-//      the vCPU out of guest mode and waits until its loop parks it. Nests:
-//      the vCPU runs again when the last freezer unlocks.
-//   3. VM read lock (VmReadLock) — the map lock shared: interrupt injection
-//      and memory-map readers outside vCPU context. A vCPU handling an exit
-//      needs no read lock for guest memory: writers freeze it first.
+//   1. VM write lock (VmWriteLock) — memory-map changes. Serialises writers
+//      (writer mutex), marks the VM "writer active" under the creation
+//      mutex, quiesces every vCPU that exists (each ends FROZEN at its loop
+//      top, or BLOCKED), takes the map lock exclusively, then revokes
+//      guest-memory leases (their holders' callbacks run). While a writer
+//      is active a newly created vCPU is born frozen and joins the writer's
+//      set, so lazy creation cannot slip a running vCPU past the writer.
+//   2. vCPU lock (VcpuLock) — freezes one vCPU at its loop top: requests the
+//      freeze, kicks the vCPU out of guest mode and waits until its loop
+//      parks it. Nests. The vCPU runs again when the last freezer unlocks.
+//      Registers of a frozen vCPU are consistent and safe to change.
+//   3. VM read lock (VmReadLock) — the map lock shared. Taken by Vm's
+//      guest-memory accessors (ReadMemory/WriteMemory/Translate-style
+//      calls from outside vCPU context) and by interrupt injection
+//      (SetIrq, SignalMsi) so neither runs against a half-changed map. A
+//      vCPU handling an exit needs no read lock for guest memory: a writer
+//      quiesces it first.
 //
-// Calls from a vCPU's own exit handler: freezing the calling vCPU itself is
-// a no-op that is still counted (the handler is, by construction, not in
-// guest mode), so an exit handler may take the VM write lock. If two vCPUs
-// race for the write lock, the loser parks itself IDLE while it waits for
-// the writer mutex so that the winner can freeze it — no deadlock.
+// Rules for vCPU context (a thread inside Vcpu::Run, see CurrentVcpu()):
+//   - Never wait for another vCPU. VcpuLock on another vCPU from vCPU
+//     context is a programming error (checked in every build: it would
+//     deadlock when two vCPUs do it to each other). Cross-vCPU work —
+//     INIT/SIPI, PSCI CPU_ON, reading another vCPU's registers, TLB-style
+//     shootdowns — goes through the target's mailbox: Vcpu::Post() queues a
+//     function that the target runs on its own thread at its loop top. It
+//     never blocks; a reply is another Post back.
+//   - Any blocking acquisition parks the caller first: VmWriteLock from an
+//     exit handler marks the vCPU BLOCKED while it waits for the writer
+//     mutex, so the current writer can quiesce it. A handler must not take
+//     the write lock while holding a lock another vCPU's handler may wait
+//     for (a device mutex): that vCPU cannot be quiesced. Defer such work
+//     with Post() on the vCPU itself — it then runs at the loop top with no
+//     device lock held.
+//   - VcpuLock on the calling vCPU itself is a counted no-op (it is, by
+//     construction, not in guest mode), so helpers that lock "a vCPU" work
+//     from its own handlers.
+//   - A VM read lock must not be held when taking the write lock (checked).
 //
 // Lazy vCPU creation. The vCPU table is a fixed array of max_vcpus atomic
 // pointers chosen at VM creation. Vm::vcpu(id) is a lock-free acquire load
-// and may return nullptr; every path copes with that (a kick, a freeze or an
-// interrupt for a vCPU that does not exist yet is a no-op). CreateVcpu(id)
-// takes the creation mutex, re-checks, asks the backend, and publishes with
-// a release store; if a writer is active the new vCPU starts frozen.
+// and may return nullptr; every path copes with that (a kick, a freeze, a
+// post or an interrupt for a vCPU that does not exist yet is a no-op or an
+// error, never a crash). CreateVcpu(id) takes the creation mutex, re-checks,
+// asks the backend, and publishes with a release store; if a writer is
+// active the new vCPU starts frozen.
 //
-// Stopping. Vm::RequestStop(status) records the first status and kicks
-// every vCPU; each Run() returns. ExitStatus says why.
+// Stopping and destruction. Vm::RequestStop(status) records the first
+// status and interrupts every vCPU; each Run() completes its last exit and
+// returns. Vm::Shutdown() (and ~Vm) request a stop if needed and wait until
+// no thread is inside any of the VM's Run() calls, so destroying a running
+// VM is safe from any thread but its own vCPU threads (a programming error,
+// checked).
+//
+// Arch exit handlers are installed before the first vCPU runs and are
+// read-only afterwards, so dispatch reads them without a lock.
 #pragma once
 
 #include <pthread.h>
@@ -52,6 +87,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -60,19 +96,27 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
 #include "core/bus.h"
 #include "core/current_guest.h"
 #include "core/exit.h"
 #include "core/guest_memory.h"
+#include "core/irq.h"
 #include "core/result.h"
+#include "core/topology.h"
 #include "machine/vmmapi_machdep.h"
+
+namespace spdlog {
+class logger;
+}
 
 namespace strata {
 
 class Vm;
+class VmBackend;
+class VcpuBackend;
+class Lease;
 
-enum class VcpuState : uint8_t { kIdle, kRunning, kSleeping, kFrozen };
+enum class VcpuState : uint8_t { kIdle, kRunning, kSleeping, kFrozen, kBlocked };
 std::string_view VcpuStateName(VcpuState s);
 
 // Why a VM stopped, and the process exit status bhyverun maps it to.
@@ -108,15 +152,28 @@ struct ExitStatus {
   static constexpr int kExitUsage = 8;  // bhyverun: bad options/config
 };
 
-// Per-vCPU exit statistics, maintained by the dispatcher wrapper.
+// Per-vCPU statistics, maintained by the run loop (exits: by the dispatcher
+// wrapper).
 struct VcpuStats {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(ExitKind::kCount)>
       exits{};
   std::array<std::atomic<uint64_t>,
              static_cast<size_t>(md::ArchExitReason::kCount)>
       arch_exits{};
-  std::atomic<uint64_t> kicks{0};   // kicks consumed by this vCPU
-  std::atomic<uint64_t> entries{0}; // guest entries
+  std::atomic<uint64_t> kicks{0};        // kick requests the loop consumed
+  std::atomic<uint64_t> entries{0};      // guest entries
+  std::atomic<uint64_t> completions{0};  // immediate-exit re-entries
+  std::atomic<uint64_t> requests{0};     // mailbox functions run
+  std::atomic<uint64_t> signals_delivered{0};  // kick signals for this vCPU
+  std::atomic<uint64_t> signals_stray{0};  // consumed here, meant for another
+};
+
+// Per-VM statistics.
+struct VmStats {
+  std::atomic<uint64_t> kick_signals_sent{0};  // queued with pthread_sigqueue
+  std::atomic<uint64_t> kick_signals_delivered{0};  // matched their vCPU
+  std::atomic<uint64_t> kick_signals_stray{0};      // consumed by another
+  std::atomic<uint64_t> coalesced_writes{0};   // replayed from the ring
 };
 
 class Vcpu {
@@ -132,52 +189,60 @@ class Vcpu {
   const VcpuStats& stats() const { return stats_; }
 
   // Runs the vCPU on the calling thread until the VM stops or the vCPU is
-  // asked to return (ReturnFromRun). Only one thread may run a vCPU at a
-  // time; a second caller gets kBusy.
+  // asked to return (ReturnFromRun); on return its last exit is complete.
+  // Only one thread may run a vCPU at a time and a thread runs one vCPU at a
+  // time: a second caller gets kBusy.
   Status Run();
 
-  // Makes Run() return to its caller (after the current exit) without
-  // stopping the VM — used by embedders that step a vCPU.
+  // Makes Run() return to its caller (after completing the current exit)
+  // without stopping the VM — for embedders that step a vCPU.
   void ReturnFromRun();
 
   // Kick: leave guest mode and pass through the loop top at least once.
   void Kick();
 
-  // Registers (see machine/vmmapi_machdep.h for names). Callers outside the
-  // vCPU's own thread must hold a VcpuLock on it.
-  Result<uint64_t> GetRegister(md::Reg r) { return backend_->GetRegister(r); }
-  Status SetRegister(md::Reg r, uint64_t v) {
-    return backend_->SetRegister(r, v);
-  }
-  Result<md::VcpuState> GetState() { return backend_->GetState(); }
-  Status SetState(const md::VcpuState& s) { return backend_->SetState(s); }
-  Result<md::FpuState> GetFpu() { return backend_->GetFpu(); }
-  Status SetFpu(const md::FpuState& f) { return backend_->SetFpu(f); }
-  Result<uint64_t> GetSysReg(uint64_t id) { return backend_->GetSysReg(id); }
-  Status SetSysReg(uint64_t id, uint64_t v) {
-    return backend_->SetSysReg(id, v);
-  }
-  Status Reset() { return backend_->Reset(); }
+  // Mailbox: runs fn on the vCPU's runner thread at its loop top (last exit
+  // completed, no handler on the stack), in the order posted. Callable from
+  // any thread, including another vCPU's exit handler; never blocks. If no
+  // thread runs the vCPU, fn waits until one does.
+  void Post(std::function<void(Vcpu&)> fn);
+
+  // Registers (see machine/vmmapi_machdep.h for names). Callable from the
+  // vCPU's own thread (its exit handlers, its mailbox functions), or by a
+  // thread holding a VcpuLock on it, or while no thread runs it; otherwise
+  // kBusy.
+  Result<uint64_t> GetRegister(md::Reg r);
+  Status SetRegister(md::Reg r, uint64_t v);
+  Result<md::VcpuState> GetState();
+  Status SetState(const md::VcpuState& s);
+  Result<md::FpuState> GetFpu();
+  Status SetFpu(const md::FpuState& f);
+  Result<uint64_t> GetSysReg(uint64_t id);
+  Status SetSysReg(uint64_t id, uint64_t v);
+  Status Reset();
   // Powered on (runnable) or waiting to be started by another vCPU (x86
   // wait-for-SIPI, ARM PSCI off). Non-boot vCPUs start waiting when the
   // platform has an in-kernel interrupt controller.
-  Status SetRunnable(bool runnable) { return backend_->SetRunnable(runnable); }
-  std::string DumpRegisters() { return backend_->DumpRegisters(); }
-
-  VcpuBackend& backend() { return *backend_; }
+  Status SetRunnable(bool runnable);
+  std::string DumpRegisters();
 
  private:
   friend class Vm;
   friend class VcpuLock;
   friend class VmWriteLock;
+  friend class BlockedSection;
   Vcpu(Vm* vm, uint32_t id, std::unique_ptr<VcpuBackend> backend);
 
-  void Freeze();
-  void Unfreeze();
-  void KickLocked();       // m_ held: a kick (counted in stats().kicks)
+  enum class Hold { kFreeze, kQuiesce };
+  void Acquire(Hold how);
+  void Release();
   void InterruptLocked();  // m_ held: leave guest mode, nothing counted
-  // Parks at the loop top while frozen; returns false if Run must return.
-  bool ParkIfRequested(std::unique_lock<std::mutex>& lk);
+  bool IsRunnerThread() const;
+  Status CheckRegisterAccess() const;
+  // At the loop top with requests pending: completes the last exit, runs
+  // the mailbox, parks while frozen. Returns false if Run must return.
+  bool ServiceRequests();
+  bool CompleteLastExit();
   void ConsumeKickSignals();
   // Handles one exit. Anything that ends the VM goes through
   // Vm::RequestStop, which the loop notices before the next entry.
@@ -185,6 +250,7 @@ class Vcpu {
   void DispatchInner(VmExit& exit);
   void HandleIo(const IoExit& io);
   void HandleMmio(const MmioExit& mmio);
+  void Sleep();
   void FailVm(const std::string& what);
 
   Vm* const vm_;
@@ -195,12 +261,18 @@ class Vcpu {
   mutable std::mutex m_;
   std::condition_variable cv_;
   VcpuState state_ = VcpuState::kIdle;  // m_
-  uint32_t freeze_count_ = 0;           // m_
+  uint32_t lock_requests_ = 0;          // m_: lockers asking or holding
+  uint32_t holders_ = 0;                // m_: lockers holding it
+  uint32_t self_locks_ = 0;             // m_: no-op locks by its own runner
   bool has_runner_ = false;             // m_
   pthread_t runner_{};                  // m_, valid if has_runner_
-  std::atomic<bool> requests_{false};   // freeze/stop/return pending
-  std::atomic<bool> return_requested_{false};
+  std::deque<std::function<void(Vcpu&)>> mailbox_;  // m_
+  bool return_requested_ = false;       // m_
+  // Any of: lock request, stop, return, mailbox. Set under m_ by whoever
+  // adds work; cleared under m_ by the loop when nothing is left.
+  std::atomic<bool> requests_{false};
   std::atomic<bool> kick_pending_{false};
+  std::atomic<pthread_t> runner_thread_{};  // for lock-free self checks
   CurrentGuest record_;
   VcpuStats stats_;
 };
@@ -208,7 +280,10 @@ class Vcpu {
 struct VmOptions {
   std::string name = "strata";
   uint32_t max_vcpus = 1;  // fixed for the VM's life; <= host limit
+  CpuTopology topology;    // sockets/clusters/cores/threads (MI)
   md::MachineOptions machine;
+  // Where this VM logs; null = the process logger (core/log.h).
+  std::shared_ptr<spdlog::logger> logger;
 };
 
 // Arch exit handlers: one per md::ArchExitReason. Return false to stop the
@@ -217,36 +292,55 @@ using ArchExitHandler = std::function<bool(Vcpu&, md::ArchExit&)>;
 
 class Vm {
  public:
-  // Creates a VM on a backend. Fails with kOutOfRange if max_vcpus is 0 or
-  // above the host's limit.
+  // Creates a VM on a backend (internal: embedders call CreateKvmVm in
+  // core/vmmapi.h). Fails with kOutOfRange if max_vcpus is 0 or above the
+  // host's limit, kInvalidArgument for a bad topology.
   static Result<std::unique_ptr<Vm>> Create(
       const VmOptions& opts, std::unique_ptr<VmBackend> backend);
+  // Shutdown(), then frees everything.
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
   const VmOptions& options() const { return opts_; }
+  const std::string& name() const { return opts_.name; }
   uint32_t max_vcpus() const { return opts_.max_vcpus; }
+  const CpuTopology& topology() const { return opts_.topology; }
+  spdlog::logger& log() const { return *logger_; }
 
   // Lazily created vCPUs.
   Vcpu* vcpu(uint32_t id) const;  // nullptr if absent or id out of range
   Result<Vcpu*> CreateVcpu(uint32_t id);  // idempotent
   uint32_t vcpu_count() const;            // created so far
 
-  // Guest memory. AddMemory takes the VM write lock itself.
+  // Guest memory. The map changes only through AddMemory/RemoveMemory,
+  // which take the VM write lock themselves. memory() gives the contents:
+  // from vCPU context freely; from other threads hold a VmReadLock, or use
+  // ReadMemory/WriteMemory, which take it.
   GuestMemory& memory() { return memory_; }
   const GuestMemory& memory() const { return memory_; }
   Result<const MemorySegment*> AddMemory(std::string name, uint64_t gpa,
                                          uint64_t size);
+  Status RemoveMemory(uint64_t gpa);
+  Status ReadMemory(uint64_t gpa, void* dst, uint64_t len);
+  Status WriteMemory(uint64_t gpa, const void* src, uint64_t len);
 
   Bus& pio_bus() { return pio_bus_; }
   Bus& mmio_bus() { return mmio_bus_; }
 
-  // Interrupts, from any thread.
-  Status SetIrqLine(uint32_t gsi, bool level);
-  Status SignalMsi(uint64_t address, uint32_t data);
+  // Interrupts, from any thread (take the VM read lock).
+  Status SetIrq(const md::IrqPin& pin, bool level);
+  Status SignalMsi(const md::MsiMessage& msi);
+  // An eventfd that raises pin (level: with a resample fd, see IrqFd) or
+  // sends msi, without a VMM call (KVM_IRQFD). kUnsupported without an
+  // in-kernel interrupt controller.
+  Result<std::unique_ptr<IrqFd>> AddIrqFd(const md::IrqPin& pin,
+                                          bool level = false);
+  Result<std::unique_ptr<IrqFd>> AddMsiFd(const md::MsiMessage& msi);
 
-  void SetArchExitHandler(md::ArchExitReason r, ArchExitHandler h);
+  // Installs the handler for one arch exit reason. kBusy once any vCPU has
+  // run (the table is read without a lock afterwards).
+  Status SetArchExitHandler(md::ArchExitReason r, ArchExitHandler h);
 
   // Stop: first status wins; every vCPU's Run() returns.
   void RequestStop(ExitStatus status);
@@ -254,21 +348,32 @@ class Vm {
     return stop_requested_.load(std::memory_order_acquire);
   }
   std::optional<ExitStatus> exit_status() const;
+  // Requests a stop (VmmError "VM shut down") if none was requested and
+  // vCPUs are running, then waits until every Run() has returned. kBusy
+  // from one of this VM's vCPU threads (it would wait for itself).
+  Status Shutdown();
 
-  // Called with the VM write lock held, after all vCPUs are frozen, so that
-  // holders of guest-memory leases can drop them (see vmm_drv in illumos).
+  const VmStats& stats() const { return stats_; }
+  // Per-vCPU exit counts, kick and mailbox counters, unclaimed accesses.
+  std::string DumpStats() const;
+
+  // Called with the VM write lock held, after all vCPUs are quiesced, so
+  // that holders of guest-memory leases can drop them (see vmm_drv in
+  // illumos, and core/driver.h). Safe from exit handlers: registration
+  // never waits for a writer. The returned id removes it.
   using RevokeCallback = std::function<void()>;
-  void AddRevokeCallback(RevokeCallback cb);
-
-  VmBackend& backend() { return *backend_; }
+  uint64_t AddRevokeCallback(RevokeCallback cb);
+  void RemoveRevokeCallback(uint64_t id);
 
  private:
   friend class Vcpu;
   friend class VmReadLock;
   friend class VmWriteLock;
   Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend);
+  void DrainCoalesced();
 
   VmOptions opts_;
+  std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<VmBackend> backend_;
   GuestMemory memory_;
   Bus pio_bus_;
@@ -282,19 +387,34 @@ class Vm {
   std::mutex writer_mutex_;                      // serialises writers
   std::shared_mutex map_lock_;
 
-  std::vector<ArchExitHandler> arch_handlers_;
-  std::vector<RevokeCallback> revoke_callbacks_;  // writer_mutex_
+  std::vector<ArchExitHandler> arch_handlers_;  // fixed once started_
+  std::atomic<bool> started_{false};            // a vCPU has run
+
+  std::mutex revoke_mutex_;                      // not the writer mutex
+  uint64_t next_revoke_id_ = 1;                  // revoke_mutex_
+  std::vector<std::pair<uint64_t, std::shared_ptr<RevokeCallback>>>
+      revoke_callbacks_;                         // revoke_mutex_
 
   std::atomic<bool> stop_requested_{false};
   mutable std::mutex stop_mutex_;
   std::optional<ExitStatus> exit_status_;  // stop_mutex_
+
+  std::mutex runners_mutex_;
+  std::condition_variable runners_cv_;
+  uint32_t runners_ = 0;  // runners_mutex_: threads inside Vcpu::Run
+
+  std::mutex coalesced_mutex_;
+  std::atomic<bool> has_coalesced_{false};
+
+  VmStats stats_;
 };
 
-// Freezes one vCPU for the lifetime of the object (lock class 2).
+// Freezes one vCPU at its loop top for the lifetime of the object (lock
+// class 2). From vCPU context only the calling vCPU itself may be locked.
 class VcpuLock {
  public:
-  explicit VcpuLock(Vcpu& v) : v_(v) { v_.Freeze(); }
-  ~VcpuLock() { v_.Unfreeze(); }
+  explicit VcpuLock(Vcpu& v);
+  ~VcpuLock();
   VcpuLock(const VcpuLock&) = delete;
   VcpuLock& operator=(const VcpuLock&) = delete;
 
@@ -305,8 +425,8 @@ class VcpuLock {
 // Shared map lock (lock class 3).
 class VmReadLock {
  public:
-  explicit VmReadLock(Vm& vm) : vm_(vm) { vm_.map_lock_.lock_shared(); }
-  ~VmReadLock() { vm_.map_lock_.unlock_shared(); }
+  explicit VmReadLock(Vm& vm);
+  ~VmReadLock();
   VmReadLock(const VmReadLock&) = delete;
   VmReadLock& operator=(const VmReadLock&) = delete;
 
@@ -314,7 +434,7 @@ class VmReadLock {
   Vm& vm_;
 };
 
-// Exclusive VM lock: every vCPU frozen, then the map lock (lock class 1).
+// Exclusive VM lock: every vCPU quiesced, then the map lock (lock class 1).
 class VmWriteLock {
  public:
   explicit VmWriteLock(Vm& vm);
@@ -324,7 +444,7 @@ class VmWriteLock {
 
  private:
   Vm& vm_;
-  std::vector<Vcpu*> frozen_;
+  std::vector<Vcpu*> held_;
 };
 
 }  // namespace strata

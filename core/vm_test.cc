@@ -359,8 +359,8 @@ TEST(VmTest, VcpuCreatedUnderTheWriteLockIsBornFrozen) {
 class LockingDevice : public IoDevice {
  public:
   explicit LockingDevice(Vm& vm) : vm_(vm) {}
-  uint64_t Read(uint64_t, uint32_t) override { return 0; }
-  void Write(uint64_t, uint32_t, uint64_t) override {
+  uint64_t Read(const IoContext&, uint64_t, uint32_t) override { return 0; }
+  void Write(const IoContext&, uint64_t, uint32_t, uint64_t) override {
     VmWriteLock wl(vm_);
     if (writes_.fetch_add(1) + 1 == 200) vm_.RequestStop(ExitStatus::PowerOff());
   }

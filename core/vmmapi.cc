@@ -14,7 +14,9 @@ Result<std::unique_ptr<Vm>> CreateKvmVm(const VmOptions& opts,
                      "limit, KVM_CAP_MAX_VCPUS)",
                      opts.max_vcpus, sys->max_vcpus());
   }
-  auto be = STRATA_TRY(kvm::KvmVm::Create(sys, opts.machine, opts.max_vcpus));
+  STRATA_TRY(opts.topology.Validate(UINT32_MAX));
+  auto be = STRATA_TRY(
+      kvm::KvmVm::Create(sys, opts.machine, opts.topology, opts.max_vcpus));
   auto vm = STRATA_TRY(Vm::Create(opts, std::move(be)));
   md::InstallDefaultExitHandlers(*vm);
   return vm;

@@ -68,7 +68,7 @@ uint32_t AcpiPm::TimerValue() const {
   return static_cast<uint32_t>(ticks) & kAcpiPmTimerMask;
 }
 
-uint64_t AcpiPm::Read(uint64_t offset, uint32_t size) {
+uint64_t AcpiPm::Read(const IoContext& ctx, uint64_t offset, uint32_t size) {
   std::array<uint8_t, kAcpiPmLength> image{};
   {
     std::lock_guard lock(mu_);
@@ -85,7 +85,7 @@ uint64_t AcpiPm::Read(uint64_t offset, uint32_t size) {
   return Extract(image, offset, size);
 }
 
-void AcpiPm::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void AcpiPm::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   // Spread the access over the block so every register sees the bytes (and
   // a byte-enable mask) that fall on it, whatever the access width.
   std::array<uint8_t, kAcpiPmLength> data{};

@@ -90,8 +90,8 @@ class AcpiPm : public IoDevice {
   explicit AcpiPm(SleepFn on_sleep, IrqLine* sci = nullptr,
                   ClockFn now_ns = {});
 
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "acpi_pm"; }
 
   // Sets PWRBTN_STS, as a press of the fixed power button does; the guest

@@ -34,12 +34,12 @@ class AcpiPmTest : public ::testing::Test {
     ASSERT_TRUE(bus_.Register(kAcpiPmPort, kAcpiPmLength, pm_));
   }
   uint64_t In(uint64_t port, uint32_t size) {
-    auto r = bus_.Read(port, size);
+    auto r = bus_.Read({}, port, size);
     EXPECT_TRUE(r);
     return r ? *r : 0;
   }
   void Out(uint64_t port, uint32_t size, uint64_t v) {
-    EXPECT_TRUE(bus_.Write(port, size, v));
+    EXPECT_TRUE(bus_.Write({}, port, size, v));
   }
 
   Bus bus_{BusKind::kPio};
@@ -168,15 +168,15 @@ TEST(AcpiPmRealClockTest, TimerAdvancesOnMonotonicClock) {
   Bus bus(BusKind::kPio);
   ASSERT_TRUE(bus.Register(kAcpiPmPort, kAcpiPmLength,
                            std::make_shared<AcpiPm>(nullptr)));
-  const uint64_t t0 = *bus.Read(kTmr, 4);
+  const uint64_t t0 = *bus.Read({}, kTmr, 4);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const uint64_t t1 = *bus.Read(kTmr, 4);
+  const uint64_t t1 = *bus.Read({}, kTmr, 4);
   // 20 ms is ~71600 ticks; allow for a wrap and a slow machine.
   const uint64_t delta = (t1 - t0) & kAcpiPmTimerMask;
   EXPECT_GE(delta, 60000u);
   EXPECT_LT(delta, 0x800000u);
   // No callback, no SCI: SLP_EN is harmless.
-  EXPECT_TRUE(bus.Write(kCnt, 2, kAcpiPm1CntSlpEn));
+  EXPECT_TRUE(bus.Write({}, kCnt, 2, kAcpiPm1CntSlpEn));
 }
 
 }  // namespace

@@ -33,8 +33,8 @@ class DebugExit : public IoDevice {
 
   explicit DebugExit(ExitFn on_exit) : on_exit_(std::move(on_exit)) {}
 
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "isa-debug-exit"; }
 
  private:

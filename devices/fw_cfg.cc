@@ -40,7 +40,7 @@ FwCfg::FwCfg() {
   items_[kFwCfgId] = LittleEndian(kFwCfgVersionTraditional, 4);
 }
 
-uint64_t FwCfg::Read(uint64_t offset, uint32_t size) {
+uint64_t FwCfg::Read(const IoContext& ctx, uint64_t offset, uint32_t size) {
   if (offset != kFwCfgDataOffset) return 0;  // selector is write-only
   std::lock_guard lock(mu_);
   auto it = items_.find(selector_);
@@ -48,7 +48,7 @@ uint64_t FwCfg::Read(uint64_t offset, uint32_t size) {
   return it->second[pos_++];
 }
 
-void FwCfg::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void FwCfg::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   if (offset != kFwCfgSelectorOffset || size != 2) return;
   std::lock_guard lock(mu_);
   selector_ = static_cast<uint16_t>(value);

@@ -81,8 +81,8 @@ class FwCfg : public IoDevice {
  public:
   FwCfg();
 
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "fw_cfg"; }
 
   // Sets (or replaces) the item at key. Thread-safe; a guest mid-way

@@ -20,9 +20,9 @@ class FwCfgTest : public ::testing::Test {
     fw_ = std::make_shared<FwCfg>();
     ASSERT_TRUE(bus_.Register(kFwCfgIoPort, kFwCfgIoLength, fw_));
   }
-  void Select(uint16_t key) { ASSERT_TRUE(bus_.Write(kSelectorPort, 2, key)); }
+  void Select(uint16_t key) { ASSERT_TRUE(bus_.Write({}, kSelectorPort, 2, key)); }
   uint8_t ReadByte() {
-    auto r = bus_.Read(kDataPort, 1);
+    auto r = bus_.Read({}, kDataPort, 1);
     EXPECT_TRUE(r);
     return r ? static_cast<uint8_t>(*r) : 0;
   }
@@ -104,17 +104,17 @@ TEST_F(FwCfgTest, UnknownKeysReadZero) {
 TEST_F(FwCfgTest, DataWritesAndByteSelectorWritesAreIgnored) {
   fw_->SetItem(0x42, {1, 2, 3});
   Select(0x42);
-  ASSERT_TRUE(bus_.Write(kDataPort, 1, 0xff));
+  ASSERT_TRUE(bus_.Write({}, kDataPort, 1, 0xff));
   EXPECT_EQ(ReadByte(), 1);  // neither stored nor advancing
-  ASSERT_TRUE(bus_.Write(kSelectorPort, 1, kFwCfgSignature));
+  ASSERT_TRUE(bus_.Write({}, kSelectorPort, 1, kFwCfgSignature));
   EXPECT_EQ(ReadByte(), 2);  // still item 0x42
   EXPECT_EQ(bus_.unclaimed_count(), 0u);
 }
 
 TEST_F(FwCfgTest, SelectorReadsZeroAndWideDataReadsAreUnclaimed) {
-  EXPECT_EQ(*bus_.Read(kSelectorPort, 1), 0u);
-  EXPECT_EQ(*bus_.Read(kSelectorPort, 2), 0u);
-  EXPECT_EQ(*bus_.Read(kDataPort, 2), 0xffffu);  // straddles out of range
+  EXPECT_EQ(*bus_.Read({}, kSelectorPort, 1), 0u);
+  EXPECT_EQ(*bus_.Read({}, kSelectorPort, 2), 0u);
+  EXPECT_EQ(*bus_.Read({}, kDataPort, 2), 0xffffu);  // straddles out of range
   EXPECT_EQ(bus_.unclaimed_count(), 1u);
 }
 

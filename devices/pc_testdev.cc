@@ -2,7 +2,7 @@
 
 namespace strata {
 
-uint64_t PcTestdevLatch::Read(uint64_t offset, uint32_t size) {
+uint64_t PcTestdevLatch::Read(const IoContext& ctx, uint64_t offset, uint32_t size) {
   std::lock_guard lock(mu_);
   uint64_t value = 0;
   for (uint32_t i = 0; i < size && offset + i < kPcTestdevLatchLength; ++i) {
@@ -11,7 +11,7 @@ uint64_t PcTestdevLatch::Read(uint64_t offset, uint32_t size) {
   return value;
 }
 
-void PcTestdevLatch::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void PcTestdevLatch::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   std::lock_guard lock(mu_);
   for (uint32_t i = 0; i < size && offset + i < kPcTestdevLatchLength; ++i) {
     const uint32_t shift = static_cast<uint32_t>(8 * (offset + i));
@@ -20,7 +20,7 @@ void PcTestdevLatch::Write(uint64_t offset, uint32_t size, uint64_t value) {
   }
 }
 
-void PcTestdevIrq::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void PcTestdevIrq::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   if (!set_irq_) return;
   for (uint32_t i = 0; i < size; ++i) {
     const uint64_t gsi = offset + i;
@@ -31,7 +31,7 @@ void PcTestdevIrq::Write(uint64_t offset, uint32_t size, uint64_t value) {
 
 PcTestdevMmio::PcTestdevMmio() : mem_(kPcTestdevMmioSize, 0) {}
 
-uint64_t PcTestdevMmio::Read(uint64_t offset, uint32_t size) {
+uint64_t PcTestdevMmio::Read(const IoContext& ctx, uint64_t offset, uint32_t size) {
   std::lock_guard lock(mu_);
   uint64_t value = 0;
   // Assemble little-endian explicitly so the model is host-endian neutral.
@@ -41,7 +41,7 @@ uint64_t PcTestdevMmio::Read(uint64_t offset, uint32_t size) {
   return value;
 }
 
-void PcTestdevMmio::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void PcTestdevMmio::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   std::lock_guard lock(mu_);
   for (uint32_t i = 0; i < size && offset + i < mem_.size(); ++i) {
     mem_[offset + i] = static_cast<uint8_t>(value >> (8 * i));

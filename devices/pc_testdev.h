@@ -43,8 +43,8 @@ inline constexpr uint64_t kPcTestdevMmioSize = 64 * 1024;
 
 class PcTestdevLatch : public IoDevice {
  public:
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "pc-testdev-ioport"; }
 
  private:
@@ -54,8 +54,8 @@ class PcTestdevLatch : public IoDevice {
 
 class PcTestdevFlush : public IoDevice {
  public:
-  uint64_t Read(uint64_t offset, uint32_t size) override { return 0; }
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override {}
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override { return 0; }
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override {}
   std::string_view name() const override { return "pc-testdev-flush-page"; }
 };
 
@@ -65,8 +65,8 @@ class PcTestdevIrq : public IoDevice {
   using SetIrqFn = std::function<void(uint32_t gsi, bool level)>;
   explicit PcTestdevIrq(SetIrqFn set_irq) : set_irq_(std::move(set_irq)) {}
 
-  uint64_t Read(uint64_t offset, uint32_t size) override { return 0; }
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override { return 0; }
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "pc-testdev-irq-line"; }
 
  private:
@@ -76,8 +76,8 @@ class PcTestdevIrq : public IoDevice {
 class PcTestdevMmio : public IoDevice {
  public:
   PcTestdevMmio();
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return "pc-testdev-iomem"; }
 
  private:

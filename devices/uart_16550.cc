@@ -32,7 +32,7 @@ Uart16550::Uart16550(CharBackend* backend, IrqLine* irq, std::string name)
   msr_ = ModemInputs(mcr_);
 }
 
-uint64_t Uart16550::Read(uint64_t offset, uint32_t size) {
+uint64_t Uart16550::Read(const IoContext& ctx, uint64_t offset, uint32_t size) {
   std::lock_guard lock(mu_);
   uint64_t value = 0;
   for (uint32_t i = 0; i < size; ++i) {
@@ -42,7 +42,7 @@ uint64_t Uart16550::Read(uint64_t offset, uint32_t size) {
   return value;
 }
 
-void Uart16550::Write(uint64_t offset, uint32_t size, uint64_t value) {
+void Uart16550::Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) {
   std::lock_guard lock(mu_);
   for (uint32_t i = 0; i < size; ++i) {
     WriteRegister(offset + i, static_cast<uint8_t>(value >> (8 * i)));

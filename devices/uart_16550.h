@@ -121,8 +121,8 @@ class Uart16550 : public IoDevice {
   Uart16550(CharBackend* backend, IrqLine* irq,
             std::string name = "uart_16550");
 
-  uint64_t Read(uint64_t offset, uint32_t size) override;
-  void Write(uint64_t offset, uint32_t size, uint64_t value) override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size, uint64_t value) override;
   std::string_view name() const override { return name_; }
 
   // Queues host input for the guest to read from RBR. Returns how many bytes

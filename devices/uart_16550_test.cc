@@ -48,12 +48,12 @@ class UartTest : public ::testing::Test {
     ASSERT_TRUE(bus_.Register(kCom1, kUart16550RegisterCount, uart_));
   }
   uint8_t In(uint64_t reg) {
-    auto r = bus_.Read(kCom1 + reg, 1);
+    auto r = bus_.Read({}, kCom1 + reg, 1);
     EXPECT_TRUE(r);
     return r ? static_cast<uint8_t>(*r) : 0;
   }
   void Out(uint64_t reg, uint8_t v) {
-    EXPECT_TRUE(bus_.Write(kCom1 + reg, 1, v));
+    EXPECT_TRUE(bus_.Write({}, kCom1 + reg, 1, v));
   }
   void Push(std::string_view s) {
     uart_->PushInput(std::span<const uint8_t>(
@@ -268,11 +268,11 @@ TEST_F(UartTest, WideAccessesAreSplitIntoBytes) {
   Out(kUartLcr, 0x03);
   Out(kUartMcr, 0x0b);
   // A 2-byte read at LCR returns LCR and MCR.
-  auto r = bus_.Read(kCom1 + kUartLcr, 2);
+  auto r = bus_.Read({}, kCom1 + kUartLcr, 2);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 0x0b03u);
   // A 4-byte write at offset 4 sets MCR, ignores LSR/MSR, sets SCR.
-  ASSERT_TRUE(bus_.Write(kCom1 + kUartMcr, 4, 0x5a00ff01));
+  ASSERT_TRUE(bus_.Write({}, kCom1 + kUartMcr, 4, 0x5a00ff01));
   EXPECT_EQ(In(kUartMcr), 0x01);
   EXPECT_EQ(In(kUartScr), 0x5a);
 }
@@ -281,9 +281,9 @@ TEST(UartNoBackendTest, NullBackendAndIrqAreAllowed) {
   Bus bus(BusKind::kPio);
   auto uart = std::make_shared<Uart16550>(nullptr, nullptr);
   ASSERT_TRUE(bus.Register(kCom1, kUart16550RegisterCount, uart));
-  EXPECT_TRUE(bus.Write(kCom1 + kUartIer, 1, 0x0f));
-  EXPECT_TRUE(bus.Write(kCom1, 1, 'x'));
-  EXPECT_EQ(*bus.Read(kCom1 + kUartIirFcr, 1), kUartIirThre);
+  EXPECT_TRUE(bus.Write({}, kCom1 + kUartIer, 1, 0x0f));
+  EXPECT_TRUE(bus.Write({}, kCom1, 1, 'x'));
+  EXPECT_EQ(*bus.Read({}, kCom1 + kUartIirFcr, 1), kUartIirThre);
   EXPECT_EQ(uart->name(), "uart_16550");
 }
 

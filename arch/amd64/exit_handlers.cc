@@ -13,21 +13,14 @@ namespace {
 // KVM's ABI value for "no such hypercall" (include/uapi/linux/kvm_para.h).
 constexpr uint64_t kKvmEnosys = 1000;
 
-// KVM_INTERNAL_ERROR_* suberrors (linux/kvm.h).
-const char* InternalErrorName(uint32_t sub) {
-  switch (sub) {
-    case 1: return "instruction emulation failed";
-    case 2: return "simultaneous exceptions";
-    case 3: return "delivery event failed";
-    case 4: return "unexpected exit reason";
-    default: return "unknown suberror";
-  }
-}
-
+// Remembers which MSRs were logged. Bounded: a guest probing every MSR
+// index must not grow the VMM's memory, so past the bound it goes quiet.
 class OnceLogger {
  public:
+  static constexpr size_t kMaxKeys = 256;
   bool First(uint64_t key) {
     std::lock_guard lk(m_);
+    if (seen_.size() >= kMaxKeys) return false;
     return seen_.insert(key).second;
   }
 
@@ -45,37 +38,19 @@ void InstallDefaultExitHandlers(Vm& vm) {
     // RDMSR/WRMSR "If the value in ECX specifies a reserved or
     // unimplemented MSR address" → #GP(0)).
     if (msrs->First(a.msr_index)) {
-      Log().info("vCPU {}: {} of unimplemented MSR {:#x}: injecting #GP",
+      v.vm().log().info("vCPU {}: {} of unimplemented MSR {:#x}: injecting #GP",
                  v.id(), a.reason == ArchExitReason::kRdmsr ? "read" : "write",
                  a.msr_index);
     }
     *a.msr_error = 1;
     return true;
   };
-  vm.SetArchExitHandler(ArchExitReason::kRdmsr, msr);
-  vm.SetArchExitHandler(ArchExitReason::kWrmsr, msr);
-  vm.SetArchExitHandler(ArchExitReason::kHypercall, [](Vcpu&, ArchExit& a) {
+  // Before any vCPU runs (CreateKvmVm), so these cannot fail.
+  (void)vm.SetArchExitHandler(ArchExitReason::kRdmsr, msr);
+  (void)vm.SetArchExitHandler(ArchExitReason::kWrmsr, msr);
+  (void)vm.SetArchExitHandler(ArchExitReason::kHypercall, [](Vcpu&, ArchExit& a) {
     *a.hypercall_ret = static_cast<uint64_t>(-static_cast<int64_t>(kKvmEnosys));
     return true;
-  });
-  vm.SetArchExitHandler(ArchExitReason::kFailEntry, [](Vcpu& v, ArchExit& a) {
-    v.vm().RequestStop(ExitStatus::VmmError(fmt::format(
-        "vCPU {}: VM entry failed (hardware reason {:#x}); the register "
-        "state is invalid for this host\n{}",
-        v.id(), a.fail_reason, v.DumpRegisters())));
-    return false;
-  });
-  vm.SetArchExitHandler(ArchExitReason::kInternalError, [](Vcpu& v,
-                                                           ArchExit& a) {
-    std::string data;
-    for (uint32_t i = 0; i < a.internal_ndata && i < 16; ++i) {
-      data += fmt::format(" {:#x}", a.internal_data[i]);
-    }
-    v.vm().RequestStop(ExitStatus::VmmError(fmt::format(
-        "vCPU {}: KVM internal error: {} (suberror {}, data:{})\n{}", v.id(),
-        InternalErrorName(a.internal_suberror), a.internal_suberror, data,
-        v.DumpRegisters())));
-    return false;
   });
 }
 

@@ -1,4 +1,7 @@
+#include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
+
+#include <fmt/format.h>
 
 namespace strata::md {
 
@@ -23,11 +26,13 @@ std::string_view ArchExitName(ArchExitReason r) {
     case ArchExitReason::kDebug: return "debug";
     case ArchExitReason::kTprAccess: return "tpr-access";
     case ArchExitReason::kSetTpr: return "set-tpr";
-    case ArchExitReason::kFailEntry: return "fail-entry";
-    case ArchExitReason::kInternalError: return "internal-error";
     case ArchExitReason::kCount: break;
   }
   return "?";
+}
+
+std::string IrqPinName(const IrqPin& pin) {
+  return fmt::format("GSI {}", pin.gsi);
 }
 
 }  // namespace strata::md

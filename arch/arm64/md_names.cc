@@ -1,4 +1,7 @@
+#include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
+
+#include <fmt/format.h>
 
 namespace strata::md {
 
@@ -21,11 +24,16 @@ std::string_view ArchExitName(ArchExitReason r) {
     case ArchExitReason::kNone: return "none";
     case ArchExitReason::kHypercall: return "hypercall";
     case ArchExitReason::kDebug: return "debug";
-    case ArchExitReason::kFailEntry: return "fail-entry";
-    case ArchExitReason::kInternalError: return "internal-error";
     case ArchExitReason::kCount: break;
   }
   return "?";
+}
+
+std::string IrqPinName(const IrqPin& pin) {
+  if (pin.type == IrqPin::Type::kPpi) {
+    return fmt::format("PPI {} on vCPU {}", pin.intid, pin.vcpu);
+  }
+  return fmt::format("SPI {}", pin.intid);
 }
 
 }  // namespace strata::md

@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "core/kvm/kvm_abi.h"
 #include "core/log.h"
@@ -67,20 +69,112 @@ int KvmSystem::CheckExtension(long cap) const {
   return r < 0 ? 0 : r;
 }
 
+// ------------------------------------------------------- KvmIrqRouting ----
+
+KvmIrqRouting::KvmIrqRouting(int vm_fd, md::KvmVmArch* arch)
+    : vm_fd_(fcntl(vm_fd, F_DUPFD_CLOEXEC, 0)), arch_(arch) {}
+
+KvmIrqRouting::~KvmIrqRouting() {
+  if (vm_fd_ >= 0) close(vm_fd_);
+}
+
+void KvmIrqRouting::Detach() {
+  std::lock_guard lk(mu_);
+  arch_ = nullptr;
+}
+
+Status KvmIrqRouting::AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
+                                  bool assign) {
+  kvm_irqfd f{};
+  f.fd = static_cast<uint32_t>(fd);
+  f.gsi = gsi;
+  if (!assign) f.flags |= KVM_IRQFD_FLAG_DEASSIGN;
+  if (resample_fd >= 0 && assign) {
+    f.flags |= KVM_IRQFD_FLAG_RESAMPLE;
+    f.resamplefd = static_cast<uint32_t>(resample_fd);
+  }
+  if (Ioctl(vm_fd_, KVM_IRQFD, reinterpret_cast<unsigned long>(&f)) < 0) {
+    return SysError("KVM_IRQFD {} GSI {}", assign ? "assign" : "deassign", gsi);
+  }
+  return Ok();
+}
+
+Result<uint32_t> KvmIrqRouting::PinGsi(const md::IrqPin& pin) {
+  std::lock_guard lk(mu_);
+  if (arch_ == nullptr) return MakeError(Errc::kBusy, "the VM is gone");
+  return arch_->IrqFdGsi(pin);
+}
+
+Result<uint32_t> KvmIrqRouting::AddMsiRoute(const md::MsiMessage& msi) {
+  std::lock_guard lk(mu_);
+  if (arch_ == nullptr) return MakeError(Errc::kBusy, "the VM is gone");
+  uint32_t gsi = arch_->FirstMsiGsi();
+  while (msi_routes_.count(gsi) != 0) ++gsi;
+  if (gsi >= arch_->MaxGsi()) {
+    return MakeError(Errc::kOutOfRange,
+                     "no free GSI for an MSI route (KVM allows {} routes)",
+                     arch_->MaxGsi());
+  }
+  kvm_irq_routing_entry e{};
+  e.gsi = gsi;
+  STRATA_TRY(arch_->FillMsiRoute(msi, &e));
+  msi_routes_[gsi] = e;
+  Status s = Commit();
+  if (!s) {
+    msi_routes_.erase(gsi);
+    return std::move(s).error();
+  }
+  return gsi;
+}
+
+Status KvmIrqRouting::RemoveMsiRoute(uint32_t gsi) {
+  std::lock_guard lk(mu_);
+  if (msi_routes_.erase(gsi) == 0) {
+    return MakeError(Errc::kNotFound, "no MSI route on GSI {}", gsi);
+  }
+  if (arch_ == nullptr) return Ok();
+  return Commit();
+}
+
+Status KvmIrqRouting::Commit() {
+  // KVM_SET_GSI_ROUTING replaces the whole table, so the controller's pin
+  // routes (what KVM sets up by default) go in with ours.
+  std::vector<kvm_irq_routing_entry> entries = arch_->DefaultRoutes();
+  for (const auto& [gsi, e] : msi_routes_) entries.push_back(e);
+  CountedBuffer<kvm_irq_routing_entry> table(
+      static_cast<uint32_t>(entries.size()));
+  for (size_t i = 0; i < entries.size(); ++i) table.entries()[i] = entries[i];
+  if (Ioctl(vm_fd_, strata_kvm_set_gsi_routing,
+            reinterpret_cast<unsigned long>(table.data())) < 0) {
+    return SysError("KVM_SET_GSI_ROUTING with {} entries", entries.size());
+  }
+  return Ok();
+}
+
 // --------------------------------------------------------------- KvmVm ----
 
 Result<std::unique_ptr<KvmVm>> KvmVm::Create(std::shared_ptr<KvmSystem> sys,
                                              const md::MachineOptions& opts,
+                                             const CpuTopology& topology,
                                              uint32_t max_vcpus) {
   unsigned long type = STRATA_TRY(md::KvmVmArch::VmType(sys->fd(), opts));
   int fd = Ioctl(sys->fd(), KVM_CREATE_VM, type);
   if (fd < 0) return SysError("KVM_CREATE_VM");
   std::unique_ptr<KvmVm> vm(new KvmVm(sys, fd));
-  vm->arch_ = STRATA_TRY(md::KvmVmArch::Create(sys->fd(), fd, opts, max_vcpus));
+  vm->arch_ = STRATA_TRY(
+      md::KvmVmArch::Create(sys->fd(), fd, opts, topology, max_vcpus));
+  if (vm->arch_->has_irqchip() &&
+      sys->CheckExtension(KVM_CAP_IRQ_ROUTING) > 0 &&
+      sys->CheckExtension(KVM_CAP_IRQFD) > 0) {
+    vm->routing_ = std::make_shared<KvmIrqRouting>(fd, vm->arch_.get());
+  }
+  int page = sys->CheckExtension(KVM_CAP_COALESCED_MMIO);
+  vm->ring_page_ = page > 0 ? static_cast<uint32_t>(page) : 0;
   return vm;
 }
 
 KvmVm::~KvmVm() {
+  if (routing_) routing_->Detach();
   arch_.reset();
   close(fd_);
 }
@@ -100,6 +194,19 @@ Status KvmVm::MapMemory(const MemorySegment& seg) {
   return Ok();
 }
 
+Status KvmVm::UnmapMemory(const MemorySegment& seg) {
+  kvm_userspace_memory_region r{};
+  r.slot = seg.slot;
+  r.guest_phys_addr = seg.gpa;
+  r.memory_size = 0;  // deletes the slot (KVM API doc)
+  if (Ioctl(fd_, KVM_SET_USER_MEMORY_REGION,
+            reinterpret_cast<unsigned long>(&r)) < 0) {
+    return SysError("deleting KVM memory slot {} of segment '{}'", seg.slot,
+                    seg.name);
+  }
+  return Ok();
+}
+
 Result<std::unique_ptr<VcpuBackend>> KvmVm::CreateVcpu(uint32_t id) {
   unsigned long kvm_id = arch_->KvmVcpuId(id);
   int fd = Ioctl(fd_, KVM_CREATE_VCPU, kvm_id);
@@ -114,27 +221,110 @@ Result<std::unique_ptr<VcpuBackend>> KvmVm::CreateVcpu(uint32_t id) {
   std::unique_ptr<KvmVcpu> v(
       new KvmVcpu(fd, static_cast<kvm_run*>(p), sys_->run_size()));
   v->arch_ = STRATA_TRY(arch_->CreateVcpu(fd, id));
+  // Every vCPU maps the same per-VM ring; the first mapping is kept. It
+  // lives as long as that vCPU, i.e. as long as the VM.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (ring_page_ != 0 && (ring_page_ + 1) * page <= sys_->run_size()) {
+    uint8_t* expected = nullptr;
+    ring_.compare_exchange_strong(
+        expected, static_cast<uint8_t*>(p) + ring_page_ * page);
+  }
   return std::unique_ptr<VcpuBackend>(std::move(v));
 }
 
-Status KvmVm::SetIrqLine(uint32_t gsi, bool level) {
+Status KvmVm::SetIrq(const md::IrqPin& pin, bool level) {
   kvm_irq_level irq{};
-  irq.irq = gsi;
+  irq.irq = STRATA_TRY(arch_->IrqLineArg(pin));
   irq.level = level ? 1 : 0;
   if (Ioctl(fd_, KVM_IRQ_LINE, reinterpret_cast<unsigned long>(&irq)) < 0) {
-    return SysError("KVM_IRQ_LINE gsi {} level {}", gsi, level);
+    return SysError("KVM_IRQ_LINE {} level {}", md::IrqPinName(pin), level);
   }
   return Ok();
 }
 
-Status KvmVm::SignalMsi(uint64_t address, uint32_t data) {
-  kvm_msi msi{};
-  msi.address_lo = static_cast<uint32_t>(address);
-  msi.address_hi = static_cast<uint32_t>(address >> 32);
-  msi.data = data;
-  int r = Ioctl(fd_, KVM_SIGNAL_MSI, reinterpret_cast<unsigned long>(&msi));
-  if (r < 0) return SysError("KVM_SIGNAL_MSI {:#x}/{:#x}", address, data);
+Status KvmVm::SignalMsi(const md::MsiMessage& msi) {
+  kvm_msi m{};
+  STRATA_TRY(arch_->FillMsi(msi, &m));
+  int r = Ioctl(fd_, KVM_SIGNAL_MSI, reinterpret_cast<unsigned long>(&m));
+  if (r < 0) return SysError("KVM_SIGNAL_MSI {:#x}/{:#x}", msi.address, msi.data);
   return Ok();  // r == 0 means the guest blocked it, which is not an error
+}
+
+std::shared_ptr<IrqFdBackend> KvmVm::irqfds() { return routing_; }
+
+Status KvmVm::AssignIoEventFd(BusKind kind, uint64_t addr, uint32_t size,
+                              std::optional<uint64_t> datamatch, int fd,
+                              bool assign) {
+  kvm_ioeventfd e{};
+  e.addr = addr;
+  e.len = size;
+  e.fd = fd;
+  if (kind == BusKind::kPio) e.flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (datamatch) {
+    e.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    e.datamatch = *datamatch;
+  }
+  if (!assign) e.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+  if (Ioctl(fd_, KVM_IOEVENTFD, reinterpret_cast<unsigned long>(&e)) < 0) {
+    return SysError("KVM_IOEVENTFD {} {} {:#x}/{}", assign ? "assign" : "deassign",
+                    BusKindName(kind), addr, size);
+  }
+  return Ok();
+}
+
+Status KvmVm::SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
+                               bool add) {
+  if (ring_page_ == 0) {
+    return MakeError(Errc::kUnsupported,
+                     "this host's KVM has no coalesced MMIO");
+  }
+  if (kind == BusKind::kPio && sys_->CheckExtension(KVM_CAP_COALESCED_PIO) <= 0) {
+    return MakeError(Errc::kUnsupported,
+                     "this host's KVM has no coalesced port I/O");
+  }
+  if (size > UINT32_MAX) {
+    return MakeError(Errc::kOutOfRange, "coalesced zone of {:#x} bytes is too "
+                     "large (KVM takes 32 bits)", size);
+  }
+  kvm_coalesced_mmio_zone z{};
+  z.addr = addr;
+  z.size = static_cast<uint32_t>(size);
+  z.pio = kind == BusKind::kPio ? 1 : 0;
+  unsigned long req =
+      add ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO;
+  if (Ioctl(fd_, req, reinterpret_cast<unsigned long>(&z)) < 0) {
+    return SysError("KVM_{}REGISTER_COALESCED_MMIO {:#x}+{:#x}", add ? "" : "UN",
+                    addr, size);
+  }
+  return Ok();
+}
+
+void KvmVm::DrainCoalesced(
+    const std::function<void(const CoalescedWrite&)>& replay) {
+  uint8_t* ring = ring_.load(std::memory_order_acquire);
+  if (ring == nullptr) return;
+  // struct kvm_coalesced_mmio_ring: __u32 first, last; then the entries
+  // (include/uapi/linux/kvm.h). KVM appends at `last`; we consume at
+  // `first`.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const uint32_t max = static_cast<uint32_t>(
+      (page - 2 * sizeof(uint32_t)) / sizeof(kvm_coalesced_mmio));
+  auto* first = reinterpret_cast<uint32_t*>(ring);
+  auto* last = reinterpret_cast<uint32_t*>(ring + 4);
+  auto* entries = reinterpret_cast<kvm_coalesced_mmio*>(ring + 8);
+  uint32_t f = __atomic_load_n(first, __ATOMIC_RELAXED);
+  while (f != __atomic_load_n(last, __ATOMIC_ACQUIRE)) {
+    if (f >= max) break;  // corrupt index: the kernel never writes one
+    const kvm_coalesced_mmio& e = entries[f];
+    CoalescedWrite w;
+    w.bus = e.pio ? BusKind::kPio : BusKind::kMmio;
+    w.addr = e.phys_addr;
+    w.size = std::min<uint32_t>(e.len, 8);
+    std::memcpy(&w.value, e.data, w.size);
+    f = (f + 1) % max;
+    __atomic_store_n(first, f, __ATOMIC_RELEASE);
+    replay(w);
+  }
 }
 
 // ------------------------------------------------------------- KvmVcpu ----
@@ -167,13 +357,31 @@ Status KvmVcpu::SetGuestSignalMask(const sigset_t& mask) {
   return Ok();
 }
 
+namespace {
+
+InternalErrorExit::Kind InternalKind(uint32_t suberror) {
+  switch (suberror) {
+    case KVM_INTERNAL_ERROR_EMULATION: return InternalErrorExit::Kind::kEmulation;
+    case KVM_INTERNAL_ERROR_SIMUL_EX: return InternalErrorExit::Kind::kSimultaneousFault;
+    case KVM_INTERNAL_ERROR_DELIVERY_EV: return InternalErrorExit::Kind::kDeliveryEvent;
+    case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+      return InternalErrorExit::Kind::kUnexpectedExit;
+    default: return InternalErrorExit::Kind::kOther;
+  }
+}
+
+}  // namespace
+
 Status KvmVcpu::Run(VmExit* exit) {
   STRATA_TRY(arch_->Flush());
   int r = ioctl(fd_, KVM_RUN, 0);
+  int err = errno;
   arch_->Invalidate();
   *exit = VmExit{};
+  needs_completion_ = false;
   if (r < 0) {
-    if (errno == EINTR || errno == EAGAIN) return Ok();  // kicked
+    if (err == EINTR || err == EAGAIN) return Ok();  // kicked
+    errno = err;
     return SysError("KVM_RUN");
   }
   exit->raw_reason = run_->exit_reason;
@@ -189,6 +397,9 @@ Status KvmVcpu::Run(VmExit* exit) {
                                      run_->io.size > run_size_) {
         return MakeError(Errc::kInternal, "KVM_EXIT_IO data outside kvm_run");
       }
+      // Both directions: KVM advances RIP (and, for IN, writes RAX) only
+      // when user space re-enters.
+      needs_completion_ = true;
       return Ok();
     case KVM_EXIT_MMIO:
       exit->kind = ExitKind::kMmio;
@@ -196,6 +407,7 @@ Status KvmVcpu::Run(VmExit* exit) {
       exit->mmio.size = static_cast<uint8_t>(run_->mmio.len);
       exit->mmio.write = run_->mmio.is_write != 0;
       exit->mmio.data = run_->mmio.data;
+      needs_completion_ = true;
       return Ok();
     case KVM_EXIT_INTR:
       return Ok();
@@ -214,8 +426,27 @@ Status KvmVcpu::Run(VmExit* exit) {
         default: exit->event = SystemEvent::kOther; break;
       }
       return Ok();
+    case KVM_EXIT_FAIL_ENTRY:
+      exit->kind = ExitKind::kFailEntry;
+      exit->fail_entry.hardware_reason =
+          run_->fail_entry.hardware_entry_failure_reason;
+      exit->fail_entry.host_cpu = run_->fail_entry.cpu;
+      return Ok();
+    case KVM_EXIT_INTERNAL_ERROR: {
+      exit->kind = ExitKind::kInternalError;
+      InternalErrorExit& ie = exit->internal;
+      ie.suberror = run_->internal.suberror;
+      ie.kind = InternalKind(ie.suberror);
+      ie.ndata = std::min<uint32_t>(run_->internal.ndata, 16);
+      for (uint32_t i = 0; i < ie.ndata; ++i) ie.data[i] = run_->internal.data[i];
+      return Ok();
+    }
     default:
-      if (!arch_->DecodeExit(run_, exit)) exit->kind = ExitKind::kUnknown;
+      if (!arch_->DecodeExit(run_, exit)) {
+        exit->kind = ExitKind::kUnknown;
+      } else {
+        needs_completion_ = arch_->ExitNeedsCompletion(run_);
+      }
       return Ok();
   }
 }

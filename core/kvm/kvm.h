@@ -2,9 +2,10 @@
 //
 // KvmSystem owns /dev/kvm; KvmVm and KvmVcpu implement core/backend.h with
 // the ioctls every architecture shares (memory slots, vCPU creation, the
-// kvm_run area, KVM_RUN, irq lines, MSIs) and decode the common exits. All
-// architecture-specific state — registers, CPUID/system-register policy,
-// interrupt controllers, arch exits — lives in md::KvmVmArch and
+// kvm_run area, KVM_RUN, irq lines, MSIs, GSI routing, irqfd, ioeventfd,
+// coalesced MMIO) and decode the common exits. All architecture-specific
+// state — registers, CPUID/system-register policy, interrupt controllers,
+// the encoding of interrupt pins, arch exits — lives in md::KvmVmArch and
 // md::KvmVcpuArch from <machine/kvm_machdep.h>.
 //
 // Internal header: embedders use core/vmmapi.h (strata::CreateKvmVm).
@@ -12,8 +13,11 @@
 
 #include <linux/kvm.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/result.h"
@@ -45,18 +49,51 @@ class KvmSystem {
 
 class KvmVcpu;
 
+// The VM's GSI routing table and irqfds (shared with IrqFd objects, which
+// may outlive the VM briefly; it keeps its own reference to the VM file).
+class KvmIrqRouting final : public IrqFdBackend {
+ public:
+  KvmIrqRouting(int vm_fd, md::KvmVmArch* arch);
+  ~KvmIrqRouting() override;
+
+  Status AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
+                     bool assign) override;
+  Result<uint32_t> AddMsiRoute(const md::MsiMessage& msi) override;
+  Status RemoveMsiRoute(uint32_t gsi) override;
+  Result<uint32_t> PinGsi(const md::IrqPin& pin) override;
+
+  // Called by ~KvmVm: the arch state goes away; later calls fail cleanly.
+  void Detach();
+
+ private:
+  Status Commit();  // KVM_SET_GSI_ROUTING with the defaults + msi_routes_
+  std::mutex mu_;
+  int vm_fd_;                                        // a dup, owned
+  md::KvmVmArch* arch_;                              // mu_; null after Detach
+  std::map<uint32_t, kvm_irq_routing_entry> msi_routes_;  // mu_, by GSI
+};
+
 class KvmVm final : public VmBackend {
  public:
   static Result<std::unique_ptr<KvmVm>> Create(
       std::shared_ptr<KvmSystem> sys, const md::MachineOptions& opts,
-      uint32_t max_vcpus);
+      const CpuTopology& topology, uint32_t max_vcpus);
   ~KvmVm() override;
 
   uint32_t HostMaxVcpus() const override { return sys_->max_vcpus(); }
   Status MapMemory(const MemorySegment& seg) override;
+  Status UnmapMemory(const MemorySegment& seg) override;
   Result<std::unique_ptr<VcpuBackend>> CreateVcpu(uint32_t id) override;
-  Status SetIrqLine(uint32_t gsi, bool level) override;
-  Status SignalMsi(uint64_t address, uint32_t data) override;
+  Status SetIrq(const md::IrqPin& pin, bool level) override;
+  Status SignalMsi(const md::MsiMessage& msi) override;
+  std::shared_ptr<IrqFdBackend> irqfds() override;
+  void DrainCoalesced(
+      const std::function<void(const CoalescedWrite&)>& replay) override;
+  Status AssignIoEventFd(BusKind kind, uint64_t addr, uint32_t size,
+                         std::optional<uint64_t> datamatch, int fd,
+                         bool assign) override;
+  Status SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
+                          bool add) override;
   std::string_view name() const override { return "kvm"; }
 
   int fd() const { return fd_; }
@@ -68,6 +105,11 @@ class KvmVm final : public VmBackend {
   std::shared_ptr<KvmSystem> sys_;
   int fd_;
   std::unique_ptr<md::KvmVmArch> arch_;
+  std::shared_ptr<KvmIrqRouting> routing_;  // null without an irqchip
+  // The coalesced ring, in the first vCPU's kvm_run mapping (null until a
+  // vCPU exists or without KVM_CAP_COALESCED_MMIO).
+  std::atomic<uint8_t*> ring_{nullptr};
+  uint32_t ring_page_ = 0;  // KVM_CAP_COALESCED_MMIO: page offset in kvm_run
 };
 
 class KvmVcpu final : public VcpuBackend {
@@ -75,6 +117,7 @@ class KvmVcpu final : public VcpuBackend {
   ~KvmVcpu() override;
 
   Status Run(VmExit* exit) override;
+  bool ExitNeedsCompletion() const override { return needs_completion_; }
   void RequestImmediateExit() override;
   void ClearImmediateExit() override;
   Status SetGuestSignalMask(const sigset_t& mask) override;
@@ -102,6 +145,7 @@ class KvmVcpu final : public VcpuBackend {
   int fd_;
   kvm_run* run_;
   size_t run_size_;
+  bool needs_completion_ = false;
   std::unique_ptr<md::KvmVcpuArch> arch_;
 };
 

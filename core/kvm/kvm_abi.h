@@ -21,15 +21,8 @@
 extern "C" {
 extern const unsigned long strata_kvm_set_signal_mask;
 extern const unsigned long strata_kvm_set_gsi_routing;
-// amd64 only (arch/amd64/kvm/kvm_ioctls_amd64.c):
-extern const unsigned long strata_kvm_get_supported_cpuid;
-extern const unsigned long strata_kvm_set_cpuid2;
-extern const unsigned long strata_kvm_get_msrs;
-extern const unsigned long strata_kvm_set_msrs;
-extern const unsigned long strata_kvm_get_msr_index_list;
-extern const unsigned long strata_kvm_get_xsave;
-extern const unsigned long strata_kvm_set_xsave;
 }
+// The architectures' own numbers live with them (arch/<arch>/kvm/).
 
 namespace strata::kvm {
 

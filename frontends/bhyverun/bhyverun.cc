@@ -15,11 +15,11 @@
 
 namespace strata::bhyverun {
 
-void GsiLine::SetLevel(bool asserted) {
-  Status s = vm_.SetIrqLine(gsi_, asserted);
+void PinLine::SetLevel(bool asserted) {
+  Status s = vm_.SetIrq(pin_, asserted);
   if (!s) {
-    vm_.RequestStop(ExitStatus::VmmError(
-        fmt::format("raising GSI {}: {}", gsi_, s.error().message())));
+    vm_.RequestStop(ExitStatus::VmmError(fmt::format(
+        "driving {}: {}", md::IrqPinName(pin_), s.error().message())));
   }
 }
 
@@ -222,6 +222,9 @@ int RunVm(Context& ctx) {
   opts.name = c.GetString("name", "strata").value_or("strata");
   opts.max_vcpus = static_cast<uint32_t>(*maxcpus);
   opts.machine = *machine;
+  opts.topology.sockets = static_cast<uint32_t>(*c.GetUint("cpu.sockets"));
+  opts.topology.cores = static_cast<uint32_t>(*c.GetUint("cpu.cores"));
+  opts.topology.threads = static_cast<uint32_t>(*c.GetUint("cpu.threads"));
   auto vm = CreateKvmVm(opts);
   if (!vm) {
     return vm.error().code() == Errc::kOutOfRange ? usage_fail(vm.error())

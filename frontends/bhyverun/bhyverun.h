@@ -44,15 +44,16 @@ struct Context {
   }
 };
 
-// An interrupt line wired to a GSI of the VM's interrupt controller.
-class GsiLine : public IrqLine {
+// An interrupt line wired to an input of the VM's interrupt controller (a
+// GSI on amd64, an SPI on arm64).
+class PinLine : public IrqLine {
  public:
-  GsiLine(Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  PinLine(Vm& vm, md::IrqPin pin) : vm_(vm), pin_(pin) {}
   void SetLevel(bool asserted) override;
 
  private:
   Vm& vm_;
-  uint32_t gsi_;
+  md::IrqPin pin_;
 };
 
 // --- MD hooks (same names in every architecture) ---

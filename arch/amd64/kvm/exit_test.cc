@@ -23,8 +23,8 @@ const uint8_t kRdmsrProgram[] = {
 class Port80 : public IoDevice {
  public:
   explicit Port80(Vm& vm) : vm_(vm) {}
-  uint64_t Read(uint64_t, uint32_t) override { return 0; }
-  void Write(uint64_t, uint32_t, uint64_t v) override {
+  uint64_t Read(const IoContext&, uint64_t, uint32_t) override { return 0; }
+  void Write(const IoContext&, uint64_t, uint32_t, uint64_t v) override {
     value_ = v;
     vm_.RequestStop(ExitStatus::PowerOff());
   }
@@ -57,12 +57,13 @@ TEST(Amd64ExitTest, UserSpaceMsrReadGoesThroughTheArchTable) {
   std::shared_ptr<Port80> port;
   auto vm = MakeRdmsrVm(&port);
   uint32_t seen = 0;
-  vm->SetArchExitHandler(md::ArchExitReason::kRdmsr,
-                         [&](Vcpu&, md::ArchExit& a) {
-                           seen = a.msr_index;
-                           *a.msr_reply = 0x42;  // EAX:EDX = 0x42
-                           return true;
-                         });
+  ASSERT_TRUE(vm->SetArchExitHandler(md::ArchExitReason::kRdmsr,
+                                     [&](Vcpu&, md::ArchExit& a) {
+                                       seen = a.msr_index;
+                                       *a.msr_reply = 0x42;  // EAX:EDX = 0x42
+                                       return true;
+                                     })
+                  .has_value());
   ASSERT_TRUE(vm->vcpu(0)->Run().has_value());
   EXPECT_EQ(seen, kBogusMsr);
   EXPECT_EQ(port->value_, 0x42u);  // the guest got our value in AL
@@ -76,8 +77,13 @@ TEST(Amd64ExitTest, ExitWithoutAHandlerStopsTheVmWithARegisterDump) {
   STRATA_REQUIRE_KVM();
   std::shared_ptr<Port80> port;
   auto vm = MakeRdmsrVm(&port);
-  vm->SetArchExitHandler(md::ArchExitReason::kRdmsr, nullptr);
+  ASSERT_TRUE(
+      vm->SetArchExitHandler(md::ArchExitReason::kRdmsr, nullptr).has_value());
   ASSERT_TRUE(vm->vcpu(0)->Run().has_value());
+  // The table is fixed once a vCPU has run.
+  auto late = vm->SetArchExitHandler(md::ArchExitReason::kRdmsr, nullptr);
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().code(), Errc::kBusy);
   ASSERT_TRUE(vm->exit_status().has_value());
   const ExitStatus st = *vm->exit_status();  // exit_status() returns a copy
   EXPECT_EQ(st.why, ExitStatus::Why::kVmmError);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "arch/amd64/cpuid.h"
+#include "arch/amd64/kvm/kvm_ioctls_amd64.h"
 #include "core/kvm/kvm_abi.h"
 #include "core/log.h"
 #include "machine/kvm_machdep.h"
@@ -99,10 +100,18 @@ KvmVmArch::KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
 
 KvmVmArch::~KvmVmArch() = default;
 
-Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(int sys_fd, int vm_fd,
-                                                     const MachineOptions& opts,
-                                                     uint32_t max_vcpus) {
+Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
+    int sys_fd, int vm_fd, const MachineOptions& opts,
+    const CpuTopology& topology, uint32_t max_vcpus) {
+  if (topology.clusters != 1) {
+    return MakeError(Errc::kInvalidArgument,
+                     "amd64 has no cluster level in its CPU topology (got {} "
+                     "clusters); use sockets, cores and threads",
+                     topology.clusters);
+  }
   std::unique_ptr<KvmVmArch> a(new KvmVmArch(sys_fd, vm_fd, opts, max_vcpus));
+  int routes = ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING);
+  a->max_gsi_ = routes > 0 ? static_cast<uint32_t>(routes) : 0;
   if (ioctl(vm_fd, KVM_SET_TSS_ADDR, kTssAddr) < 0) {
     return SysError("KVM_SET_TSS_ADDR");
   }
@@ -140,7 +149,7 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(int sys_fd, int vm_fd,
     c.vendor = STRATA_TRY_CTX(amd64::ParseVendor(opts.cpu_vendor),
                               "x86.cpu_vendor");
   }
-  c.topo = {opts.sockets, opts.cores, opts.threads};
+  c.topo = {topology.sockets, topology.cores, topology.threads};
   c.hypervisor_bit = opts.hypervisor_bit;
   c.x2apic = opts.x2apic;
   c.tsc_deadline = opts.tsc_deadline && opts.irqchip;
@@ -149,6 +158,75 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(int sys_fd, int vm_fd,
   STRATA_TRY_CTX(amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
                  "building the guest CPUID");
   return a;
+}
+
+Result<uint32_t> KvmVmArch::IrqLineArg(const IrqPin& pin) const {
+  if (!opts_.irqchip) {
+    return MakeError(Errc::kUnsupported,
+                     "{}: the VM has no in-kernel interrupt controller "
+                     "(x86.irqchip=false)",
+                     IrqPinName(pin));
+  }
+  if (pin.gsi >= kIrqPinCount) {
+    return MakeError(Errc::kOutOfRange,
+                     "{} is not an IOAPIC input (0..{})", IrqPinName(pin),
+                     kIrqPinCount - 1);
+  }
+  return pin.gsi;
+}
+
+Result<uint32_t> KvmVmArch::IrqFdGsi(const IrqPin& pin) const {
+  return IrqLineArg(pin);
+}
+
+Status KvmVmArch::FillMsi(const MsiMessage& msi, kvm_msi* out) const {
+  // SDM Vol. 3 §11.11.1: the address must lie in the 0xFEEx_xxxx window.
+  if ((msi.address & 0xfff00000u) != 0xfee00000u || (msi.address >> 32) > 0xffffff) {
+    return MakeError(Errc::kInvalidArgument,
+                     "MSI address {:#x} is outside the 0xfee00000 window "
+                     "(SDM Vol. 3 §11.11.1)",
+                     msi.address);
+  }
+  *out = kvm_msi{};
+  out->address_lo = static_cast<uint32_t>(msi.address);
+  // Bits 63:40 of the address would be the extended destination id;
+  // KVM takes address_hi as given (x2APIC ids > 255 with
+  // KVM_CAP_X2APIC_API's extended format).
+  out->address_hi = static_cast<uint32_t>(msi.address >> 32);
+  out->data = msi.data;
+  return Ok();
+}
+
+Status KvmVmArch::FillMsiRoute(const MsiMessage& msi,
+                               kvm_irq_routing_entry* e) const {
+  kvm_msi m;
+  STRATA_TRY(FillMsi(msi, &m));
+  e->type = KVM_IRQ_ROUTING_MSI;
+  e->u.msi.address_lo = m.address_lo;
+  e->u.msi.address_hi = m.address_hi;
+  e->u.msi.data = m.data;
+  return Ok();
+}
+
+std::vector<kvm_irq_routing_entry> KvmVmArch::DefaultRoutes() const {
+  // arch/x86/kvm/irq_comm.c, default_routing[]: GSI n -> IOAPIC pin n for
+  // n < 24, and for n < 16 also the 8259 pair (master n, or slave n - 8).
+  std::vector<kvm_irq_routing_entry> out;
+  if (!opts_.irqchip) return out;
+  for (uint32_t gsi = 0; gsi < kIrqPinCount; ++gsi) {
+    kvm_irq_routing_entry e{};
+    e.gsi = gsi;
+    e.type = KVM_IRQ_ROUTING_IRQCHIP;
+    e.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+    e.u.irqchip.pin = gsi;
+    out.push_back(e);
+    if (gsi < 16) {
+      e.u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+      e.u.irqchip.pin = gsi % 8;
+      out.push_back(e);
+    }
+  }
+  return out;
 }
 
 std::string_view KvmVmArch::guest_vendor() const {
@@ -518,6 +596,14 @@ std::string KvmVcpuArch::DumpRegisters() {
       s.cr3, s.cr4, s.efer, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
 }
 
+bool KvmVcpuArch::ExitNeedsCompletion(const kvm_run* run) const {
+  // KVM_EXIT_X86_RDMSR/WRMSR and KVM_EXIT_HYPERCALL finish (RAX:RDX, #GP,
+  // RIP) on the next KVM_RUN (KVM API doc, "KVM_RUN").
+  return run->exit_reason == KVM_EXIT_X86_RDMSR ||
+         run->exit_reason == KVM_EXIT_X86_WRMSR ||
+         run->exit_reason == KVM_EXIT_HYPERCALL;
+}
+
 bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
   ArchExit& a = exit->arch;
   switch (run->exit_reason) {
@@ -546,18 +632,6 @@ bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
       break;
     case KVM_EXIT_SET_TPR:
       a.reason = ArchExitReason::kSetTpr;
-      break;
-    case KVM_EXIT_FAIL_ENTRY:
-      a.reason = ArchExitReason::kFailEntry;
-      a.fail_reason = run->fail_entry.hardware_entry_failure_reason;
-      break;
-    case KVM_EXIT_INTERNAL_ERROR:
-      a.reason = ArchExitReason::kInternalError;
-      a.internal_suberror = run->internal.suberror;
-      a.internal_ndata = run->internal.ndata;
-      for (uint32_t i = 0; i < run->internal.ndata && i < 16; ++i) {
-        a.internal_data[i] = run->internal.data[i];
-      }
       break;
     default:
       return false;

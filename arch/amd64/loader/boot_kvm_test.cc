@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/guest_memory_testing.h"
 #include "arch/amd64/loader/elf_builder_testing.h"
 #include "arch/amd64/loader/multiboot.h"
 
@@ -61,7 +62,7 @@ void BootAndCheck(bool is64) {
     GTEST_SKIP() << "SKIPPED: /dev/kvm missing";
   }
   GuestMemory mem;
-  auto seg = mem.AddSegment("low", 0, 64 * kMiB);
+  auto seg = GuestMemoryTestPeer::AddSegment(mem, "low", 0, 64 * kMiB);
   ASSERT_TRUE(seg.has_value());
   testing::TestElf t;
   t.is64 = is64;

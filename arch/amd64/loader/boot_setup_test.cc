@@ -1,3 +1,4 @@
+#include "core/guest_memory_testing.h"
 #include "arch/amd64/loader/boot_setup.h"
 
 #include <gtest/gtest.h>
@@ -66,7 +67,7 @@ TEST(Descriptors, RoundTrip) {
 class BootTables : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(mem_.AddSegment("low", 0, 16 * kMiB).has_value());
+    ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem_, "low", 0, 16 * kMiB).has_value());
     ASSERT_TRUE(mem_.Fill(0, 0xcc, 16 * kMiB).has_value());
   }
   void ExpectGdtMatches(const md::VcpuState& st) {

@@ -1,3 +1,4 @@
+#include "core/guest_memory_testing.h"
 #include "arch/amd64/loader/e820.h"
 
 #include <gtest/gtest.h>
@@ -10,7 +11,7 @@ constexpr uint64_t kGiB = 1ull << 30;
 
 TEST(E820, LowRamOnly) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("low", 0, 64 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "low", 0, 64 * kMiB).has_value());
   const std::vector<E820Entry> want = {
       {0, 0x9fc00, kE820Ram},
       {0x9fc00, 0x100000 - 0x9fc00, kE820Reserved},
@@ -21,8 +22,8 @@ TEST(E820, LowRamOnly) {
 
 TEST(E820, RamAbove4GiB) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("high", 4 * kGiB, 64 * kMiB).has_value());
-  ASSERT_TRUE(mem.AddSegment("low", 0, 32 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "high", 4 * kGiB, 64 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "low", 0, 32 * kMiB).has_value());
   auto m = BuildE820(mem);
   ASSERT_EQ(m.size(), 4u);
   EXPECT_EQ(m[2], (E820Entry{0x100000, 31 * kMiB, kE820Ram}));
@@ -32,8 +33,8 @@ TEST(E820, RamAbove4GiB) {
 
 TEST(E820, AdjacentSegmentsMerge) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("a", 0, 2 * kMiB).has_value());
-  ASSERT_TRUE(mem.AddSegment("b", 2 * kMiB, 2 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "a", 0, 2 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "b", 2 * kMiB, 2 * kMiB).has_value());
   auto m = BuildE820(mem);
   ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(m[2], (E820Entry{kMiB, 3 * kMiB, kE820Ram}));
@@ -41,8 +42,8 @@ TEST(E820, AdjacentSegmentsMerge) {
 
 TEST(E820, SegmentsAwayFromTheHole) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("hi", 2 * kMiB, kMiB).has_value());
-  ASSERT_TRUE(mem.AddSegment("lo", 0, 0x80000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "hi", 2 * kMiB, kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "lo", 0, 0x80000).has_value());
   const std::vector<E820Entry> want = {
       {0, 0x80000, kE820Ram},
       {2 * kMiB, kMiB, kE820Ram},
@@ -52,7 +53,7 @@ TEST(E820, SegmentsAwayFromTheHole) {
 
 TEST(E820, SegmentInsideTheHole) {
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("bios", 0xe0000, 0x20000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "bios", 0xe0000, 0x20000).has_value());
   const std::vector<E820Entry> want = {{0xe0000, 0x20000, kE820Reserved}};
   EXPECT_EQ(BuildE820(mem), want);
 }
@@ -60,9 +61,9 @@ TEST(E820, SegmentInsideTheHole) {
 TEST(E820, IsRamRangeAndDescribe) {
   GuestMemory mem;
   EXPECT_EQ(DescribeRam(mem), "no RAM");
-  ASSERT_TRUE(mem.AddSegment("a", 0, 2 * kMiB).has_value());
-  ASSERT_TRUE(mem.AddSegment("b", 2 * kMiB, 2 * kMiB).has_value());
-  ASSERT_TRUE(mem.AddSegment("c", 8 * kMiB, kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "a", 0, 2 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "b", 2 * kMiB, 2 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "c", 8 * kMiB, kMiB).has_value());
   EXPECT_TRUE(IsRamRange(mem, kMiB, 2 * kMiB));  // spans a and b
   EXPECT_TRUE(IsRamRange(mem, 0, 4 * kMiB));
   EXPECT_FALSE(IsRamRange(mem, 3 * kMiB, 2 * kMiB));

@@ -1,3 +1,4 @@
+#include "core/guest_memory_testing.h"
 #include "arch/amd64/loader/elf.h"
 
 #include <string>
@@ -192,7 +193,7 @@ TEST(ParseElfErrors, EntryOutsideSegments) {
 class LoadElf : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(mem_.AddSegment("low", 0, 8 * kMiB).has_value());
+    ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem_, "low", 0, 8 * kMiB).has_value());
     ASSERT_TRUE(mem_.Fill(0, 0xaa, 8 * kMiB).has_value());
   }
   uint8_t At(uint64_t gpa) { return *mem_.ReadObj<uint8_t>(gpa); }
@@ -246,7 +247,7 @@ TEST_F(LoadElf, SegmentOutsideRamWritesNothing) {
 }
 
 TEST_F(LoadElf, SegmentAcrossAdjacentRamSegments) {
-  ASSERT_TRUE(mem_.AddSegment("more", 8 * kMiB, kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem_, "more", 8 * kMiB, kMiB).has_value());
   TestElf t;
   t.entry = 8 * kMiB - 0x10;
   t.segments = {{8 * kMiB - 0x10, std::nullopt, Bytes(0x20, 0x40), 0}};

@@ -1,3 +1,4 @@
+#include "core/guest_memory_testing.h"
 #include "arch/amd64/loader/multiboot.h"
 
 #include <string>
@@ -55,8 +56,8 @@ class LoadKernelTest : public ::testing::Test {
  protected:
   // 64 MiB low plus 64 MiB at 4 GiB: the platform's split layout, small.
   void SetUp() override {
-    ASSERT_TRUE(mem_.AddSegment("low", 0, 64 * kMiB).has_value());
-    ASSERT_TRUE(mem_.AddSegment("high", 4 * kGiB, 64 * kMiB).has_value());
+    ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem_, "low", 0, 64 * kMiB).has_value());
+    ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem_, "high", 4 * kGiB, 64 * kMiB).has_value());
     ASSERT_TRUE(mem_.Fill(0, kPoison, 64 * kMiB).has_value());
   }
   MultibootInfo Info(const BootInfo& bi) {
@@ -338,7 +339,7 @@ TEST_F(LoadKernelTest, KernelOutsideRamWritesNothing) {
 TEST(LoadKernel, NoRoomForBootData) {
   // 2 MiB of RAM, kernel filling [1 MiB, 2 MiB): nowhere to put boot data.
   GuestMemory mem;
-  ASSERT_TRUE(mem.AddSegment("low", 0, 2 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "low", 0, 2 * kMiB).has_value());
   ASSERT_TRUE(mem.Fill(0, kPoison, 2 * kMiB).has_value());
   TestElf t;
   t.entry = 0x100000;

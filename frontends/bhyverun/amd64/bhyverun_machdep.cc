@@ -107,9 +107,6 @@ Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
                      "x86.cpu_vendor must be host, intel or amd, got '{}'",
                      m.cpu_vendor);
   }
-  m.sockets = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.sockets", 1)));
-  m.cores = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.cores", 1)));
-  m.threads = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.threads", 1)));
   m.irqchip = STRATA_TRY(c.GetBool("x86.irqchip", true));
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
@@ -140,7 +137,7 @@ Status bhyve_init_platform(Context& ctx) {
     return MakeError(Errc::kInvalidArgument,
                      "com1.backend must be stdio or none, got '{}'", backend);
   }
-  auto* irq4 = ctx.Own(std::make_shared<GsiLine>(vm, kCom1Gsi));
+  auto* irq4 = ctx.Own(std::make_shared<PinLine>(vm, md::IrqPin{kCom1Gsi}));
   auto uart = std::make_shared<Uart16550>(out, irq4, "com1");
   ctx.owned.push_back(uart);
   STRATA_TRY(vm.pio_bus().Register(kCom1Port, kCom1Length, uart));
@@ -176,7 +173,7 @@ Status bhyve_init_platform(Context& ctx) {
   auto latch = std::make_shared<PcTestdevLatch>();
   auto flush = std::make_shared<PcTestdevFlush>();
   auto lines = std::make_shared<PcTestdevIrq>([&vm](uint32_t gsi, bool level) {
-    (void)vm.SetIrqLine(gsi, level);
+    (void)vm.SetIrq(md::IrqPin{gsi}, level);
   });
   auto iomem = std::make_shared<PcTestdevMmio>();
   ctx.owned.insert(ctx.owned.end(), {latch, flush, lines, iomem});

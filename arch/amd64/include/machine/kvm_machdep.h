@@ -14,6 +14,8 @@
 
 #include "core/exit.h"
 #include "core/result.h"
+#include "core/topology.h"
+#include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
 
 namespace strata::md {
@@ -26,9 +28,9 @@ class KvmVmArch {
  public:
   // The `type` argument of KVM_CREATE_VM (0 on amd64).
   static Result<unsigned long> VmType(int sys_fd, const MachineOptions& opts);
-  static Result<std::unique_ptr<KvmVmArch>> Create(int sys_fd, int vm_fd,
-                                                   const MachineOptions& opts,
-                                                   uint32_t max_vcpus);
+  static Result<std::unique_ptr<KvmVmArch>> Create(
+      int sys_fd, int vm_fd, const MachineOptions& opts,
+      const CpuTopology& topology, uint32_t max_vcpus);
   ~KvmVmArch();
 
   // The KVM vCPU id for vCPU index i: its initial APIC id, which follows
@@ -40,6 +42,20 @@ class KvmVmArch {
   // "GenuineIntel" / "AuthenticAMD" as the guest sees it.
   std::string_view guest_vendor() const;
 
+  // Interrupt routing: the MD half of core/irq.h for KVM. GSIs 0–23 are the
+  // in-kernel IOAPIC's pins (0–15 also the PIC's); MSI routes use GSIs from
+  // 24 up.
+  bool has_irqchip() const { return opts_.irqchip; }
+  Result<uint32_t> IrqLineArg(const IrqPin& pin) const;  // KVM_IRQ_LINE .irq
+  Result<uint32_t> IrqFdGsi(const IrqPin& pin) const;
+  Status FillMsi(const MsiMessage& msi, kvm_msi* out) const;
+  Status FillMsiRoute(const MsiMessage& msi, kvm_irq_routing_entry* e) const;
+  // The pin routes KVM installs by default (irq_comm.c), which a
+  // KVM_SET_GSI_ROUTING table must repeat.
+  std::vector<kvm_irq_routing_entry> DefaultRoutes() const;
+  uint32_t FirstMsiGsi() const { return kIrqPinCount; }
+  uint32_t MaxGsi() const { return max_gsi_; }
+
   struct Impl;
 
  private:
@@ -49,6 +65,7 @@ class KvmVmArch {
   int vm_fd_;
   MachineOptions opts_;
   uint32_t max_vcpus_;
+  uint32_t max_gsi_ = 0;  // KVM_CAP_IRQ_ROUTING
   std::unique_ptr<Impl> impl_;
 };
 
@@ -65,6 +82,9 @@ class KvmVcpuArch {
   void Invalidate();     // after KVM_RUN
   // Arch exits; false if the reason is not one we know.
   bool DecodeExit(kvm_run* run, VmExit* exit);
+  // True for the arch exits KVM completes on the next KVM_RUN (MSR
+  // accesses, hypercalls).
+  bool ExitNeedsCompletion(const kvm_run* run) const;
 
   Result<uint64_t> GetRegister(Reg r);
   Status SetRegister(Reg r, uint64_t v);

@@ -8,8 +8,8 @@ class Vm;
 namespace strata::md {
 
 // Installs the default handlers of the arch exit table: user-space MSR
-// accesses (#GP, logged once per MSR), hypercalls (-KVM_ENOSYS), and
-// diagnostics for failed VM entries and emulation failures.
+// accesses (#GP, logged once per MSR) and hypercalls (-KVM_ENOSYS). Failed
+// entries and emulation failures are MI exit kinds (core/exit.h).
 void InstallDefaultExitHandlers(Vm& vm);
 
 }  // namespace strata::md

@@ -53,11 +53,11 @@ inline constexpr uint32_t kMsrGsBase = 0xc0000101;
 inline constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
 inline constexpr uint32_t kMsrTscAux = 0xc0000103;
 
-// Machine options fixed at VM creation (the MD part of VmOptions). Config
-// keys under `x86.` set them (see frontends/bhyverun/amd64/).
+// Machine options fixed at VM creation (the MD part of VmOptions; the CPU
+// topology is MI, VmOptions::topology). Config keys under `x86.` set them
+// (see arch/amd64/platform/).
 struct MachineOptions {
   std::string cpu_vendor = "host";  // "host", "intel" or "amd"
-  uint32_t sockets = 1, cores = 1, threads = 1;  // CPUID topology
   bool irqchip = true;          // in-kernel LAPIC/IOAPIC/PIC (+ PIT)
   bool x2apic = true;           // advertise x2APIC in CPUID
   bool tsc_deadline = true;     // advertise TSC-deadline timer
@@ -73,8 +73,6 @@ enum class ArchExitReason : uint16_t {
   kDebug,          // #DB / #BP intercepted for the debugger
   kTprAccess,      // KVM_EXIT_TPR_ACCESS
   kSetTpr,         // KVM_EXIT_SET_TPR
-  kFailEntry,      // VM entry failed: hardware_entry_failure_reason
-  kInternalError,  // the host could not emulate an instruction
   kCount,
 };
 
@@ -91,10 +89,6 @@ struct ArchExit {
   uint64_t* hypercall_ret = nullptr;
   uint64_t debug_pc = 0;          // kDebug
   uint32_t debug_exception = 0;
-  uint64_t fail_reason = 0;       // kFailEntry
-  uint32_t internal_suberror = 0; // kInternalError
-  uint32_t internal_ndata = 0;
-  uint64_t internal_data[16] = {};
 };
 
 }  // namespace strata::md

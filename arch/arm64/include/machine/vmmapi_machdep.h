@@ -72,8 +72,6 @@ enum class ArchExitReason : uint16_t {
   kNone,
   kHypercall,      // HVC/SMC forwarded to user space (KVM_EXIT_HYPERCALL)
   kDebug,          // breakpoint / single step for the debugger
-  kFailEntry,      // KVM could not enter the guest
-  kInternalError,
   kCount,
 };
 
@@ -86,10 +84,6 @@ struct ArchExit {
   uint64_t* hypercall_ret = nullptr;
   uint64_t debug_pc = 0;
   uint32_t debug_esr = 0;           // ESR_EL2 syndrome
-  uint64_t fail_reason = 0;
-  uint32_t internal_suberror = 0;
-  uint32_t internal_ndata = 0;
-  uint64_t internal_data[16] = {};
 };
 
 }  // namespace strata::md
