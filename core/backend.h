@@ -37,7 +37,8 @@ class VcpuBackend {
   virtual bool ExitNeedsCompletion() const = 0;
 
   // Makes the next (or current) Run() return promptly. Safe to call from any
-  // thread: it only stores a flag.
+  // thread: it only stores a flag. Both are sequentially consistent (the
+  // clear is a full barrier), which the kick protocol relies on.
   virtual void RequestImmediateExit() = 0;
   virtual void ClearImmediateExit() = 0;
 

@@ -392,5 +392,102 @@ TEST(BusTest, ConcurrentDispatchWhileRegistering) {
   EXPECT_EQ(fixed->writes.load(), kThreads * kIterations);
 }
 
+// A BAR relocation done from inside an access: the device moves its own
+// range, registers a neighbour and removes another — all while the bus is
+// dispatching to it. No bus lock is held across the device call, so none
+// of this deadlocks, and the moved range answers at its new base.
+class RelocatingDevice : public IoDevice {
+ public:
+  explicit RelocatingDevice(Bus& bus) : bus_(bus) {}
+  uint64_t Read(const IoContext&, uint64_t offset, uint32_t) override {
+    return offset;
+  }
+  void Write(const IoContext&, uint64_t, uint32_t, uint64_t value) override {
+    // "config space": value is the new base.
+    last = bus_.Move(base, value);
+    if (last) base = value;
+    extra = bus_.Register(0x9000, 0x10, std::make_shared<FakeDevice>("extra"));
+    removed = bus_.Unregister(0x7000);
+  }
+  std::string_view name() const override { return "bar"; }
+  Bus& bus_;
+  uint64_t base = 0x1000;
+  Status last = Ok(), extra = Ok(), removed = Ok();
+};
+
+TEST(BusTest, DevicesMayChangeTheBusFromInsideAnAccess) {
+  Bus bus(BusKind::kMmio);
+  auto bar = std::make_shared<RelocatingDevice>(bus);
+  ASSERT_TRUE(bus.Register(0x1000, 0x100, bar));
+  ASSERT_TRUE(bus.Register(0x7000, 0x10, std::make_shared<FakeDevice>("old")));
+  ASSERT_TRUE(bus.Write({}, 0x1000, 4, 0x5000));
+  EXPECT_TRUE(bar->last.has_value());
+  EXPECT_TRUE(bar->extra.has_value());
+  EXPECT_TRUE(bar->removed.has_value());
+  EXPECT_EQ(*bus.Read({}, 0x5010, 4), 0x10u);  // new base, same offsets
+  EXPECT_EQ(*bus.Read({}, 0x1010, 4), 0u);     // old base now unclaimed
+  // A move onto another device is refused and changes nothing.
+  ASSERT_TRUE(bus.Write({}, 0x5000, 4, 0x9008));
+  ASSERT_FALSE(bar->last.has_value());
+  EXPECT_EQ(bar->last.error().code(), Errc::kAlreadyExists);
+  EXPECT_EQ(*bus.Read({}, 0x5010, 4), 0x10u);
+  // Moving onto ranges that touch, or onto part of its own old range, works.
+  ASSERT_TRUE(bus.Write({}, 0x5000, 4, 0x5080));
+  EXPECT_TRUE(bar->last.has_value());
+  EXPECT_EQ(*bus.Read({}, 0x5080, 4), 0u);
+  ASSERT_TRUE(bus.Write({}, 0x5080, 4, 0x8f00));  // ends at 0x8fff, 0x9000 taken
+  EXPECT_TRUE(bar->last.has_value());
+  EXPECT_FALSE(bus.Move(0x1234, 0x2000).has_value());
+}
+
+// The context reaches the device unchanged.
+TEST(BusTest, TheAccessContextReachesTheDevice) {
+  class ContextDevice : public IoDevice {
+   public:
+    uint64_t Read(const IoContext& ctx, uint64_t, uint32_t) override {
+      seen = ctx.vcpu;
+      return 0;
+    }
+    void Write(const IoContext& ctx, uint64_t, uint32_t, uint64_t) override {
+      seen = ctx.vcpu;
+    }
+    std::string_view name() const override { return "ctx"; }
+    Vcpu* seen = reinterpret_cast<Vcpu*>(1);
+  };
+  Bus bus(BusKind::kPio);
+  auto dev = std::make_shared<ContextDevice>();
+  ASSERT_TRUE(bus.Register(0x10, 1, dev));
+  auto* fake = reinterpret_cast<Vcpu*>(0x1234);
+  ASSERT_TRUE(bus.Read(IoContext{fake}, 0x10, 1));
+  EXPECT_EQ(dev->seen, fake);
+  ASSERT_TRUE(bus.Write(IoContext::Device(), 0x10, 1, 0));
+  EXPECT_EQ(dev->seen, nullptr);
+}
+
+// Unregister does not wait for in-flight accesses: a device that
+// unregisters itself and is then dropped stays alive until its access ends.
+TEST(BusTest, AnUnregisteredDeviceLivesUntilItsAccessEnds) {
+  class SelfRemoving : public IoDevice {
+   public:
+    SelfRemoving(Bus& b, std::atomic<bool>* alive) : bus_(b), alive_(alive) {}
+    ~SelfRemoving() override { alive_->store(false); }
+    uint64_t Read(const IoContext&, uint64_t, uint32_t) override {
+      EXPECT_TRUE(bus_.Unregister(0x40).has_value());
+      EXPECT_TRUE(alive_->load());  // still alive: the bus holds a reference
+      return 7;
+    }
+    void Write(const IoContext&, uint64_t, uint32_t, uint64_t) override {}
+    std::string_view name() const override { return "self-removing"; }
+    Bus& bus_;
+    std::atomic<bool>* alive_;
+  };
+  Bus bus(BusKind::kPio);
+  std::atomic<bool> alive{true};
+  ASSERT_TRUE(bus.Register(0x40, 1, std::make_shared<SelfRemoving>(bus, &alive)));
+  EXPECT_EQ(*bus.Read({}, 0x40, 1), 7u);
+  EXPECT_FALSE(alive.load());  // freed once the access finished
+  EXPECT_EQ(*bus.Read({}, 0x40, 1), 0xffu);
+}
+
 }  // namespace
 }  // namespace strata

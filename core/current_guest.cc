@@ -12,7 +12,7 @@ namespace {
 thread_local const CurrentGuest* t_current
     __attribute__((tls_model("initial-exec"))) = nullptr;
 
-std::atomic<int> g_kick_signal{SIGUSR1};
+std::atomic<int> g_kick_signal{0};  // 0: the default, kDefaultKickSignal()
 std::atomic<bool> g_kick_signal_used{false};
 
 }  // namespace
@@ -25,9 +25,12 @@ namespace internal {
 void SetCurrentGuest(const CurrentGuest* g) { t_current = g; }
 }  // namespace internal
 
+int DefaultKickSignal() { return SIGRTMIN + 4; }
+
 int KickSignal() {
   g_kick_signal_used.store(true, std::memory_order_relaxed);
-  return g_kick_signal.load(std::memory_order_relaxed);
+  int s = g_kick_signal.load(std::memory_order_relaxed);
+  return s != 0 ? s : DefaultKickSignal();
 }
 
 Status SetKickSignal(int signo) {
@@ -38,7 +41,7 @@ Status SetKickSignal(int signo) {
                      "SIGRTMIN+n)",
                      signo);
   }
-  if (g_kick_signal_used.load()) {
+  if (g_kick_signal_used.load() && signo != KickSignal()) {
     return MakeError(Errc::kBusy,
                      "the kick signal is already in use by a running vCPU; "
                      "choose it before the first Vcpu::Run");

@@ -32,8 +32,11 @@
 // a match is a delivered kick, a mismatch a stray one that is counted and
 // ignored. So a kick never lands on the wrong vCPU.
 //
-// The kick signal is chosen explicitly (SetKickSignal, default SIGUSR1 as
-// QEMU's SIG_IPI) and strata installs no handler for it: the signal is only
+// The kick signal is chosen explicitly (SetKickSignal; default SIGRTMIN+4,
+// a real-time signal so that every queued kick keeps its own token —
+// the kernel merges pending instances of a standard signal such as QEMU's
+// SIGUSR1, which still works but makes the accounting below approximate)
+// and strata installs no handler for it: the signal is only
 // ever queued to a thread that has it blocked (inside Vcpu::Run), and it is
 // consumed synchronously, so its disposition never runs. Vcpu::Run refuses
 // to start if the signal is ignored (SIG_IGN discards it at generation, so
@@ -67,10 +70,11 @@ namespace internal {
 void SetCurrentGuest(const CurrentGuest* g);
 }  // namespace internal
 
-// The kick signal (default SIGUSR1). SetKickSignal may change it before the
-// first vCPU runs in this process (kBusy afterwards; kInvalidArgument for a
-// signal that cannot be blocked or queued).
+// The kick signal (default DefaultKickSignal() = SIGRTMIN+4). SetKickSignal
+// may change it before the first vCPU runs in this process (kBusy
+// afterwards; kInvalidArgument for a signal that cannot be blocked).
 int KickSignal();
+int DefaultKickSignal();
 Status SetKickSignal(int signo);
 
 // Blocks the kick signal in the calling thread; returns the previous mask.

@@ -143,6 +143,7 @@ void Vcpu::InterruptLocked() {
     union sigval sv;
     sv.sival_ptr = reinterpret_cast<void*>(token_);
     if (pthread_sigqueue(runner_, KickSignal(), sv) == 0) {
+      stats_.signals_sent.fetch_add(1, std::memory_order_relaxed);
       vm_->stats_.kick_signals_sent.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -382,14 +383,15 @@ Status Vcpu::Run() {
   while (result) {
     // Order matters (see current_guest.h): clear immediate_exit, then look
     // at requests and kicks, then enter. A request or kick made after the
-    // look finds immediate_exit set, or the signal.
+    // look finds immediate_exit set, or the signal. The clear is a seq_cst
+    // exchange and the look a seq_cst load, so the two cannot be reordered
+    // (the store-buffer case).
     backend_->ClearImmediateExit();
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (requests_.load(std::memory_order_acquire)) {
+    if (requests_.load(std::memory_order_seq_cst)) {
       if (!ServiceRequests()) break;
       continue;
     }
-    if (kick_pending_.exchange(false, std::memory_order_acq_rel)) {
+    if (kick_pending_.exchange(false, std::memory_order_seq_cst)) {
       stats_.kicks.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
@@ -577,6 +579,33 @@ void Vcpu::HandleMmio(const MmioExit& mmio) {
 
 // ------------------------------------------------------------------ Vm ----
 
+namespace {
+
+// The buses' accelerator: the backend, noting when coalescing starts so the
+// run loop drains the ring only for VMs that use it.
+class VmBusAccelerator final : public BusAccelerator {
+ public:
+  VmBusAccelerator(VmBackend* be, std::atomic<bool>* has_coalesced)
+      : be_(be), has_coalesced_(has_coalesced) {}
+  Status AssignIoEventFd(BusKind kind, uint64_t addr, uint32_t size,
+                         std::optional<uint64_t> datamatch, int fd,
+                         bool assign) override {
+    return be_->AssignIoEventFd(kind, addr, size, datamatch, fd, assign);
+  }
+  Status SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
+                          bool add) override {
+    STRATA_TRY(be_->SetCoalescedZone(kind, addr, size, add));
+    if (add) has_coalesced_->store(true, std::memory_order_release);
+    return Ok();
+  }
+
+ private:
+  VmBackend* be_;
+  std::atomic<bool>* has_coalesced_;
+};
+
+}  // namespace
+
 Vm::Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend)
     : opts_(opts),
       logger_(opts.logger ? opts.logger : DefaultLogger()),
@@ -586,8 +615,9 @@ Vm::Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend)
       vcpus_(new std::atomic<Vcpu*>[opts.max_vcpus]),
       arch_handlers_(static_cast<size_t>(md::ArchExitReason::kCount)) {
   for (uint32_t i = 0; i < opts.max_vcpus; ++i) vcpus_[i].store(nullptr);
-  pio_bus_.AttachAccelerator(backend_.get());
-  mmio_bus_.AttachAccelerator(backend_.get());
+  accel_ = std::make_unique<VmBusAccelerator>(backend_.get(), &has_coalesced_);
+  pio_bus_.AttachAccelerator(accel_.get());
+  mmio_bus_.AttachAccelerator(accel_.get());
   pio_bus_.set_logger(logger_.get());
   mmio_bus_.set_logger(logger_.get());
 }

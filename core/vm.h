@@ -164,6 +164,7 @@ struct VcpuStats {
   std::atomic<uint64_t> entries{0};      // guest entries
   std::atomic<uint64_t> completions{0};  // immediate-exit re-entries
   std::atomic<uint64_t> requests{0};     // mailbox functions run
+  std::atomic<uint64_t> signals_sent{0};       // kick signals queued to it
   std::atomic<uint64_t> signals_delivered{0};  // kick signals for this vCPU
   std::atomic<uint64_t> signals_stray{0};  // consumed here, meant for another
 };
@@ -375,6 +376,8 @@ class Vm {
   VmOptions opts_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<VmBackend> backend_;
+  std::atomic<bool> has_coalesced_{false};  // a zone was ever registered
+  std::unique_ptr<BusAccelerator> accel_;   // the buses' view of backend_
   GuestMemory memory_;
   Bus pio_bus_;
   Bus mmio_bus_;
@@ -404,7 +407,6 @@ class Vm {
   uint32_t runners_ = 0;  // runners_mutex_: threads inside Vcpu::Run
 
   std::mutex coalesced_mutex_;
-  std::atomic<bool> has_coalesced_{false};
 
   VmStats stats_;
 };

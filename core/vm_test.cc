@@ -3,7 +3,10 @@
 // Run under ThreadSanitizer by the test command as well as normally.
 #include "core/vm.h"
 
+#include <signal.h>
+
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -167,8 +170,10 @@ TEST(VmTest, SecondRunnerIsRejected) {
 }
 
 // Many kicker threads hammer many running vCPUs. Every kick must make its
-// target pass through the top of its run loop afterwards (none lost).
-TEST(VmTest, KickStormLosesNoKick) {
+// target pass through the top of its run loop afterwards (none lost), and
+// every kick signal must be consumed by the vCPU it was meant for: with
+// no thread changing vCPUs, signals sent == delivered and none is stray.
+TEST(VmTest, KickStormLosesNoKickAndDeliversEverySignal) {
   STRATA_REQUIRE_KVM();
   constexpr uint32_t kVcpus = 8;
   constexpr int kKickers = 4;
@@ -180,6 +185,10 @@ TEST(VmTest, KickStormLosesNoKick) {
     Vcpu* v = MakeVcpu(*vm, i, i % 4 == 3 ? TestProgram::kSpinLoop
                                           : TestProgram::kHaltLoop);
     runners.push_back(std::make_unique<Runner>(v));
+  }
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    Vcpu* v = vm->vcpu(i);
+    ASSERT_TRUE(WaitFor([&] { return v->stats().entries.load() > 0; }));
   }
   std::atomic<int> lost{0};
   std::vector<std::thread> kickers;
@@ -198,20 +207,31 @@ TEST(VmTest, KickStormLosesNoKick) {
   }
   for (auto& t : kickers) t.join();
   EXPECT_EQ(lost.load(), 0);
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < kVcpus; ++i) total += vm->vcpu(i)->stats().kicks;
-  EXPECT_GT(total, 0u);
-  EXPECT_LE(total, static_cast<uint64_t>(kKickers * kKicksEach));
   vm->RequestStop(ExitStatus::PowerOff());
   for (auto& r : runners) {
     r->Join();
     EXPECT_TRUE(r->status().has_value());
   }
+  // Every Kick() of a vCPU with a runner queues one signal (RequestStop
+  // adds one per vCPU); all have been consumed by now.
+  const VmStats& st = vm->stats();
+  EXPECT_GE(st.kick_signals_sent.load(),
+            static_cast<uint64_t>(kKickers * kKicksEach));
+  EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  EXPECT_EQ(st.kick_signals_stray.load(), 0u);
+  uint64_t per_vcpu = 0;
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    per_vcpu += vm->vcpu(i)->stats().signals_delivered.load();
+    EXPECT_EQ(vm->vcpu(i)->stats().signals_stray.load(), 0u);
+  }
+  EXPECT_EQ(per_vcpu, st.kick_signals_delivered.load());
 }
 
 // Host threads take turns running different vCPUs while only vCPU "a" of
-// each pair is kicked. Stale kick signals follow the threads around; they
-// must never be taken as kicks by the other vCPU.
+// each pair is kicked; meanwhile a kick signal carrying a's token is forced
+// onto the thread while it runs the quiet vCPU b (as a stale signal would
+// arrive), and a plain SIGUSR1 from kill(2). Neither may count as a kick or
+// a delivered signal for b: both are stray.
 TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
   STRATA_REQUIRE_KVM();
   constexpr uint32_t kPairs = 3;
@@ -223,14 +243,24 @@ TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
     quiet.push_back(MakeVcpu(*vm, 2 * i + 1, TestProgram::kHaltLoop));
   }
   std::atomic<bool> done{false};
+  std::atomic<uint64_t> forged{0};
   std::vector<std::thread> hosts;
   for (uint32_t i = 0; i < kPairs; ++i) {
     hosts.emplace_back([&, i] {
       // Alternate: run a, come back, run b, come back...
+      pthread_t self = pthread_self();
       for (int round = 0; !done.load(); ++round) {
         Vcpu* v = round % 2 == 0 ? kicked[i] : quiet[i];
-        std::thread stopper([&, v] {
+        std::thread stopper([&, v, round] {
           std::this_thread::sleep_for(2ms);
+          if (round % 2 == 1 && v->stats().entries.load() > 0) {
+            // A signal for the *other* vCPU, and a foreign one.
+            union sigval sv;
+            sv.sival_ptr = reinterpret_cast<void*>(kicked[i]->token());
+            if (pthread_sigqueue(self, KickSignal(), sv) == 0) forged++;
+            if (pthread_kill(self, KickSignal()) == 0) forged++;
+            std::this_thread::sleep_for(1ms);
+          }
           v->ReturnFromRun();
         });
         Status s = v->Run();
@@ -242,17 +272,32 @@ TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
   std::vector<std::thread> kickers;
   for (int k = 0; k < 3; ++k) {
     kickers.emplace_back([&, k] {
-      for (int n = 0; n < 400; ++n) kicked[(n + k) % kPairs]->Kick();
+      for (int n = 0; n < 400; ++n) {
+        kicked[(n + k) % kPairs]->Kick();
+        if (n % 8 == 0) std::this_thread::sleep_for(100us);
+      }
     });
   }
   for (auto& t : kickers) t.join();
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(WaitFor([&] { return forged.load() >= 6; }));
   done.store(true);
   for (auto& t : hosts) t.join();
+  uint64_t quiet_stray = 0;
   for (uint32_t i = 0; i < kPairs; ++i) {
     EXPECT_EQ(quiet[i]->stats().kicks.load(), 0u) << "vCPU " << quiet[i]->id();
+    // Its own signals (ReturnFromRun interrupts it) and only those.
+    EXPECT_EQ(quiet[i]->stats().signals_delivered.load(),
+              quiet[i]->stats().signals_sent.load())
+        << "vCPU " << quiet[i]->id() << " took another vCPU's kick signal";
+    EXPECT_EQ(kicked[i]->stats().signals_delivered.load(),
+              kicked[i]->stats().signals_sent.load());
+    quiet_stray += quiet[i]->stats().signals_stray.load();
     EXPECT_GT(kicked[i]->stats().kicks.load(), 0u);
   }
+  EXPECT_EQ(quiet_stray, forged.load());
+  const VmStats& st = vm->stats();
+  EXPECT_EQ(st.kick_signals_stray.load(), forged.load());
+  EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
   vm->RequestStop(ExitStatus::PowerOff());
 }
 
@@ -474,6 +519,423 @@ TEST(VmTest, RegistersRoundTripThroughTheCache) {
     EXPECT_EQ(y->xmm[0][15], 0xa5);
     EXPECT_EQ(y->xcr0 & 1, 1u);
   }
+}
+
+
+// --------------------------------------------------- core v2 protocol ----
+
+// Returns a constant on reads of one port and records writes of another;
+// optional hooks run inside the access, on the vCPU's thread.
+class ScriptedPort : public IoDevice {
+ public:
+  std::function<uint64_t(const IoContext&)> on_read;
+  std::function<void(const IoContext&, uint64_t)> on_write;
+  uint64_t Read(const IoContext& ctx, uint64_t, uint32_t) override {
+    return on_read ? on_read(ctx) : 0;
+  }
+  void Write(const IoContext& ctx, uint64_t, uint32_t, uint64_t v) override {
+    if (on_write) on_write(ctx, v);
+  }
+  std::string_view name() const override { return "scripted"; }
+};
+
+std::shared_ptr<ScriptedPort> AddPort(Vm& vm, uint64_t addr) {
+  auto dev = std::make_shared<ScriptedPort>();
+  Bus& bus = md::testing::kTestPioIsMmio ? vm.mmio_bus() : vm.pio_bus();
+  EXPECT_TRUE(bus.Register(addr, 1, dev).has_value());
+  return dev;
+}
+
+// KVM finishes an `in` only on the next KVM_RUN. After Run() returns, the
+// device's value must already be in the register and the PC past the
+// instruction; a value written to the register then is what the guest uses.
+TEST(VmTest, ExitIsCompleteWhenRunReturns) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  auto in = AddPort(*vm, md::testing::kTestReadPort);
+  auto echo = AddPort(*vm, md::testing::kTestEchoPort);
+  in->on_read = [](const IoContext& ctx) {
+    ctx.vcpu->ReturnFromRun();  // return right after this exit
+    return uint64_t{0x5a};
+  };
+  std::atomic<uint64_t> echoed{~0ull};
+  echo->on_write = [&](const IoContext&, uint64_t v) {
+    echoed = v;
+    vm->RequestStop(ExitStatus::PowerOff());
+  };
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kPioRead);
+  ASSERT_TRUE(v->Run().has_value());
+  EXPECT_FALSE(vm->stop_requested());
+  EXPECT_EQ(*v->GetRegister(md::testing::kTestReadReg) &
+                md::testing::kTestReadResultMask,
+            0x5au);
+  EXPECT_EQ(*v->GetRegister(md::kRegPc), md::testing::TestReadNextPc());
+  EXPECT_GE(v->stats().completions.load(), 1u);
+  ASSERT_TRUE(v->SetRegister(md::testing::kTestReadReg, 0x77).has_value());
+  ASSERT_TRUE(v->Run().has_value());
+  EXPECT_EQ(echoed.load(), 0x77u) << "a register written while parked was lost";
+}
+
+// The same through a VcpuLock from another thread: the lock is requested
+// while the vCPU is still inside the port-read handler, so the vCPU parks
+// right after that exit — with the exit completed.
+TEST(VmTest, FrozenVcpuHasCompletedItsPortRead) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  auto in = AddPort(*vm, md::testing::kTestReadPort);
+  std::atomic<uint64_t> echoed{~0ull};
+  AddPort(*vm, md::testing::kTestEchoPort)->on_write =
+      [&](const IoContext&, uint64_t v) { echoed = v; };
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kPioRead);
+  std::atomic<bool> locked{false};
+  uint64_t rax = 0, pc = 0;
+  uint64_t entries_while_frozen = 0;
+  std::thread locker;
+  in->on_read = [&](const IoContext& ctx) {
+    const uint64_t sent = vm->stats().kick_signals_sent.load();
+    locker = std::thread([&] {
+      VcpuLock lock(*v);
+      locked = true;
+      rax = *v->GetRegister(md::testing::kTestReadReg);
+      pc = *v->GetRegister(md::kRegPc);
+      uint64_t e = v->stats().entries.load();
+      std::this_thread::sleep_for(5ms);
+      entries_while_frozen = v->stats().entries.load() - e;
+      EXPECT_TRUE(v->SetRegister(md::testing::kTestReadReg, 0x33).has_value());
+    });
+    // The locker's request interrupts us (one kick signal): only then
+    // return, so the request is pending before the loop top.
+    EXPECT_TRUE(WaitFor([&] {
+      return vm->stats().kick_signals_sent.load() > sent;
+    }));
+    EXPECT_EQ(ctx.vcpu, v);
+    return uint64_t{0xa5};
+  };
+  Runner r(v);
+  ASSERT_TRUE(WaitFor([&] { return echoed.load() != ~0ull; }));
+  locker.join();
+  EXPECT_TRUE(locked.load());
+  EXPECT_EQ(rax & md::testing::kTestReadResultMask, 0xa5u);
+  EXPECT_EQ(pc, md::testing::TestReadNextPc());
+  EXPECT_EQ(entries_while_frozen, 0u);
+  EXPECT_EQ(echoed.load(), 0x33u) << "the value set while frozen was lost";
+  vm->RequestStop(ExitStatus::PowerOff());
+}
+
+// Mailbox functions run on the target's own thread, at its loop top, after
+// the exit that was in progress when they were posted has completed.
+TEST(VmTest, MailboxRunsOnTheTargetWithTheExitCompleted) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kPioRead);
+  std::atomic<uint64_t> rax{0}, pc{0};
+  std::atomic<bool> on_target{false};
+  AddPort(*vm, md::testing::kTestReadPort)->on_read = [&](const IoContext& ctx) {
+    ctx.vcpu->Post([&](Vcpu& self) {
+      on_target = CurrentVcpu() == &self && &self == v;
+      rax = *self.GetRegister(md::testing::kTestReadReg);
+      pc = *self.GetRegister(md::kRegPc);
+      self.vm().RequestStop(ExitStatus::PowerOff());
+    });
+    return uint64_t{0x42};
+  };
+  ASSERT_TRUE(v->Run().has_value());
+  EXPECT_TRUE(on_target.load());
+  EXPECT_EQ(rax.load() & md::testing::kTestReadResultMask, 0x42u);
+  EXPECT_EQ(pc.load(), md::testing::TestReadNextPc());
+  EXPECT_EQ(v->stats().requests.load(), 1u);
+}
+
+// Two vCPUs whose exit handlers each need work done on the other: through
+// the mailbox, 10^4 requests each way, no deadlock (with VcpuLock on each
+// other this deadlocked after about a thousand rounds).
+TEST(VmTest, TwoVcpusStormEachOtherWithRequests) {
+  STRATA_REQUIRE_KVM();
+  constexpr uint64_t kRequests = 10000;
+  auto vm = MakeVm(2);
+  ASSERT_TRUE(vm);
+  Vcpu* a = MakeVcpu(*vm, 0, TestProgram::kPioLoop);
+  Vcpu* b = MakeVcpu(*vm, 1, TestProgram::kPioLoop);
+  std::atomic<uint64_t> ran[2] = {0, 0};
+  std::atomic<uint64_t> wrong_thread{0};
+  auto dev = AddPort(*vm, md::testing::kTestPioPort);
+  dev->on_write = [&](const IoContext& ctx, uint64_t) {
+    Vcpu* other = ctx.vcpu == a ? b : a;
+    const int idx = other == a ? 0 : 1;
+    if (ran[idx].load() >= kRequests) {
+      if (ran[0].load() >= kRequests && ran[1].load() >= kRequests) {
+        vm->RequestStop(ExitStatus::PowerOff());
+      }
+      return;
+    }
+    other->Post([&, other, idx](Vcpu& self) {
+      if (&self != other || CurrentVcpu() != other) wrong_thread++;
+      ran[idx]++;
+    });
+  };
+  Runner ra(a), rb(b);
+  ra.Join();
+  rb.Join();
+  EXPECT_GE(ran[0].load(), kRequests);
+  EXPECT_GE(ran[1].load(), kRequests);
+  EXPECT_EQ(wrong_thread.load(), 0u);
+  ASSERT_TRUE(vm->exit_status().has_value());
+  EXPECT_EQ(vm->exit_status()->why, ExitStatus::Why::kPowerOff);
+}
+
+// The rule behind the mailbox is checked: VcpuLock on another vCPU from an
+// exit handler stops the process with a message instead of deadlocking
+// one run in a thousand.
+TEST(VmDeathTest, VcpuLockOnAnotherVcpuFromAHandlerIsAChecked) {
+  STRATA_REQUIRE_KVM();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto vm = MakeVm(2);
+        Vcpu* a = MakeVcpu(*vm, 0, TestProgram::kPioLoop);
+        Vcpu* b = MakeVcpu(*vm, 1, TestProgram::kHaltLoop);
+        AddPort(*vm, md::testing::kTestPioPort)->on_write =
+            [&](const IoContext&, uint64_t) { VcpuLock lock(*b); };
+        (void)a->Run();
+      },
+      "VcpuLock on vCPU 1 from the run loop of vCPU 0");
+}
+
+// Handlers register and remove revoke callbacks (leases) while another
+// thread takes the write lock in a loop and other handlers take it too:
+// registration never waits for a writer, so nothing deadlocks.
+TEST(VmTest, RevokeCallbacksFromHandlersDuringAWriteLockStorm) {
+  STRATA_REQUIRE_KVM();
+  constexpr uint32_t kVcpus = 4;
+  auto vm = MakeVm(kVcpus);
+  ASSERT_TRUE(vm);
+  std::atomic<uint64_t> registrations{0}, revocations{0}, handler_writes{0};
+  auto dev = AddPort(*vm, md::testing::kTestPioPort);
+  dev->on_write = [&](const IoContext& ctx, uint64_t v) {
+    uint64_t id = vm->AddRevokeCallback([&] { revocations++; });
+    registrations++;
+    if (v % 16 == 0) {
+      VmWriteLock wl(*vm);  // a handler that is itself a writer
+      handler_writes++;
+    }
+    vm->RemoveRevokeCallback(id);
+    if (ctx.vcpu->id() == 0 && registrations.load() > 4000) {
+      vm->RequestStop(ExitStatus::PowerOff());
+    }
+  };
+  std::vector<std::unique_ptr<Runner>> runners;
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    runners.push_back(
+        std::make_unique<Runner>(MakeVcpu(*vm, i, TestProgram::kPioLoop)));
+  }
+  std::atomic<uint64_t> storms{0};
+  std::thread writer([&] {
+    while (!vm->stop_requested()) {
+      VmWriteLock wl(*vm);
+      storms++;
+    }
+  });
+  for (auto& r : runners) r->Join();
+  writer.join();
+  EXPECT_GT(registrations.load(), 4000u);
+  EXPECT_GT(storms.load(), 0u);
+  EXPECT_GT(handler_writes.load(), 0u);
+  EXPECT_EQ(vm->exit_status()->why, ExitStatus::Why::kPowerOff);
+}
+
+// Destroying a VM whose vCPUs are running stops them and waits for every
+// Run() to return; nothing touches freed memory (ASan/TSan passes).
+TEST(VmTest, DestroyingARunningVmStopsAndWaitsForItsVcpus) {
+  STRATA_REQUIRE_KVM();
+  constexpr uint32_t kVcpus = 4;
+  auto vm = MakeVm(kVcpus);
+  ASSERT_TRUE(vm);
+  std::vector<std::thread> threads;
+  std::atomic<int> returned_ok{0};
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    Vcpu* v = MakeVcpu(*vm, i, i % 2 ? TestProgram::kSpinLoop
+                                     : TestProgram::kPioLoop);
+    threads.emplace_back([v, &returned_ok] {
+      if (v->Run().has_value()) returned_ok++;
+    });
+  }
+  for (uint32_t i = 0; i < kVcpus; ++i) {
+    Vcpu* v = vm->vcpu(i);
+    ASSERT_TRUE(WaitFor([&] { return v->stats().entries.load() > 0; }));
+  }
+  vm.reset();  // ~Vm: stop, wait, free
+  EXPECT_EQ(returned_ok.load(), static_cast<int>(kVcpus));
+  for (auto& t : threads) t.join();
+}
+
+TEST(VmTest, ShutdownFromItsOwnVcpuIsRefused) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Status from_handler = Ok();
+  AddPort(*vm, md::testing::kTestPioPort)->on_write =
+      [&](const IoContext&, uint64_t) {
+        from_handler = vm->Shutdown();
+        vm->RequestStop(ExitStatus::PowerOff());
+      };
+  ASSERT_TRUE(MakeVcpu(*vm, 0, TestProgram::kPioLoop)->Run().has_value());
+  ASSERT_FALSE(from_handler.has_value());
+  EXPECT_EQ(from_handler.error().code(), Errc::kBusy);
+  EXPECT_TRUE(vm->Shutdown().has_value());  // from outside: fine
+}
+
+TEST(VmTest, RegistersOfARunningVcpuNeedALock) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kSpinLoop);
+  Runner r(v);
+  ASSERT_TRUE(WaitFor([&] { return v->stats().entries.load() > 0; }));
+  auto racy = v->GetRegister(md::kRegPc);
+  ASSERT_FALSE(racy.has_value());
+  EXPECT_EQ(racy.error().code(), Errc::kBusy);
+  {
+    VcpuLock lock(*v);
+    EXPECT_TRUE(v->GetRegister(md::kRegPc).has_value());
+  }
+  vm->RequestStop(ExitStatus::PowerOff());
+}
+
+TEST(VmTest, AThreadRunsOneVcpuAtATime) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(2);
+  ASSERT_TRUE(vm);
+  Vcpu* b = MakeVcpu(*vm, 1, TestProgram::kHaltLoop);
+  Status nested = Ok();
+  AddPort(*vm, md::testing::kTestPioPort)->on_write =
+      [&](const IoContext&, uint64_t) {
+        nested = b->Run();
+        vm->RequestStop(ExitStatus::PowerOff());
+      };
+  ASSERT_TRUE(MakeVcpu(*vm, 0, TestProgram::kPioLoop)->Run().has_value());
+  ASSERT_FALSE(nested.has_value());
+  EXPECT_EQ(nested.error().code(), Errc::kBusy);
+}
+
+TEST(VmTest, AnIgnoredKickSignalIsRefused) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kHaltLoop);
+  struct sigaction ign {}, old {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(KickSignal(), &ign, &old), 0);
+  Status s = v->Run();
+  sigaction(KickSignal(), &old, nullptr);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code(), Errc::kUnsupported);
+  EXPECT_NE(s.error().message().find("SIG_IGN"), std::string::npos);
+  // And the signal can no longer be changed once vCPUs may use it.
+  EXPECT_FALSE(SetKickSignal(SIGUSR2).has_value());
+}
+
+// ioeventfd: guest writes to the port signal an eventfd in the kernel; the
+// device on the bus never sees them and no exit reaches the vCPU loop.
+TEST(VmTest, IoEventFdTakesGuestWritesWithoutTheVcpuLoop) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  std::atomic<uint64_t> device_writes{0};
+  AddPort(*vm, md::testing::kTestPioPort)->on_write =
+      [&](const IoContext&, uint64_t) { device_writes++; };
+  Bus& bus = md::testing::kTestPioIsMmio ? vm->mmio_bus() : vm->pio_bus();
+  auto efd = bus.AddIoEventFd(md::testing::kTestPioPort, 1, std::nullopt);
+  ASSERT_TRUE(efd.has_value()) << efd.error().message();
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kPioLoop);
+  Runner r(v);
+  uint64_t signalled = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    signalled += (*efd)->Consume().value_or(0);
+    return signalled > 100;
+  }));
+  vm->RequestStop(ExitStatus::PowerOff());
+  r.Join();
+  EXPECT_EQ(device_writes.load(), 0u);
+  EXPECT_EQ(v->stats().exits[static_cast<size_t>(
+                md::testing::kTestPioIsMmio ? ExitKind::kMmio : ExitKind::kIo)]
+                .load(),
+            0u);
+  // Bad parameters are refused with a reason.
+  EXPECT_EQ(bus.AddIoEventFd(0x80, 3, std::nullopt).error().code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(bus.AddIoEventFd(0x80, 1, 0x1ff).error().code(),
+            Errc::kInvalidArgument);
+  // Once removed, writes reach the device again.
+  efd->reset();
+  Bus detached(BusKind::kPio);
+  EXPECT_EQ(detached.AddIoEventFd(0x80, 1, std::nullopt).error().code(),
+            Errc::kUnsupported);
+}
+
+// Coalesced MMIO: the guest's writes are queued in the kernel's ring and
+// replayed to the device in order, with a device context.
+TEST(VmTest, CoalescedMmioIsReplayedInOrder) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  std::vector<uint64_t> seen;
+  std::atomic<uint64_t> count{0};
+  std::atomic<bool> had_vcpu_context{false};
+  auto dev = std::make_shared<ScriptedPort>();
+  dev->on_write = [&](const IoContext& ctx, uint64_t v) {
+    if (ctx.vcpu != nullptr) had_vcpu_context = true;
+    seen.push_back(v);  // one vCPU: the replays are serialised
+    if (++count == 2000) vm->RequestStop(ExitStatus::PowerOff());
+  };
+  ASSERT_TRUE(vm->mmio_bus().Register(md::testing::kTestMmioAddr, 1, dev));
+  Status z = vm->mmio_bus().AddCoalescedZone(md::testing::kTestMmioAddr, 0x1000);
+  ASSERT_TRUE(z.has_value()) << z.error().message();
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kMmioLoop);
+  ASSERT_TRUE(v->Run().has_value());
+  ASSERT_GE(seen.size(), 2000u);
+  for (size_t i = 0; i < seen.size(); ++i) {
+    ASSERT_EQ(seen[i], i & 0xff) << "write " << i << " out of order";
+  }
+  EXPECT_GT(vm->stats().coalesced_writes.load(), 0u);
+  // Coalescing means far fewer MMIO exits than writes.
+  EXPECT_LT(v->stats().exits[static_cast<size_t>(ExitKind::kMmio)].load(),
+            seen.size() / 4);
+  EXPECT_TRUE(vm->mmio_bus()
+                  .RemoveCoalescedZone(md::testing::kTestMmioAddr, 0x1000)
+                  .has_value());
+}
+
+TEST(VmTest, IrqFdsForPinsAndMsisAreAssignedAndRemoved) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  ASSERT_TRUE(MakeVcpu(*vm, 0, TestProgram::kHaltLoop));
+  auto pin = vm->AddIrqFd(md::IrqPin{5}, /*level=*/true);
+  ASSERT_TRUE(pin.has_value()) << pin.error().message();
+  EXPECT_GE((*pin)->resample_fd(), 0);
+  EXPECT_TRUE((*pin)->Trigger().has_value());
+  std::vector<std::unique_ptr<IrqFd>> msis;
+  for (uint32_t vec = 0x40; vec < 0x50; ++vec) {
+    auto m = vm->AddMsiFd(md::MsiMessage{0xfee00000, vec});
+    ASSERT_TRUE(m.has_value()) << m.error().message();
+    EXPECT_GE((*m)->gsi(), md::kIrqPinCount);
+    EXPECT_TRUE((*m)->Trigger().has_value());
+    msis.push_back(std::move(*m));
+  }
+  // Distinct GSIs, reused after removal.
+  const uint32_t first = msis.front()->gsi();
+  msis.erase(msis.begin());
+  auto again = vm->AddMsiFd(md::MsiMessage{0xfee00000, 0x60});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ((*again)->gsi(), first);
+  auto bad = vm->AddMsiFd(md::MsiMessage{0x12345678, 0x30});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), Errc::kInvalidArgument);
+  EXPECT_FALSE(vm->SetIrq(md::IrqPin{24}, true).has_value());
+  EXPECT_TRUE(vm->SetIrq(md::IrqPin{5}, false).has_value());
 }
 
 }  // namespace

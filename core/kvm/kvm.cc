@@ -336,11 +336,12 @@ KvmVcpu::~KvmVcpu() {
 }
 
 void KvmVcpu::RequestImmediateExit() {
-  __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
 void KvmVcpu::ClearImmediateExit() {
-  __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_RELEASE);
+  // A full barrier: the run loop's look at its requests must not pass it.
+  (void)__atomic_exchange_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
 Status KvmVcpu::SetGuestSignalMask(const sigset_t& mask) {

@@ -25,6 +25,19 @@ std::vector<uint8_t> Code(TestProgram p) {
               0xe6, 0x80,   // out 0x80, al
               0x40,         // inc ax
               0xeb, 0xfb};  // jmp out
+    case TestProgram::kPioRead:
+      return {0xfa,         // cli
+              0xe4, 0x81,   // in al, 0x81
+              0xe6, 0x82,   // out 0x82, al
+              0xf4,         // hlt
+              0xeb, 0xfd};  // jmp hlt
+    case TestProgram::kMmioLoop:
+      // DS.base = kTestMmioAddr (LoadTestProgram), so [0] is that address.
+      return {0xfa,               // cli
+              0x31, 0xc0,         // xor ax, ax
+              0xa2, 0x00, 0x00,   // mov [0], al
+              0x40,               // inc ax
+              0xeb, 0xfa};        // jmp mov
     case TestProgram::kTripleFault:
       // Run in protected mode with an empty IDT (see LoadTestProgram):
       // #UD cannot be delivered -> #GP -> #DF -> shutdown (SDM Vol. 3
@@ -37,14 +50,24 @@ std::vector<uint8_t> Code(TestProgram p) {
 
 }  // namespace
 
+uint64_t TestProgramAddress(TestProgram p) {
+  return kCodeBase + 0x100 * static_cast<uint64_t>(p);
+}
+
+uint64_t TestReadNextPc() { return TestProgramAddress(TestProgram::kPioRead) + 3; }
+
 Status LoadTestProgram(Vm& vm, Vcpu& vcpu, TestProgram p) {
-  uint64_t at = kCodeBase + 0x100 * static_cast<uint64_t>(p);
+  uint64_t at = TestProgramAddress(p);
   std::vector<uint8_t> code = Code(p);
   STRATA_TRY(vm.memory().Write(at, code.data(), code.size()));
   VcpuState s = STRATA_TRY(vcpu.GetState());
   s.cs.selector = 0;
   s.cs.base = 0;
   s.cs.limit = 0xffff;
+  if (p == TestProgram::kMmioLoop) {
+    s.ds.base = kTestMmioAddr;
+    s.ds.selector = 0;
+  }
   if (p == TestProgram::kTripleFault) {
     // Flat 32-bit protected mode, IDT limit 0. Only the hidden parts of
     // the segment registers matter: no selector is ever loaded.
