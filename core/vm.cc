@@ -11,6 +11,7 @@
 
 #include "core/backend.h"
 #include "core/check.h"
+#include "core/driver.h"
 #include "core/log.h"
 
 namespace strata {
@@ -660,6 +661,32 @@ Status Vm::Shutdown() {
     lk.lock();
   }
   runners_cv_.wait(lk, [&] { return runners_ == 0; });
+  lk.unlock();
+  // Then the drivers: ask each holder to let go, wait for all.
+  std::vector<DriverHold*> holds;
+  {
+    std::lock_guard hl(holds_mutex_);
+    shutting_down_ = true;
+    holds = holds_;
+  }
+  for (DriverHold* h : holds) {
+    std::unique_lock hl(holds_mutex_);
+    // Still registered? (It may have gone away since the snapshot.) While
+    // its callback runs, ~DriverHold waits (unless the callback itself
+    // destroys the hold, on this thread).
+    if (std::find(holds_.begin(), holds_.end(), h) == holds_.end()) continue;
+    h->callback_thread_ = pthread_self();
+    h->in_callback_ = true;
+    hl.unlock();
+    h->RequestRelease();
+    hl.lock();
+    if (std::find(holds_.begin(), holds_.end(), h) != holds_.end()) {
+      h->in_callback_ = false;
+    }
+    holds_cv_.notify_all();
+  }
+  std::unique_lock hl(holds_mutex_);
+  holds_cv_.wait(hl, [&] { return holds_.empty(); });
   return Ok();
 }
 
@@ -977,10 +1004,12 @@ VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
     v->Acquire(Vcpu::Hold::kQuiesce);
     held_.push_back(v);
   }
+  {
+    std::lock_guard lk(vm.revoke_mutex_);
+    for (auto& [id, cb] : vm.revoke_callbacks_) (*cb)();
+  }
   vm.map_lock_.lock();
   t_write_locked = &vm;
-  std::lock_guard lk(vm.revoke_mutex_);
-  for (auto& [id, cb] : vm.revoke_callbacks_) (*cb)();
 }
 
 VmWriteLock::~VmWriteLock() {

@@ -27,8 +27,10 @@
 //   1. VM write lock (VmWriteLock) — memory-map changes. Serialises writers
 //      (writer mutex), marks the VM "writer active" under the creation
 //      mutex, quiesces every vCPU that exists (each ends FROZEN at its loop
-//      top, or BLOCKED), takes the map lock exclusively, then revokes
-//      guest-memory leases (their holders' callbacks run). While a writer
+//      top, or BLOCKED), revokes guest-memory leases (waiting for accesses
+//      in progress; their holders' callbacks run), then takes the map lock
+//      exclusively. Leases are revoked before the map lock so that a driver
+//      inside a lease access may still take the read lock. While a writer
 //      is active a newly created vCPU is born frozen and joins the writer's
 //      set, so lazy creation cannot slip a running vCPU past the writer.
 //   2. vCPU lock (VcpuLock) — freezes one vCPU at its loop top: requests the
@@ -115,6 +117,7 @@ class Vm;
 class VmBackend;
 class VcpuBackend;
 class Lease;
+class DriverHold;
 
 enum class VcpuState : uint8_t { kIdle, kRunning, kSleeping, kFrozen, kBlocked };
 std::string_view VcpuStateName(VcpuState s);
@@ -350,18 +353,21 @@ class Vm {
   }
   std::optional<ExitStatus> exit_status() const;
   // Requests a stop (VmmError "VM shut down") if none was requested and
-  // vCPUs are running, then waits until every Run() has returned. kBusy
-  // from one of this VM's vCPU threads (it would wait for itself).
+  // vCPUs are running, waits until every Run() has returned, then asks every
+  // driver hold to let go (core/driver.h) and waits until all are released.
+  // kBusy from one of this VM's vCPU threads (it would wait for itself).
   Status Shutdown();
 
   const VmStats& stats() const { return stats_; }
   // Per-vCPU exit counts, kick and mailbox counters, unclaimed accesses.
   std::string DumpStats() const;
 
-  // Called with the VM write lock held, after all vCPUs are quiesced, so
-  // that holders of guest-memory leases can drop them (see vmm_drv in
-  // illumos, and core/driver.h). Safe from exit handlers: registration
-  // never waits for a writer. The returned id removes it.
+  // Called by every VM write lock, after all vCPUs are quiesced and before
+  // the map lock is taken, so that holders of guest-memory leases can drop
+  // them (see vmm_drv in illumos, and core/driver.h, which builds on this).
+  // Safe from exit handlers: registration never waits for a writer's
+  // vCPUs. Removal waits for a revocation in progress, so a callback is
+  // never running after RemoveRevokeCallback returns.
   using RevokeCallback = std::function<void()>;
   uint64_t AddRevokeCallback(RevokeCallback cb);
   void RemoveRevokeCallback(uint64_t id);
@@ -370,6 +376,7 @@ class Vm {
   friend class Vcpu;
   friend class VmReadLock;
   friend class VmWriteLock;
+  friend class DriverHold;
   Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend);
   void DrainCoalesced();
 
@@ -405,6 +412,11 @@ class Vm {
   std::mutex runners_mutex_;
   std::condition_variable runners_cv_;
   uint32_t runners_ = 0;  // runners_mutex_: threads inside Vcpu::Run
+
+  std::mutex holds_mutex_;
+  std::condition_variable holds_cv_;
+  std::vector<DriverHold*> holds_;  // holds_mutex_ (core/driver.h)
+  bool shutting_down_ = false;      // holds_mutex_
 
   std::mutex coalesced_mutex_;
 

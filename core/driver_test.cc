@@ -1,0 +1,168 @@
+// The driver interface on real KVM: holds pin the VM, leases are revoked by
+// the write lock and re-acquired, a writer waits for an access in progress.
+#include "core/driver.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/vmmapi.h"
+#include "machine/test_programs.h"
+#include "tests/kvm_testing.h"
+
+namespace strata {
+namespace {
+
+using namespace std::chrono_literals;
+using md::testing::LoadTestProgram;
+using md::testing::TestProgram;
+
+std::unique_ptr<Vm> MakeVm() {
+  VmOptions o;
+  auto vm = CreateKvmVm(o);
+  EXPECT_TRUE(vm.has_value()) << vm.error().message();
+  if (!vm) return nullptr;
+  EXPECT_TRUE((*vm)->AddMemory("ram", 0, md::testing::kTestRamSize).has_value());
+  return std::move(*vm);
+}
+
+TEST(DriverTest, AHoldPinsTheVmUntilTheDriverLetsGo) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  std::atomic<bool> asked{false};
+  auto hold = DriverHold::Acquire(*vm, "test-driver", [&] { asked = true; });
+  ASSERT_TRUE(hold.has_value()) << hold.error().message();
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    vm.reset();
+    destroyed = true;
+  });
+  while (!asked.load()) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE((*hold)->release_requested());
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(destroyed.load()) << "the VM went away under a hold";
+  // No new holds once the VM is going away.
+  auto late = DriverHold::Acquire((*hold)->vm(), "late");
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().code(), Errc::kBusy);
+  hold->reset();
+  destroyer.join();
+  EXPECT_TRUE(destroyed.load());
+}
+
+TEST(DriverTest, LeasesAreRevokedByTheWriteLockAndRenewed) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  auto hold = *DriverHold::Acquire(*vm, "d");
+  std::atomic<int> revoked{0};
+  auto lease = hold->LeaseMemory(0x8000, 0x1000, [&] { revoked++; });
+  ASSERT_TRUE(lease.has_value()) << lease.error().message();
+  {
+    auto a = (*lease)->Begin();
+    ASSERT_TRUE(a.has_value());
+    std::memset(a->data().data(), 0xab, a->data().size());
+  }
+  uint8_t b = 0;
+  ASSERT_TRUE(vm->ReadMemory(0x8fff, &b, 1).has_value());
+  EXPECT_EQ(b, 0xab);
+  // Any map change revokes; the next access re-translates.
+  ASSERT_TRUE(vm->AddMemory("more", 0x200000, 0x10000).has_value());
+  EXPECT_EQ(revoked.load(), 1);
+  EXPECT_EQ((*lease)->revocations(), 1u);
+  {
+    auto a = (*lease)->Begin();
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->data()[0], 0xab);
+  }
+  // A lease on something that is not RAM is refused.
+  auto bad = hold->LeaseMemory(md::testing::kTestRamSize - 0x800, 0x1000);
+  ASSERT_FALSE(bad.has_value());
+  // Once the leased range is removed, Begin says so and the lease stays
+  // revoked.
+  auto moving = hold->LeaseMemory(0x200000, 0x1000);
+  ASSERT_TRUE(moving.has_value());
+  ASSERT_TRUE((*moving)->Begin().has_value());
+  ASSERT_TRUE(vm->RemoveMemory(0x200000).has_value());
+  auto gone = (*moving)->Begin();
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().code(), Errc::kOutOfRange);
+  lease->reset();
+  moving->reset();
+}
+
+// The writer waits for an access in progress before it changes the map, so
+// a driver never copies through a stale mapping.
+TEST(DriverTest, AWriterWaitsForAnAccessInProgress) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  auto hold = *DriverHold::Acquire(*vm, "d");
+  auto lease = *hold->LeaseMemory(0x4000, 0x1000);
+  std::atomic<bool> in_access{false}, access_done{false}, map_changed{false};
+  std::atomic<bool> order_ok{true};
+  std::thread driver([&] {
+    auto a = lease->Begin();
+    ASSERT_TRUE(a.has_value());
+    in_access = true;
+    std::this_thread::sleep_for(50ms);
+    if (map_changed.load()) order_ok = false;
+    // Inside an access the driver may still take the read lock.
+    EXPECT_TRUE(vm->SetIrq(md::IrqPin{3}, false).has_value());
+    access_done = true;
+  });
+  while (!in_access.load()) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(vm->AddMemory("x", 0x300000, 0x1000).has_value());
+  map_changed = true;
+  EXPECT_TRUE(access_done.load()) << "the writer did not wait for the access";
+  driver.join();
+  EXPECT_TRUE(order_ok.load());
+  lease.reset();
+}
+
+// A driver thread runs a loop of lease accesses and MSI irqfd triggers
+// while another thread changes the memory map in a loop and a vCPU runs.
+TEST(DriverTest, LeaseLoopRacesMapChanges) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  auto v = vm->CreateVcpu(0);
+  ASSERT_TRUE(v.has_value());
+  ASSERT_TRUE(LoadTestProgram(*vm, **v, TestProgram::kSpinLoop).has_value());
+  auto hold = *DriverHold::Acquire(*vm, "d");
+  auto lease = *hold->LeaseMemory(0x6000, 0x2000);
+  auto msi = hold->MsiFd(md::MsiMessage{0xfee00000, 0x41});
+  ASSERT_TRUE(msi.has_value()) << msi.error().message();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> copies{0};
+  std::thread vcpu([&] { (void)(*v)->Run(); });
+  std::thread driver([&] {
+    while (!stop.load()) {
+      auto a = lease->Begin();
+      ASSERT_TRUE(a.has_value()) << a.error().message();
+      std::memset(a->data().data(), static_cast<int>(copies.load() & 0xff),
+                  a->data().size());
+      copies++;
+      EXPECT_TRUE((*msi)->Trigger().has_value());
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(vm->AddMemory("churn", 0x400000, 0x1000).has_value());
+    ASSERT_TRUE(vm->RemoveMemory(0x400000).has_value());
+  }
+  stop = true;
+  driver.join();
+  vm->RequestStop(ExitStatus::PowerOff());
+  vcpu.join();
+  EXPECT_GT(copies.load(), 0u);
+  EXPECT_GE(lease->revocations(), 50u);
+  msi->reset();
+  lease.reset();
+}
+
+}  // namespace
+}  // namespace strata
