@@ -9,9 +9,22 @@ PACKAGES=(
   # Libraries (see third_party/)
   libfmt-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   googletest libfdt-dev
-  # Cross-build of the arm64 side from amd64
+  # Cross-build of the arm64 side from amd64 (--config=arm64): compiler,
+  # arm64 libraries through Debian multiarch, qemu-user to run the tests
   g++-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
+  libgtest-dev:arm64 libgmock-dev:arm64 qemu-user-static
 )
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+updated=""
+apt_update() { [ -n "$updated" ] || $SUDO apt-get update -qq; updated=1; }
+
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 architecture (multiarch)" >&2
+  $SUDO dpkg --add-architecture arm64
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,11 +35,26 @@ done
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  apt_update
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libfdt-dev is not Multi-Arch: same (libfdt-dev:arm64 would remove the amd64
+# package), so unpack the :arm64 .deb of the installed version where
+# WORKSPACE's @libfdt_arm64 looks.
+FDT_ARM64=/opt/strata/arm64/libfdt-dev
+fdt_version=$(dpkg-query -W -f='${Version}' libfdt-dev:amd64)
+if [ "$(cat "$FDT_ARM64/VERSION" 2>/dev/null)" != "$fdt_version" ]; then
+  echo "setup: unpacking libfdt-dev:arm64 $fdt_version into $FDT_ARM64" >&2
+  apt_update
+  deb_dir=$(mktemp -d)
+  if [ "$(id -u)" = 0 ]; then chown _apt "$deb_dir" 2>/dev/null || true; fi  # apt's download user
+  (cd "$deb_dir" && apt-get download -qq "libfdt-dev:arm64=$fdt_version")
+  $SUDO rm -rf "$FDT_ARM64"
+  $SUDO mkdir -p "$FDT_ARM64"
+  $SUDO dpkg-deb -x "$deb_dir"/libfdt-dev_*_arm64.deb "$FDT_ARM64"
+  echo "$fdt_version" | $SUDO tee "$FDT_ARM64/VERSION" >/dev/null
+  rm -rf "$deb_dir"
 fi
 
 if [ ! -e /dev/kvm ]; then

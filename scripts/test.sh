@@ -1,9 +1,9 @@
 #!/bin/bash
 # strata — set up and run every test: unit and integration tests under the
 # normal build, the core library's tests again under ThreadSanitizer,
-# everything again under AddressSanitizer+UBSan, and the arm64 cross-compile
-# of the MI core. Ends with "N passed, N failed, N skipped"
-# counting every test case run.
+# everything again under AddressSanitizer+UBSan, and the MI core and devices
+# cross-built for arm64 with their unit tests under qemu-user. Ends with
+# "N passed, N failed, N skipped" counting every test case run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -44,7 +44,23 @@ run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
 run_pass unit-and-integration "" //...
 run_pass tsan "--config=tsan" //core/...
 run_pass asan-ubsan "--config=asan" //...
-echo "=== arm64 cross-compile of the MI core"
-./scripts/cross_check_arm64.sh "$RESULTS/cross.txt"
+# arm64: cross-build the MI core and devices, run their unit tests under
+# qemu-user. Targets needing the (missing) arm64 KVM backend are skipped by
+# the build and left out of the tests (arch/arm64/BUILD).
+ARM64=(//core/... //devices/...)
+echo "=== arm64: bazel build --config=arm64 ${ARM64[*]}"
+bazel build "${BAZEL_FLAGS[@]}" --config=arm64 --keep_going "${ARM64[@]}" 2>&1 \
+  | grep -vE '^[0-9.]+: src/main/tools/' | tail -n 60
+if [ "${PIPESTATUS[0]}" = 0 ]; then r=PASS; else r=FAIL; fi
+echo "$r arm64:build" > "$RESULTS/arm64-build.txt"
+mapfile -t arm64_tests < <(bazel cquery "${BAZEL_FLAGS[@]}" --config=arm64 \
+  "tests($(IFS=+; echo "${ARM64[*]}"))" --output=starlark \
+  --starlark:expr='"" if "IncompatiblePlatformProvider" in providers(target) else str(target.label)' \
+  2>/dev/null | grep .)
+if ((${#arm64_tests[@]})); then
+  run_pass arm64 "--config=arm64" "${arm64_tests[@]}"
+else
+  echo "FAIL arm64:tests (none found)" >> "$RESULTS/arm64-build.txt"
+fi
 
 python3 scripts/test_summary.py "$RESULTS"
