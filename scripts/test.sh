@@ -25,6 +25,7 @@ collect() {  # $1 = label, $2 = bazel flags, $3... = target patterns
     if [ -f "$logs/$path/test.xml" ]; then
       mkdir -p "$out/$path"
       cp "$logs/$path/test.xml" "$out/$path/test.xml"
+      [ -f "$logs/$path/test.log" ] && cp "$logs/$path/test.log" "$out/$path/test.log"
     else
       echo "FAIL $label:$t (no test report)" >> "$RESULTS/missing.txt"
     fi
