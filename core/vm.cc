@@ -627,6 +627,12 @@ Vm::~Vm() {
   Status s = Shutdown();
   STRATA_CHECK(s.has_value(), "destroying VM '{}': {}", opts_.name,
                s ? "" : s.error().message());
+  for (auto& v : owned_vcpus_) {
+    std::lock_guard lk(v->m_);
+    STRATA_CHECK(v->holders_ == 0 && v->lock_requests_ == 0,
+                 "destroying VM '{}' while a VcpuLock on vCPU {} is held",
+                 opts_.name, v->id());
+  }
 }
 
 Result<std::unique_ptr<Vm>> Vm::Create(const VmOptions& opts,
