@@ -258,20 +258,24 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   const uint32_t apic_id = ApicIdFor(topo, vcpu_index);
   const uint32_t pkg_bits = SmtIdBits(topo) + CoreIdBits(topo);
   const uint32_t per_pkg = topo.cores * topo.threads;
-  CpuidEntry& l1 = *FindLeaf(leaves, kLeafFeatures);
-  // EBX[31:24] is the initial APIC id's low byte; EBX[23:16] the number of
-  // addressable logical processor ids in the package, valid when HTT is set.
-  constexpr uint32_t kEbxIdAndCountMask = 0xffff0000;
-  const uint32_t count =
-      std::min<uint32_t>(pkg_bits >= 8 ? kLeaf1EbxCountMax + 1 : 1u << pkg_bits,
-                         kLeaf1EbxCountMax);
-  l1.ebx = (l1.ebx & ~kEbxIdAndCountMask) |
-           ((apic_id & 0xff) << kLeaf1EbxApicIdShift) |
-           (count << kLeaf1EbxLogicalCountShift);
-  if (per_pkg > 1) {
-    l1.edx |= kLeaf1EdxHtt;
-  } else {
-    l1.edx &= ~kLeaf1EdxHtt;
+  {
+    // Scoped: the hypervisor leaves below are appended, which may reallocate
+    // `leaves` and leave a reference to leaf 1 dangling.
+    CpuidEntry& l1 = *FindLeaf(leaves, kLeafFeatures);
+    // EBX[31:24] is the initial APIC id's low byte; EBX[23:16] the number of
+    // addressable logical processor ids in the package, valid when HTT is set.
+    constexpr uint32_t kEbxIdAndCountMask = 0xffff0000;
+    const uint32_t count =
+        std::min<uint32_t>(
+            pkg_bits >= 8 ? kLeaf1EbxCountMax + 1 : 1u << pkg_bits,
+            kLeaf1EbxCountMax);
+    l1.ebx = (l1.ebx & ~kEbxIdAndCountMask) |
+             ((apic_id & 0xff) << kLeaf1EbxApicIdShift) |
+             (count << kLeaf1EbxLogicalCountShift);
+    if (per_pkg > 1) {
+      l1.edx |= kLeaf1EdxHtt;
+    } else {
+      l1.edx &= ~kLeaf1EdxHtt;
   }
   auto set_bit = [](uint32_t& reg, uint32_t bit, bool on) {
     reg = on ? (reg | bit) : (reg & ~bit);
@@ -279,6 +283,7 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   set_bit(l1.ecx, kLeaf1EcxHypervisor, opts.hypervisor_bit);
   set_bit(l1.ecx, kLeaf1EcxX2apic, opts.x2apic);
   set_bit(l1.ecx, kLeaf1EcxTscDeadline, opts.tsc_deadline);
+  }
 
   // Hypervisor leaves (Linux Documentation/virt/kvm/x86/cpuid.rst): the KVM
   // signature with max leaf 0x4000_0001 and KVM's paravirt features as

@@ -163,7 +163,9 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
 // --- Helpers shared by the VendorPolicy implementations ---------------------
 
 // The entry for (function, index); `index` is ignored for entries without
-// kCpuidFlagSignificantIndex. nullptr if absent.
+// kCpuidFlagSignificantIndex. nullptr if absent. The pointer is into
+// `leaves`: it dangles after anything that may append (SetLeaf,
+// WriteExtendedTopology, push_back), so look the leaf up again afterwards.
 CpuidEntry* FindLeaf(std::vector<CpuidEntry>& leaves, uint32_t function,
                      uint32_t index = 0);
 const CpuidEntry* FindLeaf(std::span<const CpuidEntry> leaves,
