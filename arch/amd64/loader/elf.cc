@@ -269,8 +269,24 @@ Result<ElfImage> ParseElf(std::span<const uint8_t> file) {
   return img;
 }
 
+Status CheckSegmentsInRam(const ElfImage& image, const GuestMemory& mem,
+                          std::span<const MemoryHole> holes) {
+  for (const ElfSegment& s : image.segments) {
+    const std::string why = WhyNotRam(mem, s.paddr, s.memsz, holes);
+    if (!why.empty()) {
+      return MakeError(Errc::kOutOfRange,
+                       "PT_LOAD segment {} [{:#x}, {:#x}) {} (RAM is {}); "
+                       "give the guest more memory or link the kernel "
+                       "elsewhere",
+                       s.index, s.paddr, s.paddr + s.memsz, why,
+                       DescribeRam(mem));
+    }
+  }
+  return Ok();
+}
+
 Status LoadElfSegments(const ElfImage& image, std::span<const uint8_t> file,
-                       GuestMemory& mem) {
+                       GuestMemory& mem, std::span<const MemoryHole> holes) {
   // Validate everything before writing anything.
   for (const ElfSegment& s : image.segments) {
     if (s.offset > file.size() || s.filesz > file.size() - s.offset ||
@@ -280,14 +296,8 @@ Status LoadElfSegments(const ElfImage& image, std::span<const uint8_t> file,
                        "parsed from",
                        s.index);
     }
-    if (!IsRamRange(mem, s.paddr, s.memsz)) {
-      return MakeError(Errc::kOutOfRange,
-                       "ELF segment {} [{:#x}, {:#x}) is not entirely in guest "
-                       "RAM (RAM is {}); give the guest more memory or link "
-                       "the kernel elsewhere",
-                       s.index, s.paddr, s.paddr + s.memsz, DescribeRam(mem));
-    }
   }
+  STRATA_TRY(CheckSegmentsInRam(image, mem, holes));
   for (const ElfSegment& s : image.segments) {
     STRATA_TRY(mem.Write(s.paddr, file.data() + s.offset, s.filesz));
     STRATA_TRY(mem.Fill(s.paddr + s.filesz, 0, s.memsz - s.filesz));
