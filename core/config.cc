@@ -1,7 +1,8 @@
 #include "core/config.h"
 
+#include "core/host_file.h"
+
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <limits>
@@ -355,25 +356,12 @@ Status Config::MergeJson(std::string_view json_text, std::string_view origin) {
 }
 
 Status Config::MergeJsonFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    if (errno == ENOENT) {
-      return MakeError(Errc::kNotFound, "config file '{}' does not exist",
-                       path);
-    }
-    return SysError("cannot open config file '{}'", path);
-  }
-  std::string text;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  if (std::ferror(f)) {
-    Error e = SysError("cannot read config file '{}'", path);
-    std::fclose(f);
-    return e;
-  }
-  std::fclose(f);
-  return MergeJson(text, path);
+  std::vector<uint8_t> bytes =
+      STRATA_TRY(ReadHostFile(path, "config file", kMaxConfigFileSize));
+  return MergeJson(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                       bytes.size()),
+      path);
 }
 
 const json* Config::Find(std::string_view key) const {

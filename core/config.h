@@ -49,8 +49,12 @@ class Config {
   // merge is all-or-nothing: on error the config is unchanged.
   Status MergeJson(std::string_view json_text,
                    std::string_view origin = "<json>");
-  // As MergeJson on a file's contents; kNotFound / kIo name the path.
+  // As MergeJson on a file's contents, read with ReadHostFile: a FIFO, a
+  // directory or a device is rejected (kInvalidArgument) without blocking,
+  // as is a file over kMaxConfigFileSize (kOutOfRange); kNotFound / kIo name
+  // the path.
   Status MergeJsonFile(const std::string& path);
+  static constexpr uint64_t kMaxConfigFileSize = 4 << 20;
 
   // True if key names a value or a group.
   bool Has(std::string_view key) const;

@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -400,9 +401,28 @@ TEST_F(ConfigFileTest, MissingFileIsNotFound) {
               {path_ + ".missing"});
 }
 
-TEST_F(ConfigFileTest, DirectoryIsIoError) {
+TEST_F(ConfigFileTest, NotARegularFileIsRejected) {
   Config c;
-  ExpectError(c.MergeJsonFile(dir_), Errc::kIo, {dir_});
+  ExpectError(c.MergeJsonFile(dir_), Errc::kInvalidArgument,
+              {dir_, "a directory"});
+  ExpectError(c.MergeJsonFile("/dev/zero"), Errc::kInvalidArgument,
+              {"/dev/zero", "a character device"});
+  // A FIFO would block open() until a writer came.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  alarm(20);
+  ExpectError(c.MergeJsonFile(fifo), Errc::kInvalidArgument,
+              {fifo, "FIFO"});
+  alarm(0);
+  unlink(fifo.c_str());
+  EXPECT_EQ(c.DumpFlat(), "");
+}
+
+TEST_F(ConfigFileTest, OversizedFileIsRejected) {
+  WriteFile("{\"a\": \"" + std::string(Config::kMaxConfigFileSize, 'x') +
+            "\"}");
+  Config c;
+  ExpectError(c.MergeJsonFile(path_), Errc::kOutOfRange, {path_, "limit"});
 }
 
 }  // namespace

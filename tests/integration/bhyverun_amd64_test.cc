@@ -1,5 +1,8 @@
 // Integration tests: our guest micro-kernels (tests/guests/amd64) booted by
 // bhyverun on /dev/kvm; output and exit status checked.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -183,6 +186,41 @@ TEST(BhyverunAmd64, BadOptionsAreUsageErrors) {
                               << "\n" << Describe(r);
     EXPECT_FALSE(r.err.empty());
   }
+}
+
+// A FIFO blocks open() until a writer appears; a device never ends. Every
+// file bhyverun reads (kernel, initrd, config) must be a regular file, and
+// the check must not block.
+TEST(BhyverunAmd64, FilesThatAreNotRegularFilesAreUsageErrors) {
+  const std::string fifo = ::testing::TempDir() + "/bhyverun.fifo";
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string dir = ::testing::TempDir();
+  struct Case {
+    std::vector<std::string> args;
+    std::string what, path, type;
+  };
+  const std::vector<Case> cases = {
+      {{"-k", fifo}, "kernel", fifo, "a FIFO (named pipe)"},
+      {{"-f", fifo}, "config file", fifo, "a FIFO (named pipe)"},
+      {{"-i", fifo}, "initrd", fifo, "a FIFO (named pipe)"},
+      {{"-k", "/dev/zero"}, "kernel", "/dev/zero", "a character device"},
+      {{"-i", "/dev/zero"}, "initrd", "/dev/zero", "a character device"},
+      {{"-k", dir}, "kernel", dir, "a directory"},
+      {{"-f", dir}, "config file", dir, "a directory"},
+      {{"-k", dir + "/missing.elf"}, "kernel", dir + "/missing.elf",
+       "No such file"},
+  };
+  for (const Case& c : cases) {
+    auto r = Bhyverun(c.args, /*timeout=*/20);
+    EXPECT_FALSE(r.timed_out) << c.args[0] << " " << c.args[1];
+    EXPECT_EQ(r.exit_code, 8) << Describe(r);
+    EXPECT_NE(r.err.find("could not load " + c.what + " '" + c.path + "'"),
+              std::string::npos)
+        << Describe(r);
+    EXPECT_NE(r.err.find(c.type), std::string::npos) << Describe(r);
+  }
+  unlink(fifo.c_str());
 }
 
 TEST(BhyverunAmd64, BadKernelImagesAreRejectedClearly) {

@@ -7,14 +7,13 @@
 // fw_cfg (0x510), ACPI PM block (0x600: PM1a_EVT, PM1a_CNT, PM_TMR),
 // pc-testdev (0xe0 latch, 0xe4 flush, 0x2000+n IRQ lines, MMIO 0xff000000).
 // Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=true).
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <vector>
 
 #include "arch/amd64/loader/multiboot.h"
+#include "core/host_file.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
 #include "devices/char_backend.h"
@@ -39,37 +38,17 @@ constexpr uint64_t kAcpiPmPort = 0x600;
 // advertises; 0 as in QEMU's q35/piix4 tables (ACPI 6.4 §7.4.2).
 constexpr uint32_t kSlpTypS5 = 0;
 
-// Reads a whole file, with errors that name it.
-Result<std::vector<uint8_t>> ReadFile(const std::string& path,
-                                      std::string_view what) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    return Error(e == ENOENT ? Errc::kNotFound : Errc::kIo,
-                 fmt::format("could not load {} '{}': {}", what, path,
-                             std::strerror(e)),
-                 e);
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return MakeError(Errc::kInvalidArgument,
-                     "could not load {} '{}': not a regular file", what, path);
-  }
-  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t n = read(fd, buf.data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Error e = SysError("reading {} '{}'", what, path);
-      close(fd);
-      return e;
-    }
-    got += static_cast<size_t>(n);
-  }
-  close(fd);
-  return buf;
+// The non-RAM ranges of the platform, named in kernel-loading errors.
+constexpr uint64_t kIoapicBase = 0xfec00000;
+constexpr uint64_t kApicPageSize = 0x1000;
+
+std::vector<amd64::MemoryHole> PlatformHoles() {
+  return {
+      {"the LAPIC page", amd64::kApicBaseDefault, kApicPageSize},
+      {"the IOAPIC page", kIoapicBase, kApicPageSize},
+      {"the pc-testdev MMIO window", kPcTestdevMmioBase, kPcTestdevMmioSize},
+      {"the MMIO hole below 4 GiB", kLowMemLimit, kHighMemBase - kLowMemLimit},
+  };
 }
 
 }  // namespace
@@ -199,19 +178,21 @@ Status bhyve_init_platform_late(Context& ctx) {
   amd64::BootParams params;
   if (c.Has("kernel.path")) {
     std::string path = STRATA_TRY(c.GetString("kernel.path"));
-    image = STRATA_TRY(ReadFile(path, "kernel"));
+    // Nothing larger than guest RAM can be loaded into it.
+    image = STRATA_TRY(ReadHostFile(path, "kernel", ctx.memsize));
     params.cmdline = path;
   } else {
     image.assign(embedded::demo_guest_elf,
                  embedded::demo_guest_elf + embedded::demo_guest_elf_size);
     params.cmdline = "demo";
   }
+  params.holes = PlatformHoles();
   // Multiboot convention (and kvm-unit-tests'): "<program> <args>".
   std::string args = STRATA_TRY(c.GetString("kernel.cmdline", ""));
   if (!args.empty()) params.cmdline += " " + args;
   if (c.Has("kernel.initrd")) {
     std::string path = STRATA_TRY(c.GetString("kernel.initrd"));
-    params.module = STRATA_TRY(ReadFile(path, "initrd"));
+    params.module = STRATA_TRY(ReadHostFile(path, "initrd", ctx.memsize));
     params.module_cmdline = path;
   }
   auto boot = std::make_shared<amd64::BootInfo>(STRATA_TRY_CTX(
