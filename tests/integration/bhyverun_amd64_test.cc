@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -151,6 +153,25 @@ TEST(BhyverunAmd64, UnclaimedAccessesAreFatalWhenConfigured) {
   auto r = Bhyverun({"-o", "bus.unclaimed_fatal=true", "-k", Guest("io")});
   EXPECT_EQ(r.exit_code, 6) << Describe(r);
   EXPECT_NE(r.err.find("unclaimed"), std::string::npos) << Describe(r);
+}
+
+// A guest that repeats an unsupported request must not flood stderr: 10^4
+// unsupported ACPI sleep requests give the rate limit's burst (10) and one
+// "suppressing" line (a slow run may let a refill or two through).
+TEST(BhyverunAmd64, GuestTriggeredWarningsAreRateLimited) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-k", Guest("acpi_flood")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("acpi_flood: 10000 sleep requests written"),
+            std::string::npos)
+      << Describe(r);
+  const size_t lines = std::count(r.err.begin(), r.err.end(), '\n');
+  std::printf("stderr lines for 10000 ACPI sleep requests: %zu\n", lines);
+  EXPECT_GE(lines, 11u) << r.err;
+  EXPECT_LE(lines, 14u) << r.err;
+  EXPECT_NE(r.err.find("suppressing further ACPI sleep request messages"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST(BhyverunAmd64, RamAbove4GiBIsUsable) {

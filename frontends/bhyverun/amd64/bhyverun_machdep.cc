@@ -139,13 +139,17 @@ Status bhyve_init_platform(Context& ctx) {
   fw->SetU64(kFwCfgKernelData, 0);
   STRATA_TRY(vm.pio_bus().Register(kFwCfgIoPort, kFwCfgIoLength, fw));
 
-  // ACPI PM block: S5 through PM1a_CNT powers the VM off.
-  auto pm = std::make_shared<AcpiPm>([&vm](uint32_t slp_typ) {
+  // ACPI PM block: S5 through PM1a_CNT powers the VM off. Other sleep
+  // types are the guest's to repeat at will: rate-limit the warning.
+  auto* sleep_log =
+      ctx.Own(std::make_shared<RateLimit>("ACPI sleep request"));
+  auto pm = std::make_shared<AcpiPm>([&vm, sleep_log](uint32_t slp_typ) {
     if (slp_typ == kSlpTypS5) {
       vm.RequestStop(ExitStatus::PowerOff());
     } else {
-      Log().warn("ACPI sleep type {} requested; only S5 (power off) is "
-                 "implemented, ignoring", slp_typ);
+      sleep_log->Warn("ACPI sleep type {} requested; only S5 (power off) is "
+                      "implemented, ignoring",
+                      slp_typ);
     }
   });
   ctx.owned.push_back(pm);
