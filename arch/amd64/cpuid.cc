@@ -192,9 +192,7 @@ std::unique_ptr<VendorPolicy> MakeVendorPolicy(CpuVendor v) {
   return nullptr;
 }
 
-Result<std::vector<CpuidEntry>> BuildGuestCpuid(
-    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
-    uint32_t vcpu_index) {
+Status CheckCpuidOptions(const CpuidOptions& opts) {
   const CpuTopology& topo = opts.topo;
   if (topo.sockets == 0 || topo.cores == 0 || topo.threads == 0) {
     return MakeError(Errc::kInvalidArgument,
@@ -202,22 +200,18 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
                      "count must be at least 1",
                      topo.sockets, topo.cores, topo.threads);
   }
-  const uint64_t product = static_cast<uint64_t>(topo.sockets) * topo.cores *
-                           topo.threads;
-  if (product > UINT32_MAX) {
+  // Three 32-bit factors fit in 96 bits, not 64: multiply checked.
+  uint64_t product = 0;
+  if (__builtin_mul_overflow(uint64_t{topo.sockets}, topo.cores, &product) ||
+      __builtin_mul_overflow(product, topo.threads, &product) ||
+      product > UINT32_MAX) {
     return MakeError(Errc::kInvalidArgument,
                      "CPU topology {} sockets x {} cores x {} threads has "
-                     "more than 2^32 logical processors",
+                     "more than 2^32 - 1 logical processors",
                      topo.sockets, topo.cores, topo.threads);
   }
   const uint32_t max_vcpus =
       opts.max_vcpus != 0 ? opts.max_vcpus : static_cast<uint32_t>(product);
-  if (vcpu_index >= max_vcpus) {
-    return MakeError(Errc::kInvalidArgument,
-                     "vCPU index {} is out of range: the VM has at most {} "
-                     "vCPUs",
-                     vcpu_index, max_vcpus);
-  }
   // Ids grow with the index, so the last vCPU has the largest.
   const uint64_t top_id = ApicId64(topo, max_vcpus - 1);
   if (top_id > kMaxX2apicId) {
@@ -232,6 +226,23 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
                      "(xAPIC ids stop at 254): enable x2apic or use fewer "
                      "vCPUs",
                      max_vcpus - 1, top_id);
+  }
+  return Ok();
+}
+
+Result<std::vector<CpuidEntry>> BuildGuestCpuid(
+    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
+    uint32_t vcpu_index) {
+  STRATA_TRY(CheckCpuidOptions(opts));
+  const CpuTopology& topo = opts.topo;
+  const uint32_t max_vcpus =
+      opts.max_vcpus != 0 ? opts.max_vcpus
+                          : topo.sockets * topo.cores * topo.threads;
+  if (vcpu_index >= max_vcpus) {
+    return MakeError(Errc::kInvalidArgument,
+                     "vCPU index {} is out of range: the VM has at most {} "
+                     "vCPUs",
+                     vcpu_index, max_vcpus);
   }
   if (FindLeaf(supported, kLeafVendor) == nullptr) {
     return MakeError(Errc::kInvalidArgument,

@@ -473,6 +473,33 @@ TEST(CpuidBuild, TablesThatMustGrow) {
   }
 }
 
+TEST(CpuidBuild, CheckCpuidOptionsWithoutAHostTable) {
+  CpuidOptions o = Opts(CpuVendor::kIntel, 2, 2, 2);
+  EXPECT_TRUE(CheckCpuidOptions(o));
+  // The product of three 32-bit counts needs more than 64 bits: no wrap.
+  for (const CpuTopology& t :
+       {CpuTopology{65536, 65536, 2}, CpuTopology{UINT32_MAX, 2, 1},
+        CpuTopology{UINT32_MAX, UINT32_MAX, UINT32_MAX}}) {
+    o.topo = t;
+    auto r = CheckCpuidOptions(o);
+    ASSERT_FALSE(r.has_value()) << t.sockets << "x" << t.cores << "x"
+                                << t.threads;
+    EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("more than 2^32 - 1 logical"),
+              std::string::npos)
+        << r.error().message();
+  }
+  o.topo = {UINT32_MAX, 1, 1};
+  o.max_vcpus = 1;
+  EXPECT_TRUE(CheckCpuidOptions(o));  // APIC id 0 only
+  o.topo = {1, 0, 1};
+  EXPECT_FALSE(CheckCpuidOptions(o));
+  o.topo = {1, 300, 1};
+  o.max_vcpus = 0;
+  o.x2apic = false;
+  EXPECT_FALSE(CheckCpuidOptions(o));
+}
+
 // --- The host's KVM ----------------------------------------------------------
 
 // Debian 12's linux-libc-dev declares kvm_cpuid2's flexible array with
