@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "arch/amd64/cpuid.h"
 #include "arch/amd64/loader/multiboot.h"
-#include "core/host_file.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
 #include "devices/char_backend.h"
@@ -64,6 +64,14 @@ Status bhyve_init_config(Config& c) {
   return Ok();
 }
 
+std::span<const std::string_view> bhyve_config_keys_machdep() {
+  static constexpr std::string_view kKeys[] = {
+      "x86.cpu_vendor", "x86.irqchip", "x86.x2apic", "x86.tsc_deadline",
+      "x86.hypervisor_bit",
+  };
+  return kKeys;
+}
+
 const char* bhyve_usage_machdep() {
   return "amd64 keys: x86.cpu_vendor (host|intel|amd), x86.irqchip, "
          "x86.x2apic,\n  x86.tsc_deadline, x86.hypervisor_bit (booleans)\n";
@@ -86,18 +94,30 @@ Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
                      "x86.cpu_vendor must be host, intel or amd, got '{}'",
                      m.cpu_vendor);
   }
-  m.sockets = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.sockets", 1)));
-  m.cores = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.cores", 1)));
-  m.threads = static_cast<uint32_t>(STRATA_TRY(c.GetUint("cpu.threads", 1)));
+  m.sockets = STRATA_TRY(c.GetUint32("cpu.sockets", 1));
+  m.cores = STRATA_TRY(c.GetUint32("cpu.cores", 1));
+  m.threads = STRATA_TRY(c.GetUint32("cpu.threads", 1));
   m.irqchip = STRATA_TRY(c.GetBool("x86.irqchip", true));
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
-  uint64_t cpus = STRATA_TRY(c.GetUint("cpus", 1));
+  const uint32_t cpus = STRATA_TRY(c.GetUint32("cpus", 1));
   if (!m.irqchip && cpus > 1) {
     return MakeError(Errc::kInvalidArgument,
                      "x86.irqchip=false supports only one vCPU (application "
                      "processors are started through the in-kernel LAPIC)");
+  }
+  // What the CPUID policy will demand of the topology (APIC ids in range),
+  // checked now so that it is reported as bad input, not a VM failure.
+  amd64::CpuidOptions cpuid;
+  cpuid.topo = {m.sockets, m.cores, m.threads};
+  cpuid.x2apic = m.x2apic;
+  cpuid.max_vcpus = STRATA_TRY(c.GetUint32("cpu.max", cpus));
+  STRATA_TRY(amd64::CheckCpuidOptions(cpuid));
+  const std::string backend = STRATA_TRY(c.GetString("com1.backend", "stdio"));
+  if (backend != "stdio" && backend != "none") {
+    return MakeError(Errc::kInvalidArgument,
+                     "com1.backend must be stdio or none, got '{}'", backend);
   }
   return m;
 }
@@ -180,11 +200,11 @@ Status bhyve_init_platform_late(Context& ctx) {
   Config& c = ctx.config;
   std::vector<uint8_t> image;
   amd64::BootParams params;
-  if (c.Has("kernel.path")) {
-    std::string path = STRATA_TRY(c.GetString("kernel.path"));
-    // Nothing larger than guest RAM can be loaded into it.
-    image = STRATA_TRY(ReadHostFile(path, "kernel", ctx.memsize));
-    params.cmdline = path;
+  const bool builtin = !ctx.kernel;
+  if (!builtin) {
+    image = std::move(*ctx.kernel);
+    ctx.kernel.reset();
+    params.cmdline = STRATA_TRY(c.GetString("kernel.path"));
   } else {
     image.assign(embedded::demo_guest_elf,
                  embedded::demo_guest_elf + embedded::demo_guest_elf_size);
@@ -194,14 +214,14 @@ Status bhyve_init_platform_late(Context& ctx) {
   // Multiboot convention (and kvm-unit-tests'): "<program> <args>".
   std::string args = STRATA_TRY(c.GetString("kernel.cmdline", ""));
   if (!args.empty()) params.cmdline += " " + args;
-  if (c.Has("kernel.initrd")) {
-    std::string path = STRATA_TRY(c.GetString("kernel.initrd"));
-    params.module = STRATA_TRY(ReadHostFile(path, "initrd", ctx.memsize));
-    params.module_cmdline = path;
+  if (ctx.initrd) {
+    params.module = std::move(*ctx.initrd);
+    ctx.initrd.reset();
+    params.module_cmdline = STRATA_TRY(c.GetString("kernel.initrd"));
   }
   auto boot = std::make_shared<amd64::BootInfo>(STRATA_TRY_CTX(
       amd64::LoadKernel(image, params, vm.memory()),
-      c.Has("kernel.path") ? "loading the kernel" : "loading the demo guest"));
+      builtin ? "loading the demo guest" : "loading the kernel"));
   ctx.machdep = boot;
   return Ok();
 }
