@@ -1,5 +1,6 @@
 // Integration tests: our guest micro-kernels (tests/guests/amd64) booted by
 // bhyverun on /dev/kvm; output and exit status checked.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,15 +27,31 @@ std::string Guest(const std::string& name) {
   return Runfile("strata/tests/guests/amd64/" + name + ".elf");
 }
 
-ProcessResult Bhyverun(std::vector<std::string> args, int timeout = 90) {
-  args.insert(args.begin(), Runfile(kBhyverun));
-  return RunProcess(args, timeout);
-}
-
 std::string Describe(const ProcessResult& r) {
   return "exit " + std::to_string(r.exit_code) +
+         (r.term_signal ? " (signal " + std::to_string(r.term_signal) + ")"
+                        : "") +
          (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
          "--- stderr\n" + r.err;
+}
+
+// Runs bhyverun without checking its stderr (for the sanitizer self-test).
+ProcessResult BhyverunRaw(std::vector<std::string> args, int timeout = 90,
+                          const std::vector<std::string>& env = {}) {
+  args.insert(args.begin(), Runfile(kBhyverun));
+  return RunProcess(args, timeout, env);
+}
+
+// Runs bhyverun. Whatever a test expects of it, a sanitizer report or a
+// death by signal is a failure: under --config=asan every boot here is also
+// an ASan/UBSan run of bhyverun, and an abort must not pass for an exit
+// status a test merely expected to be "not 0".
+ProcessResult Bhyverun(std::vector<std::string> args, int timeout = 90) {
+  ProcessResult r = BhyverunRaw(std::move(args), timeout);
+  const std::string report = SanitizerReport(r.err);
+  EXPECT_EQ(report, "") << "sanitizer report from bhyverun\n" << Describe(r);
+  EXPECT_EQ(r.term_signal, 0) << "bhyverun was killed\n" << Describe(r);
+  return r;
 }
 
 TEST(BhyverunAmd64, DemoGuestBootsWithOneVcpu) {
@@ -268,6 +285,88 @@ TEST(BhyverunAmd64, DumpConfigShowsTheEffectiveConfig) {
   EXPECT_NE(r.out.find("\"cpus\": \"3\""), std::string::npos) << Describe(r);
   EXPECT_NE(r.out.find("\"sockets\": \"3\""), std::string::npos) << Describe(r);
   EXPECT_NE(r.out.find("\"level\": \"info\""), std::string::npos) << Describe(r);
+}
+
+// --- Sanitizer builds ----------------------------------------------------------
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsanBuild = true;
+#else
+constexpr bool kAsanBuild = false;
+#endif
+
+bool FileContains(const std::string& path, const std::string& needle) {
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)),
+                    std::istreambuf_iterator<char>());
+  return bytes.find(needle) != std::string::npos;
+}
+
+// Under --config=asan this test and bhyverun (its data dependency) are both
+// built with ASan+UBSan; every boot in this file then runs the sanitized
+// VMM. Make sure that is the binary being run.
+TEST(BhyverunAmd64, TheBhyverunUnderTestIsBuiltLikeTheTest) {
+  EXPECT_EQ(FileContains(Runfile(kBhyverun), "libasan.so"), kAsanBuild)
+      << Runfile(kBhyverun);
+}
+
+// A sanitizer report must end bhyverun with 6 (VMM error), never 1, which
+// kvm-unit-tests reads as a pass. STRATA_SANITIZER_SELFTEST (sanitizer
+// builds only; see main.cc) commits the bug on purpose.
+TEST(BhyverunAmd64, SanitizerReportsExitWithTheVmmErrorStatus) {
+  struct Case {
+    const char* which;
+    const char* report;
+  };
+  for (const Case& c : {Case{"asan", "ERROR: AddressSanitizer: heap-use-after-free"},
+                        Case{"ubsan", "runtime error: signed integer overflow"},
+                        Case{"leak", "ERROR: LeakSanitizer: detected memory leaks"}}) {
+    auto r = BhyverunRaw({"--dump-config"}, 60,
+                         {std::string("STRATA_SANITIZER_SELFTEST=") + c.which});
+    if (kAsanBuild) {
+      EXPECT_EQ(r.exit_code, 6) << c.which << "\n" << Describe(r);
+      EXPECT_NE(r.err.find(c.report), std::string::npos) << Describe(r);
+      EXPECT_NE(SanitizerReport(r.err), "") << Describe(r);
+    } else {
+      // Not compiled in: the variable is ignored.
+      EXPECT_EQ(r.exit_code, 0) << c.which << "\n" << Describe(r);
+      EXPECT_EQ(r.err, "");
+    }
+  }
+  if (kAsanBuild) {
+    // What the bazel test_env (abort_on_error=1) would have made of it: a
+    // signal. Bhyverun() counts that as a failure too.
+    auto r = BhyverunRaw({"--dump-config"}, 60,
+                         {"STRATA_SANITIZER_SELFTEST=asan",
+                          "ASAN_OPTIONS=abort_on_error=1"});
+    EXPECT_EQ(r.term_signal, SIGABRT) << Describe(r);
+  }
+}
+
+// The demo and the SMP guest with the host's vendor and each forced one
+// (under --config=asan: through the ASan bhyverun, so the CPUID policies of
+// both vendors run sanitized).
+TEST(BhyverunAmd64, BootsWithTheHostVendorAndEachForcedVendor) {
+  STRATA_REQUIRE_KVM();
+  for (const char* vendor : {"host", "intel", "amd"}) {
+    const std::string opt = std::string("x86.cpu_vendor=") + vendor;
+    auto demo = Bhyverun({"-c", "cpus=4,sockets=2,cores=2", "-o", opt});
+    EXPECT_EQ(demo.exit_code, 0) << vendor << "\n" << Describe(demo);
+    EXPECT_NE(demo.out.find("vcpus: 4 of 4 checked in"), std::string::npos)
+        << vendor << "\n" << Describe(demo);
+    if (std::string(vendor) != "host") {
+      EXPECT_NE(demo.out.find(std::string("cpu vendor: ") +
+                              (vendor[0] == 'i' ? "GenuineIntel"
+                                                : "AuthenticAMD")),
+                std::string::npos)
+          << Describe(demo);
+    }
+    auto smp = Bhyverun({"-c", "cpus=3,cores=3,threads=1", "-k", Guest("smp"),
+                         "-o", opt});
+    EXPECT_EQ(smp.exit_code, 1) << vendor << "\n" << Describe(smp);
+    EXPECT_NE(smp.out.find("smp: PASS"), std::string::npos)
+        << vendor << "\n" << Describe(smp);
+  }
 }
 
 // --- Bad input is a usage error (8) --------------------------------------------
