@@ -474,7 +474,7 @@ TEST(ConfigBounds, DumpOfTheDeepestTreeRoundTrips) {
   EXPECT_EQ(d.DumpFlat(), c.DumpFlat());
 }
 
-// --- Range-checked getters ----------------------------------------------------
+// --- Range-checked getters -------------------------------------------------
 
 TEST(ConfigRange, GetUintInRange) {
   Config c;
@@ -505,7 +505,7 @@ TEST(ConfigRange, GetSizeInRange) {
             2u << 20);
 }
 
-// --- Schema -------------------------------------------------------------------
+// --- Schema ----------------------------------------------------------------
 
 constexpr std::string_view kSchema[] = {
     "cpus", "cpu.sockets", "memory.size", "uart.*.backend", "x86.cpu_vendor",

@@ -51,7 +51,8 @@ RateLimit::Decision RateLimit::Take(Clock::time_point now) {
       last_refill_ += refill_ * static_cast<Clock::rep>(periods);
     }
   }
-  if (tokens_ == burst_) last_refill_ = now;  // a full bucket does not bank time
+  // A full bucket does not bank time.
+  if (tokens_ == burst_) last_refill_ = now;
   Decision d;
   if (tokens_ > 0) {
     --tokens_;

@@ -200,9 +200,12 @@ Status ResolveTopology(Context& ctx) {
   Config& c = ctx.config;
   bool topo_given = c.Has("cpu.sockets") || c.Has("cpu.cores") ||
                     c.Has("cpu.threads");
-  uint64_t sockets = STRATA_TRY(c.GetUintInRange("cpu.sockets", 1, 1, UINT32_MAX));
-  uint64_t cores = STRATA_TRY(c.GetUintInRange("cpu.cores", 1, 1, UINT32_MAX));
-  uint64_t threads = STRATA_TRY(c.GetUintInRange("cpu.threads", 1, 1, UINT32_MAX));
+  uint64_t sockets =
+      STRATA_TRY(c.GetUintInRange("cpu.sockets", 1, 1, UINT32_MAX));
+  uint64_t cores =
+      STRATA_TRY(c.GetUintInRange("cpu.cores", 1, 1, UINT32_MAX));
+  uint64_t threads =
+      STRATA_TRY(c.GetUintInRange("cpu.threads", 1, 1, UINT32_MAX));
   uint64_t product = 0;
   if (__builtin_mul_overflow(sockets, cores, &product) ||
       __builtin_mul_overflow(product, threads, &product) ||
@@ -228,7 +231,8 @@ Status ResolveTopology(Context& ctx) {
                      "threads={} = {}",
                      cpus, sockets, cores, threads, product);
   }
-  uint64_t maxcpus = STRATA_TRY(c.GetUintInRange("cpu.max", cpus, 1, UINT32_MAX));
+  uint64_t maxcpus =
+      STRATA_TRY(c.GetUintInRange("cpu.max", cpus, 1, UINT32_MAX));
   if (maxcpus < cpus) {
     return MakeError(Errc::kInvalidArgument,
                      "cpu.max={} is less than cpus={}", maxcpus, cpus);

@@ -287,7 +287,7 @@ TEST(BhyverunAmd64, DumpConfigShowsTheEffectiveConfig) {
   EXPECT_NE(r.out.find("\"level\": \"info\""), std::string::npos) << Describe(r);
 }
 
-// --- Sanitizer builds ----------------------------------------------------------
+// --- Sanitizer builds -------------------------------------------------------
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kAsanBuild = true;
@@ -318,9 +318,10 @@ TEST(BhyverunAmd64, SanitizerReportsExitWithTheVmmErrorStatus) {
     const char* which;
     const char* report;
   };
-  for (const Case& c : {Case{"asan", "ERROR: AddressSanitizer: heap-use-after-free"},
-                        Case{"ubsan", "runtime error: signed integer overflow"},
-                        Case{"leak", "ERROR: LeakSanitizer: detected memory leaks"}}) {
+  for (const Case& c :
+       {Case{"asan", "ERROR: AddressSanitizer: heap-use-after-free"},
+        Case{"ubsan", "runtime error: signed integer overflow"},
+        Case{"leak", "ERROR: LeakSanitizer: detected memory leaks"}}) {
     auto r = BhyverunRaw({"--dump-config"}, 60,
                          {std::string("STRATA_SANITIZER_SELFTEST=") + c.which});
     if (kAsanBuild) {
@@ -369,7 +370,7 @@ TEST(BhyverunAmd64, BootsWithTheHostVendorAndEachForcedVendor) {
   }
 }
 
-// --- Bad input is a usage error (8) --------------------------------------------
+// --- Bad input is a usage error (8) -----------------------------------------
 
 TEST(BhyverunAmd64, UnknownConfigKeysAreUsageErrorsWithASuggestion) {
   auto r = Bhyverun({"-o", "memory.sise=1G"});

@@ -91,7 +91,8 @@ TEST(E820, WhyNotRam) {
             "overlaps the LAPIC page [0x800000, 0x801000)");
   EXPECT_EQ(WhyNotRam(mem, 3 * kMiB, 2 * kMiB, holes),
             "overlaps the hole [0x400000, 0x1000000)");
-  EXPECT_EQ(WhyNotRam(mem, 3 * kMiB, 2 * kMiB), "is outside guest RAM from 0x400000");
+  EXPECT_EQ(WhyNotRam(mem, 3 * kMiB, 2 * kMiB),
+            "is outside guest RAM from 0x400000");
   EXPECT_EQ(WhyNotRam(mem, 16 * kMiB + 1, kMiB, holes),
             "is outside guest RAM from 0x1100000");
   EXPECT_EQ(WhyNotRam(mem, 32 * kMiB, 1, holes), "is outside guest RAM");
