@@ -1,7 +1,8 @@
 #include "core/config.h"
 
+#include "core/host_file.h"
+
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <limits>
@@ -18,9 +19,33 @@ bool IsKeyChar(char c) {
          (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
+// How much of an untrusted key or value a message quotes.
+constexpr size_t kQuotedMax = 80;
+constexpr size_t kQuotedHead = 60;
+
+// s, cut to its first kQuotedHead bytes plus "..." if longer than kQuotedMax
+// (so a 1 MB key does not make a 1 MB message).
+std::string Quoted(std::string_view s) {
+  if (s.size() <= kQuotedMax) return std::string(s);
+  return fmt::format("{}...", s.substr(0, kQuotedHead));
+}
+
 Status ValidateKey(std::string_view key) {
   if (key.empty()) {
     return MakeError(Errc::kInvalidArgument, "config key is empty");
+  }
+  // The limits first: they bound everything done with the key afterwards.
+  const size_t components =
+      static_cast<size_t>(std::count(key.begin(), key.end(), '.')) + 1;
+  if (components > Config::kMaxKeyComponents) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}' has {} components; the limit is {}",
+                     Quoted(key), components, Config::kMaxKeyComponents);
+  }
+  if (key.size() > Config::kMaxKeyLength) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}' is {} bytes long; the limit is {} bytes",
+                     Quoted(key), key.size(), Config::kMaxKeyLength);
   }
   size_t start = 0;
   for (size_t i = 0; i <= key.size(); ++i) {
@@ -38,6 +63,51 @@ Status ValidateKey(std::string_view key) {
                        "allowed (keys are names of [A-Za-z0-9_-] separated "
                        "by '.')",
                        key, key[i]);
+    }
+  }
+  return Ok();
+}
+
+// Rejects JSON nested deeper than a key may have components, before the
+// parser sees it: parsing, the merge and the tree's destructor all work per
+// level, and a 10^5-deep document overflowed the stack. Strings (with
+// escapes) and the comments MergeJson accepts are skipped; anything else
+// that is malformed is left for the parser to report.
+Status CheckJsonNesting(std::string_view text, std::string_view origin) {
+  size_t depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    switch (text[i]) {
+      case '"':
+        for (++i; i < text.size() && text[i] != '"'; ++i) {
+          if (text[i] == '\\') ++i;
+        }
+        break;
+      case '/':
+        if (i + 1 < text.size() && text[i + 1] == '/') {
+          i = text.find('\n', i);
+          if (i == std::string_view::npos) return Ok();
+        } else if (i + 1 < text.size() && text[i + 1] == '*') {
+          i = text.find("*/", i + 2);
+          if (i == std::string_view::npos) return Ok();
+          ++i;
+        }
+        break;
+      case '{':
+      case '[':
+        if (++depth > Config::kMaxKeyComponents) {
+          return MakeError(Errc::kInvalidArgument,
+                           "{}: JSON nested deeper than {} levels at byte {} "
+                           "(config keys have at most {} components)",
+                           origin, Config::kMaxKeyComponents, i,
+                           Config::kMaxKeyComponents);
+        }
+        break;
+      case '}':
+      case ']':
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
     }
   }
   return Ok();
@@ -101,14 +171,15 @@ Status MergeInto(json& root, const json& obj, const std::string& prefix,
                        origin, key, what);
     };
     switch (v.type()) {
-      case json::value_t::object:
-        // An empty object sets nothing; key is still checked.
-        if (v.empty()) {
-          auto s = ValidateKey(key);
-          if (!s) return std::move(s).error().Wrap(origin);
-        }
+      case json::value_t::object: {
+        // Checked before descending (an empty object sets nothing, but its
+        // key is still checked): the prefix never exceeds the key limits,
+        // whatever dots the names hold.
+        auto s = ValidateKey(key);
+        if (!s) return std::move(s).error().Wrap(origin);
         STRATA_TRY(MergeInto(root, v, key, origin));
         break;
+      }
       case json::value_t::string:
         STRATA_TRY_CTX(SetIn(root, key, v.get_ref<const std::string&>()),
                        origin);
@@ -198,13 +269,13 @@ Result<int64_t> ParseInt(std::string_view key, std::string_view text) {
     return MakeError(Errc::kInvalidArgument,
                      "config key '{}' has value '{}', which is not an integer "
                      "(use decimal or 0x-hex)",
-                     key, text);
+                     key, Quoted(text));
   }
   if (e == NumErr::kOverflow) {
     return MakeError(Errc::kOutOfRange,
                      "config key '{}' has value '{}', which does not fit in a "
                      "64-bit signed integer",
-                     key, text);
+                     key, Quoted(text));
   }
   // -(2^63) is representable although +2^63 is not: negate in unsigned.
   return negative ? static_cast<int64_t>(~mag + 1) : static_cast<int64_t>(mag);
@@ -219,14 +290,14 @@ Result<uint64_t> ParseUint(std::string_view key, std::string_view text) {
       return MakeError(Errc::kInvalidArgument,
                        "config key '{}' has value '{}', which is not an "
                        "unsigned integer (use decimal or 0x-hex)",
-                       key, text);
+                       key, Quoted(text));
     case NumErr::kOverflow:
       break;
   }
   return MakeError(Errc::kOutOfRange,
                    "config key '{}' has value '{}', which does not fit in a "
                    "64-bit unsigned integer",
-                   key, text);
+                   key, Quoted(text));
 }
 
 Result<bool> ParseBool(std::string_view key, std::string_view text) {
@@ -236,7 +307,7 @@ Result<bool> ParseBool(std::string_view key, std::string_view text) {
   return MakeError(Errc::kInvalidArgument,
                    "config key '{}' has value '{}', which is not a boolean "
                    "(use true/false, yes/no, on/off or 1/0)",
-                   key, text);
+                   key, Quoted(text));
 }
 
 }  // namespace
@@ -246,11 +317,11 @@ Result<uint64_t> ParseSize(std::string_view text) {
     return MakeError(Errc::kInvalidArgument,
                      "invalid size '{}': expected a number with an optional "
                      "K, M, G or T suffix (e.g. 512M, 2G) or 0x-hex bytes",
-                     text);
+                     Quoted(text));
   };
   auto overflow = [&] {
     return MakeError(Errc::kOutOfRange,
-                     "size '{}' does not fit in 64 bits", text);
+                     "size '{}' does not fit in 64 bits", Quoted(text));
   };
   uint64_t n = 0;
   if (HasHexPrefix(text)) {
@@ -308,17 +379,18 @@ Status Config::ParseOption(std::string_view key_eq_value) {
   if (eq == std::string_view::npos) {
     return MakeError(Errc::kInvalidArgument,
                      "option '{}' is not of the form key=value",
-                     key_eq_value);
+                     Quoted(key_eq_value));
   }
   if (eq == 0) {
     return MakeError(Errc::kInvalidArgument,
                      "option '{}' has an empty key (expected key=value)",
-                     key_eq_value);
+                     Quoted(key_eq_value));
   }
   return Set(key_eq_value.substr(0, eq), key_eq_value.substr(eq + 1));
 }
 
 Status Config::MergeJson(std::string_view json_text, std::string_view origin) {
+  STRATA_TRY(CheckJsonNesting(json_text, origin));
   json parsed;
   try {
     parsed = json::parse(json_text.begin(), json_text.end(),
@@ -355,25 +427,12 @@ Status Config::MergeJson(std::string_view json_text, std::string_view origin) {
 }
 
 Status Config::MergeJsonFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    if (errno == ENOENT) {
-      return MakeError(Errc::kNotFound, "config file '{}' does not exist",
-                       path);
-    }
-    return SysError("cannot open config file '{}'", path);
-  }
-  std::string text;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  if (std::ferror(f)) {
-    Error e = SysError("cannot read config file '{}'", path);
-    std::fclose(f);
-    return e;
-  }
-  std::fclose(f);
-  return MergeJson(text, path);
+  std::vector<uint8_t> bytes =
+      STRATA_TRY(ReadHostFile(path, "config file", kMaxConfigFileSize));
+  return MergeJson(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                       bytes.size()),
+      path);
 }
 
 const json* Config::Find(std::string_view key) const {
@@ -470,6 +529,158 @@ Result<uint64_t> Config::GetSize(std::string_view key, uint64_t dflt) const {
   auto r = GetSize(key);
   if (IsUnset(r)) return dflt;
   return r;
+}
+
+Result<uint64_t> Config::GetUintInRange(std::string_view key, uint64_t dflt,
+                                        uint64_t min, uint64_t max) const {
+  auto r = GetUint(key);
+  if (IsUnset(r)) return dflt;
+  const uint64_t v = STRATA_TRY(std::move(r));
+  if (v < min || v > max) {
+    return MakeError(Errc::kOutOfRange,
+                     "config key '{}' is {}, outside the range {}..{}", key, v,
+                     min, max);
+  }
+  return v;
+}
+
+Result<uint32_t> Config::GetUint32(std::string_view key, uint32_t dflt) const {
+  return static_cast<uint32_t>(
+      STRATA_TRY(GetUintInRange(key, dflt, 0, UINT32_MAX)));
+}
+
+Result<uint64_t> Config::GetSizeInRange(std::string_view key, uint64_t dflt,
+                                        uint64_t min, uint64_t max) const {
+  auto r = GetSize(key);
+  if (IsUnset(r)) return dflt;
+  const uint64_t v = STRATA_TRY(std::move(r));
+  if (v < min || v > max) {
+    return MakeError(Errc::kOutOfRange,
+                     "config key '{}' is {} bytes, outside the range {}..{}",
+                     key, v, min, max);
+  }
+  return v;
+}
+
+namespace {
+
+std::vector<std::string_view> SplitView(std::string_view key) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    out.push_back(key.substr(start, dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+bool MatchesPattern(const std::vector<std::string_view>& key,
+                    const std::vector<std::string_view>& pattern) {
+  if (key.size() != pattern.size()) return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (pattern[i] != "*" && pattern[i] != key[i]) return false;
+  }
+  return true;
+}
+
+// Levenshtein distance (insert, delete, substitute: 1 each). Keys are at
+// most kMaxKeyLength bytes, so this is cheap.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The pattern as it would read for `key`: each `*` replaced by the key's
+// component there, so "uart.*.backend" suggests "uart.com1.backend" for
+// "uart.com1.backend2" rather than a literal '*'.
+std::string Instantiate(const std::vector<std::string_view>& pattern,
+                        const std::vector<std::string_view>& key) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (i > 0) out += '.';
+    out += pattern[i] == "*" && i < key.size() ? key[i] : pattern[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+Status Config::CheckKnownKeys(
+    std::span<const std::string_view> patterns) const {
+  std::vector<std::vector<std::string_view>> split;
+  split.reserve(patterns.size());
+  for (std::string_view p : patterns) split.push_back(SplitView(p));
+
+  std::vector<std::string> unknown;
+  for (const std::string& key : Keys()) {
+    const auto parts = SplitView(key);
+    bool known = false;
+    for (const auto& p : split) {
+      if (MatchesPattern(parts, p)) {
+        known = true;
+        break;
+      }
+    }
+    if (!known) unknown.push_back(key);
+  }
+  if (unknown.empty()) return Ok();
+
+  const std::string& key = unknown.front();
+  const auto parts = SplitView(key);
+  std::string best;
+  size_t best_distance = SIZE_MAX;
+  for (const auto& p : split) {
+    std::string candidate = Instantiate(p, parts);
+    const size_t d = EditDistance(key, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = std::move(candidate);
+    }
+  }
+  // Close means a typo, not a different key: a few edits, fewer for short
+  // keys ("cpu" is not a misspelt "cpus.max").
+  const size_t close = std::max<size_t>(1, std::min<size_t>(3, key.size() / 3));
+  std::string hint;
+  if (!best.empty() && best_distance <= close) {
+    hint = fmt::format(" (did you mean '{}'?)", best);
+  } else {
+    std::string all;
+    for (std::string_view p : patterns) {
+      if (!all.empty()) all += ", ";
+      all += p;
+    }
+    hint = fmt::format(" (known keys: {})", all.empty() ? "none" : all);
+  }
+  std::string more;
+  if (unknown.size() > 1) {
+    more = fmt::format("; {} more unknown key{}", unknown.size() - 1,
+                       unknown.size() > 2 ? "s" : "");
+  }
+  return MakeError(Errc::kInvalidArgument, "unknown config key '{}'{}{}", key,
+                   hint, more);
+}
+
+std::vector<std::string> Config::Keys() const {
+  std::vector<std::pair<std::string, std::string>> flat;
+  Flatten(root_, "", &flat);
+  std::vector<std::string> out;
+  out.reserve(flat.size());
+  for (auto& [k, v] : flat) out.push_back(std::move(k));
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 std::vector<std::string> Config::Children(std::string_view key) const {

@@ -7,11 +7,20 @@
 // runs of [A-Za-z0-9_-]. A node is either a value (leaf) or a group of
 // children, never both: `a.b=1` and `a.b.c=2` conflict.
 //
+// Every source is untrusted input, so keys are bounded: at most
+// kMaxKeyComponents components and kMaxKeyLength bytes, checked by every
+// call that takes a key, and JSON nesting is bounded the same way before it
+// is parsed. Without that a 10^5-deep JSON file or a 10^4-part `-o` key
+// overflowed the stack in the merge and made keys quadratic in size; with it
+// every tree walk is shallow and every key short.
+//
 // Not thread-safe for mutation: build the tree before starting vCPUs; const
 // calls may then run concurrently. No call throws.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +40,11 @@ Result<uint64_t> ParseSize(std::string_view text);
 
 class Config {
  public:
+  // Limits on keys (and so on JSON nesting): generous for real settings
+  // (`uart.com1.backend` is 3 components, 17 bytes).
+  static constexpr size_t kMaxKeyComponents = 32;
+  static constexpr size_t kMaxKeyLength = 256;
+
   Config();
 
   // Sets key to value, creating intermediate groups. Fails (naming the key)
@@ -45,12 +59,18 @@ class Config {
   // Merges a JSON object: nested objects become dotted keys; strings,
   // numbers and bools become string values ("true"/"false", integers in
   // decimal, other numbers in JSON notation). Arrays and null are rejected
-  // naming the key. Parse errors name `origin` and the byte position. The
-  // merge is all-or-nothing: on error the config is unchanged.
+  // naming the key. Parse errors name `origin` and the byte position. Nesting
+  // deeper than kMaxKeyComponents is rejected before parsing (the byte where
+  // it gets too deep is named), as are keys over the limits. The merge is
+  // all-or-nothing: on error the config is unchanged.
   Status MergeJson(std::string_view json_text,
                    std::string_view origin = "<json>");
-  // As MergeJson on a file's contents; kNotFound / kIo name the path.
+  // As MergeJson on a file's contents, read with ReadHostFile: a FIFO, a
+  // directory or a device is rejected (kInvalidArgument) without blocking,
+  // as is a file over kMaxConfigFileSize (kOutOfRange); kNotFound / kIo name
+  // the path.
   Status MergeJsonFile(const std::string& path);
+  static constexpr uint64_t kMaxConfigFileSize = 4 << 20;
 
   // True if key names a value or a group.
   bool Has(std::string_view key) const;
@@ -75,6 +95,30 @@ class Config {
   Result<uint64_t> GetUint(std::string_view key, uint64_t dflt) const;
   Result<bool> GetBool(std::string_view key, bool dflt) const;
   Result<uint64_t> GetSize(std::string_view key, uint64_t dflt) const;
+
+  // Range-checked: as GetUint(key, dflt), and kOutOfRange naming the key,
+  // its value and the limits unless min <= value <= max ("config key
+  // 'cpu.sockets' is 4294967297, outside the range 1..4294967295"). An unset
+  // key yields dflt as is.
+  Result<uint64_t> GetUintInRange(std::string_view key, uint64_t dflt,
+                                  uint64_t min, uint64_t max) const;
+  // GetUintInRange(key, dflt, 0, UINT32_MAX) as a uint32_t.
+  Result<uint32_t> GetUint32(std::string_view key, uint32_t dflt) const;
+  // As GetSize(key, dflt), range-checked like GetUintInRange.
+  Result<uint64_t> GetSizeInRange(std::string_view key, uint64_t dflt,
+                                  uint64_t min, uint64_t max) const;
+
+  // Checks every value's key against a schema. A pattern is a dotted key
+  // whose components may be `*`, which matches exactly one component:
+  // "uart.*.backend" matches "uart.com1.backend" but not "uart.backend".
+  // The first key (in sorted order) that matches no pattern is
+  // kInvalidArgument: "unknown config key 'memory.sise' (did you mean
+  // 'memory.size'?)", suggesting the pattern closest by edit distance when
+  // one is close, else listing the known patterns.
+  Status CheckKnownKeys(std::span<const std::string_view> patterns) const;
+
+  // Every value's key, sorted.
+  std::vector<std::string> Keys() const;
 
   // Names of the children of a group ("" = root), sorted; empty if key is a
   // value or unset.

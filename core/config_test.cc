@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -362,6 +363,227 @@ TEST(ConfigTest, DumpFlatIsSortedByFullKey) {
   EXPECT_EQ(c.DumpFlat(), "a-c=2\na.b=1\nb=3\n");
 }
 
+// --- Bounds: untrusted keys and nesting -------------------------------------
+
+std::string Parts(size_t n, std::string_view part = "a") {
+  std::string k;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) k += '.';
+    k += part;
+  }
+  return k;
+}
+
+std::string Nested(size_t depth, std::string_view leaf = "\"1\"") {
+  std::string j;
+  for (size_t i = 0; i < depth; ++i) j += "{\"a\":";
+  j += leaf;
+  j.append(depth, '}');
+  return j;
+}
+
+TEST(ConfigBounds, ComponentLimit) {
+  Config c;
+  ASSERT_TRUE(c.Set(Parts(Config::kMaxKeyComponents), "x"));
+  ExpectError(c.Set(Parts(Config::kMaxKeyComponents + 1), "x"),
+              Errc::kInvalidArgument, {"33 components", "the limit is 32"});
+  // 10^4 parts through every entry point: a clear error, no deep recursion,
+  // and the message quotes only the start of the key.
+  const std::string huge = Parts(10000);
+  for (auto r : {c.Set(huge, "1"), c.SetDefault(huge, "1"),
+                 c.ParseOption(huge + "=1")}) {
+    ExpectError(r, Errc::kInvalidArgument,
+                {"10000 components", "the limit is 32"});
+    EXPECT_LT(r.error().message().size(), 300u);
+  }
+  ExpectError(c.GetString(huge), Errc::kInvalidArgument, {"10000 components"});
+  EXPECT_FALSE(c.Has(huge));
+  EXPECT_EQ(c.Keys().size(), 1u);
+}
+
+TEST(ConfigBounds, LengthLimit) {
+  Config c;
+  ASSERT_TRUE(c.Set(std::string(Config::kMaxKeyLength, 'k'), "x"));
+  ExpectError(c.Set(std::string(Config::kMaxKeyLength + 1, 'k'), "x"),
+              Errc::kInvalidArgument,
+              {"257 bytes long", "the limit is 256 bytes"});
+  const std::string mb(1 << 20, 'k');
+  for (auto r : {c.Set(mb, "1"), c.ParseOption(mb + "=1"),
+                 c.MergeJson("{\"" + mb + "\": 1}"),
+                 c.MergeJson("{\"" + mb + "\": {\"b\": 1}}")}) {
+    ExpectError(r, Errc::kInvalidArgument,
+                {"1048576 bytes long", "the limit is 256 bytes"});
+    EXPECT_LT(r.error().message().size(), 300u);
+  }
+  // A 1 MB option without '=' is quoted in part, too.
+  auto no_eq = c.ParseOption(mb);
+  ASSERT_FALSE(no_eq);
+  EXPECT_LT(no_eq.error().message().size(), 300u);
+  // And a 1 MB value that does not parse.
+  ASSERT_TRUE(c.Set("n", mb));
+  auto bad = c.GetUint("n");
+  ASSERT_FALSE(bad);
+  EXPECT_LT(bad.error().message().size(), 300u);
+}
+
+TEST(ConfigBounds, JsonNesting) {
+  Config c;
+  ASSERT_TRUE(c.MergeJson(Nested(Config::kMaxKeyComponents)));
+  EXPECT_TRUE(c.Has(Parts(Config::kMaxKeyComponents)));
+  Config d;
+  ExpectError(d.MergeJson(Nested(Config::kMaxKeyComponents + 1), "deep.json"),
+              Errc::kInvalidArgument,
+              {"deep.json", "nested deeper than 32 levels", "at byte 160"});
+  // 10^5 levels (objects, arrays, mixed) fail fast with the same error
+  // instead of overflowing the stack.
+  for (const std::string& bomb :
+       {Nested(100000), std::string(100000, '[') + std::string(100000, ']'),
+        "{\"a\":" + std::string(100000, '[')}) {
+    ExpectError(d.MergeJson(bomb), Errc::kInvalidArgument,
+                {"nested deeper than 32 levels"});
+  }
+  EXPECT_EQ(d.DumpFlat(), "");
+  // Braces inside strings and comments do not count.
+  ASSERT_TRUE(d.MergeJson("{\"a\": \"" + std::string(100, '{') +
+                          "\\\"{\", // {{{{{{{{\n /* [[[[[[[ */ \"b\": 1}"));
+  EXPECT_EQ(d.DumpFlat(), "a=" + std::string(100, '{') + "\"{\nb=1\n");
+}
+
+TEST(ConfigBounds, DottedNamesCountAsComponents) {
+  // Names may hold dots; the key they make is what the limits apply to.
+  Config c;
+  ASSERT_TRUE(c.MergeJson(R"({"a.b": {"c.d": 1}})"));
+  EXPECT_EQ(*c.GetString("a.b.c.d"), "1");
+  const std::string json = "{\"" + Parts(20) + "\": {\"" + Parts(20) +
+                           "\": 1}}";
+  ExpectError(c.MergeJson(json), Errc::kInvalidArgument,
+              {"40 components", "the limit is 32"});
+  // 10^4-part names at each of 30 levels: rejected at the first level.
+  std::string wide;
+  for (int i = 0; i < 30; ++i) wide += "{\"" + Parts(10000) + "\":";
+  wide += "1" + std::string(30, '}');
+  ExpectError(c.MergeJson(wide), Errc::kInvalidArgument, {"10000 components"});
+  EXPECT_EQ(c.DumpFlat(), "a.b.c.d=1\n");
+}
+
+TEST(ConfigBounds, DumpOfTheDeepestTreeRoundTrips) {
+  Config c;
+  ASSERT_TRUE(c.Set(Parts(Config::kMaxKeyComponents), "v"));
+  Config d;
+  ASSERT_TRUE(d.MergeJson(c.DumpJson()));
+  EXPECT_EQ(d.DumpFlat(), c.DumpFlat());
+}
+
+// --- Range-checked getters -------------------------------------------------
+
+TEST(ConfigRange, GetUintInRange) {
+  Config c;
+  ASSERT_TRUE(c.Set("cpu.sockets", "4294967297"));
+  ExpectError(c.GetUint32("cpu.sockets", 1), Errc::kOutOfRange,
+              {"'cpu.sockets'", "4294967297", "0..4294967295"});
+  ExpectError(c.GetUintInRange("cpu.sockets", 1, 1, 1024), Errc::kOutOfRange,
+              {"'cpu.sockets'", "1..1024"});
+  ASSERT_TRUE(c.Set("cpu.sockets", "4294967295"));
+  EXPECT_EQ(*c.GetUint32("cpu.sockets", 1), UINT32_MAX);
+  ASSERT_TRUE(c.Set("cpu.sockets", "0"));
+  ExpectError(c.GetUintInRange("cpu.sockets", 1, 1, 8), Errc::kOutOfRange,
+              {"is 0", "1..8"});
+  EXPECT_EQ(*c.GetUint32("unset", 7), 7u);
+  EXPECT_EQ(*c.GetUintInRange("unset", 9, 1, 8), 9u);  // defaults unchecked
+  ASSERT_TRUE(c.Set("cpu.sockets", "x"));
+  ExpectError(c.GetUint32("cpu.sockets", 1), Errc::kInvalidArgument, {"'x'"});
+}
+
+TEST(ConfigRange, GetSizeInRange) {
+  Config c;
+  ASSERT_TRUE(c.Set("memory.size", "1M"));
+  ExpectError(c.GetSizeInRange("memory.size", 0, 2 << 20, 1ull << 40),
+              Errc::kOutOfRange, {"'memory.size'", "1048576 bytes",
+                                  "2097152..1099511627776"});
+  ASSERT_TRUE(c.Set("memory.size", "2M"));
+  EXPECT_EQ(*c.GetSizeInRange("memory.size", 0, 2 << 20, 1ull << 40),
+            2u << 20);
+}
+
+// --- Schema ----------------------------------------------------------------
+
+constexpr std::string_view kSchema[] = {
+    "cpus", "cpu.sockets", "memory.size", "uart.*.backend", "x86.cpu_vendor",
+};
+
+TEST(ConfigSchema, KnownKeysPass) {
+  Config c;
+  ASSERT_TRUE(c.Set("cpus", "2"));
+  ASSERT_TRUE(c.Set("memory.size", "1G"));
+  ASSERT_TRUE(c.Set("uart.com1.backend", "stdio"));
+  ASSERT_TRUE(c.Set("uart.com2.backend", "none"));
+  EXPECT_TRUE(c.CheckKnownKeys(kSchema));
+  EXPECT_TRUE(Config().CheckKnownKeys(kSchema));
+  EXPECT_TRUE(Config().CheckKnownKeys({}));
+}
+
+TEST(ConfigSchema, TypoGetsASuggestion) {
+  Config c;
+  ASSERT_TRUE(c.Set("memory.sise", "1G"));
+  ExpectError(c.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+              {"unknown config key 'memory.sise' (did you mean "
+               "'memory.size'?)"});
+}
+
+TEST(ConfigSchema, WildcardMatchesExactlyOneComponent) {
+  for (const char* bad : {"uart.backend", "uart.a.b.backend"}) {
+    Config c;
+    ASSERT_TRUE(c.Set(bad, "stdio"));
+    ExpectError(c.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+                {std::string("'") + bad + "'"});
+  }
+  // A typo under a wildcard is suggested with the component filled in.
+  Config c;
+  ASSERT_TRUE(c.Set("uart.com1.bakend", "stdio"));
+  ExpectError(c.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+              {"did you mean 'uart.com1.backend'?"});
+}
+
+TEST(ConfigSchema, FarOffKeysListTheKnownOnes) {
+  Config c;
+  ASSERT_TRUE(c.Set("frobnicate", "1"));
+  ASSERT_TRUE(c.Set("zz.top", "1"));
+  ASSERT_TRUE(c.Set("zz.bottom", "1"));
+  ExpectError(c.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+              {"unknown config key 'frobnicate' (known keys: cpus, "
+               "cpu.sockets, memory.size, uart.*.backend, x86.cpu_vendor); "
+               "2 more unknown keys"});
+  // A group where a value is expected (or the reverse) is unknown too.
+  Config g;
+  ASSERT_TRUE(g.Set("cpus.count", "1"));
+  ExpectError(g.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+              {"'cpus.count'"});
+}
+
+TEST(ConfigSchema, SuggestionsAreClosestByEditDistance) {
+  struct Case {
+    const char* key;
+    const char* want;
+  };
+  for (const Case& t : {Case{"cpu", "cpus"}, Case{"cpu.socket", "cpu.sockets"},
+                        Case{"x86.cpu-vendor", "x86.cpu_vendor"},
+                        Case{"memory.siz", "memory.size"},
+                        Case{"cpus2", "cpus"}}) {
+    Config c;
+    ASSERT_TRUE(c.Set(t.key, "1"));
+    ExpectError(c.CheckKnownKeys(kSchema), Errc::kInvalidArgument,
+                {std::string("did you mean '") + t.want + "'"});
+  }
+}
+
+TEST(ConfigTest, KeysAreSorted) {
+  Config c;
+  ASSERT_TRUE(c.Set("b.x", "1"));
+  ASSERT_TRUE(c.Set("a", "1"));
+  ASSERT_TRUE(c.Set("b.a", "1"));
+  EXPECT_EQ(c.Keys(), (std::vector<std::string>{"a", "b.a", "b.x"}));
+}
+
 class ConfigFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -400,9 +622,28 @@ TEST_F(ConfigFileTest, MissingFileIsNotFound) {
               {path_ + ".missing"});
 }
 
-TEST_F(ConfigFileTest, DirectoryIsIoError) {
+TEST_F(ConfigFileTest, NotARegularFileIsRejected) {
   Config c;
-  ExpectError(c.MergeJsonFile(dir_), Errc::kIo, {dir_});
+  ExpectError(c.MergeJsonFile(dir_), Errc::kInvalidArgument,
+              {dir_, "a directory"});
+  ExpectError(c.MergeJsonFile("/dev/zero"), Errc::kInvalidArgument,
+              {"/dev/zero", "a character device"});
+  // A FIFO would block open() until a writer came.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  alarm(20);
+  ExpectError(c.MergeJsonFile(fifo), Errc::kInvalidArgument,
+              {fifo, "FIFO"});
+  alarm(0);
+  unlink(fifo.c_str());
+  EXPECT_EQ(c.DumpFlat(), "");
+}
+
+TEST_F(ConfigFileTest, OversizedFileIsRejected) {
+  WriteFile("{\"a\": \"" + std::string(Config::kMaxConfigFileSize, 'x') +
+            "\"}");
+  Config c;
+  ExpectError(c.MergeJsonFile(path_), Errc::kOutOfRange, {path_, "limit"});
 }
 
 }  // namespace

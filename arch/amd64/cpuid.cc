@@ -192,9 +192,7 @@ std::unique_ptr<VendorPolicy> MakeVendorPolicy(CpuVendor v) {
   return nullptr;
 }
 
-Result<std::vector<CpuidEntry>> BuildGuestCpuid(
-    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
-    uint32_t vcpu_index) {
+Status CheckCpuidOptions(const CpuidOptions& opts) {
   const CpuTopology& topo = opts.topo;
   if (topo.sockets == 0 || topo.cores == 0 || topo.threads == 0) {
     return MakeError(Errc::kInvalidArgument,
@@ -202,22 +200,18 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
                      "count must be at least 1",
                      topo.sockets, topo.cores, topo.threads);
   }
-  const uint64_t product = static_cast<uint64_t>(topo.sockets) * topo.cores *
-                           topo.threads;
-  if (product > UINT32_MAX) {
+  // Three 32-bit factors fit in 96 bits, not 64: multiply checked.
+  uint64_t product = 0;
+  if (__builtin_mul_overflow(uint64_t{topo.sockets}, topo.cores, &product) ||
+      __builtin_mul_overflow(product, topo.threads, &product) ||
+      product > UINT32_MAX) {
     return MakeError(Errc::kInvalidArgument,
                      "CPU topology {} sockets x {} cores x {} threads has "
-                     "more than 2^32 logical processors",
+                     "more than 2^32 - 1 logical processors",
                      topo.sockets, topo.cores, topo.threads);
   }
   const uint32_t max_vcpus =
       opts.max_vcpus != 0 ? opts.max_vcpus : static_cast<uint32_t>(product);
-  if (vcpu_index >= max_vcpus) {
-    return MakeError(Errc::kInvalidArgument,
-                     "vCPU index {} is out of range: the VM has at most {} "
-                     "vCPUs",
-                     vcpu_index, max_vcpus);
-  }
   // Ids grow with the index, so the last vCPU has the largest.
   const uint64_t top_id = ApicId64(topo, max_vcpus - 1);
   if (top_id > kMaxX2apicId) {
@@ -232,6 +226,23 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
                      "(xAPIC ids stop at 254): enable x2apic or use fewer "
                      "vCPUs",
                      max_vcpus - 1, top_id);
+  }
+  return Ok();
+}
+
+Result<std::vector<CpuidEntry>> BuildGuestCpuid(
+    std::span<const CpuidEntry> supported, const CpuidOptions& opts,
+    uint32_t vcpu_index) {
+  STRATA_TRY(CheckCpuidOptions(opts));
+  const CpuTopology& topo = opts.topo;
+  const uint32_t max_vcpus =
+      opts.max_vcpus != 0 ? opts.max_vcpus
+                          : topo.sockets * topo.cores * topo.threads;
+  if (vcpu_index >= max_vcpus) {
+    return MakeError(Errc::kInvalidArgument,
+                     "vCPU index {} is out of range: the VM has at most {} "
+                     "vCPUs",
+                     vcpu_index, max_vcpus);
   }
   if (FindLeaf(supported, kLeafVendor) == nullptr) {
     return MakeError(Errc::kInvalidArgument,
@@ -258,20 +269,24 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   const uint32_t apic_id = ApicIdFor(topo, vcpu_index);
   const uint32_t pkg_bits = SmtIdBits(topo) + CoreIdBits(topo);
   const uint32_t per_pkg = topo.cores * topo.threads;
-  CpuidEntry& l1 = *FindLeaf(leaves, kLeafFeatures);
-  // EBX[31:24] is the initial APIC id's low byte; EBX[23:16] the number of
-  // addressable logical processor ids in the package, valid when HTT is set.
-  constexpr uint32_t kEbxIdAndCountMask = 0xffff0000;
-  const uint32_t count =
-      std::min<uint32_t>(pkg_bits >= 8 ? kLeaf1EbxCountMax + 1 : 1u << pkg_bits,
-                         kLeaf1EbxCountMax);
-  l1.ebx = (l1.ebx & ~kEbxIdAndCountMask) |
-           ((apic_id & 0xff) << kLeaf1EbxApicIdShift) |
-           (count << kLeaf1EbxLogicalCountShift);
-  if (per_pkg > 1) {
-    l1.edx |= kLeaf1EdxHtt;
-  } else {
-    l1.edx &= ~kLeaf1EdxHtt;
+  {
+    // Scoped: the hypervisor leaves below are appended, which may reallocate
+    // `leaves` and leave a reference to leaf 1 dangling.
+    CpuidEntry& l1 = *FindLeaf(leaves, kLeafFeatures);
+    // EBX[31:24] is the initial APIC id's low byte; EBX[23:16] the number of
+    // addressable logical processor ids in the package, valid when HTT is set.
+    constexpr uint32_t kEbxIdAndCountMask = 0xffff0000;
+    const uint32_t count =
+        std::min<uint32_t>(
+            pkg_bits >= 8 ? kLeaf1EbxCountMax + 1 : 1u << pkg_bits,
+            kLeaf1EbxCountMax);
+    l1.ebx = (l1.ebx & ~kEbxIdAndCountMask) |
+             ((apic_id & 0xff) << kLeaf1EbxApicIdShift) |
+             (count << kLeaf1EbxLogicalCountShift);
+    if (per_pkg > 1) {
+      l1.edx |= kLeaf1EdxHtt;
+    } else {
+      l1.edx &= ~kLeaf1EdxHtt;
   }
   auto set_bit = [](uint32_t& reg, uint32_t bit, bool on) {
     reg = on ? (reg | bit) : (reg & ~bit);
@@ -279,6 +294,7 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   set_bit(l1.ecx, kLeaf1EcxHypervisor, opts.hypervisor_bit);
   set_bit(l1.ecx, kLeaf1EcxX2apic, opts.x2apic);
   set_bit(l1.ecx, kLeaf1EcxTscDeadline, opts.tsc_deadline);
+  }
 
   // Hypervisor leaves (Linux Documentation/virt/kvm/x86/cpuid.rst): the KVM
   // signature with max leaf 0x4000_0001 and KVM's paravirt features as

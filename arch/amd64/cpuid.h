@@ -154,6 +154,12 @@ class VendorPolicy {
 
 std::unique_ptr<VendorPolicy> MakeVendorPolicy(CpuVendor v);
 
+// Checks what BuildGuestCpuid needs of `opts` whatever the host: counts of
+// at least 1 whose product fits 32 bits, and APIC ids for max_vcpus that fit
+// x2APIC (or xAPIC, without x2apic). kInvalidArgument naming the topology.
+// Front ends call it to reject bad input before creating a VM.
+Status CheckCpuidOptions(const CpuidOptions& opts);
+
 // The complete guest CPUID of vCPU `vcpu_index` from the host's
 // KVM_GET_SUPPORTED_CPUID table.
 Result<std::vector<CpuidEntry>> BuildGuestCpuid(
@@ -163,7 +169,9 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
 // --- Helpers shared by the VendorPolicy implementations ---------------------
 
 // The entry for (function, index); `index` is ignored for entries without
-// kCpuidFlagSignificantIndex. nullptr if absent.
+// kCpuidFlagSignificantIndex. nullptr if absent. The pointer is into
+// `leaves`: it dangles after anything that may append (SetLeaf,
+// WriteExtendedTopology, push_back), so look the leaf up again afterwards.
 CpuidEntry* FindLeaf(std::vector<CpuidEntry>& leaves, uint32_t function,
                      uint32_t index = 0);
 const CpuidEntry* FindLeaf(std::span<const CpuidEntry> leaves,

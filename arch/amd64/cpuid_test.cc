@@ -432,6 +432,74 @@ TEST(CpuidBuild, Errors) {
   EXPECT_EQ((Leaf(*x2, 1).ebx >> 16) & 0xff, 0xffu);  // 512 saturates
 }
 
+// KVM's table differs by host: an AMD host reports no leaf 0xB (nor 4 or
+// 0x1F), an old one no 0x8000_001E, a minimal one hardly anything. Every
+// policy then appends leaves and the table reallocates under it; under ASan
+// a pointer kept across that is a heap-use-after-free. The hypervisor leaves
+// are kept in the input so the neutral pass does not grow the vector first.
+TEST(CpuidBuild, TablesThatMustGrow) {
+  const std::vector<std::vector<uint32_t>> removals = {
+      {0xb},
+      {0x4, 0xb, 0x1f},
+      {0x8000001e},
+      {0x4, 0xb, 0x1f, 0x8000001e, 0x8000001d},
+      {0x4, 0x7, 0xa, 0xb, 0xd, 0x1f, 0x80000008, 0x8000000a, 0x8000001d,
+       0x8000001e},
+  };
+  for (CpuVendor v : {CpuVendor::kIntel, CpuVendor::kAmd}) {
+    for (const auto& drop : removals) {
+      auto t = SyntheticSupported();
+      for (uint32_t fn : drop) EraseLeaf(t, fn);
+      FindLeaf(t, 0x80000001)->edx = 0x2c100800;  // KVM on an Intel host
+      for (uint32_t vcpu : {0u, 5u, 7u}) {
+        SCOPED_TRACE(::testing::Message()
+                     << VendorName(v) << " without " << drop.size()
+                     << " leaves, vCPU " << vcpu);
+        auto r = BuildGuestCpuid(t, Opts(v, 2, 2, 2), vcpu);
+        ASSERT_TRUE(r.has_value()) << r.error().message();
+        EXPECT_EQ(Leaf(*r, 0xb, 0).edx, vcpu);
+        EXPECT_EQ(Leaf(*r, 0xb, 1).ebx, 4u);
+        EXPECT_EQ(Leaf(*r, 1).ebx >> 24, vcpu);
+        if (v == CpuVendor::kAmd) {
+          EXPECT_EQ(Leaf(*r, 0x80000001).edx,
+                    0x2c100800u | (0x178bfbffu & kExtEdxAmdAliases));
+          EXPECT_EQ(Leaf(*r, 0x8000001e).eax, vcpu);
+        } else {
+          EXPECT_EQ(Leaf(*r, 0x80000001).edx, 0x2c100800u & ~kExtEdxAmdAliases);
+          EXPECT_FALSE(Has(*r, 0x8000001e));
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuidBuild, CheckCpuidOptionsWithoutAHostTable) {
+  CpuidOptions o = Opts(CpuVendor::kIntel, 2, 2, 2);
+  EXPECT_TRUE(CheckCpuidOptions(o));
+  // The product of three 32-bit counts needs more than 64 bits: no wrap.
+  for (const CpuTopology& t :
+       {CpuTopology{65536, 65536, 2}, CpuTopology{UINT32_MAX, 2, 1},
+        CpuTopology{UINT32_MAX, UINT32_MAX, UINT32_MAX}}) {
+    o.topo = t;
+    auto r = CheckCpuidOptions(o);
+    ASSERT_FALSE(r.has_value()) << t.sockets << "x" << t.cores << "x"
+                                << t.threads;
+    EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("more than 2^32 - 1 logical"),
+              std::string::npos)
+        << r.error().message();
+  }
+  o.topo = {UINT32_MAX, 1, 1};
+  o.max_vcpus = 1;
+  EXPECT_TRUE(CheckCpuidOptions(o));  // APIC id 0 only
+  o.topo = {1, 0, 1};
+  EXPECT_FALSE(CheckCpuidOptions(o));
+  o.topo = {1, 300, 1};
+  o.max_vcpus = 0;
+  o.x2apic = false;
+  EXPECT_FALSE(CheckCpuidOptions(o));
+}
+
 // --- The host's KVM ----------------------------------------------------------
 
 // Debian 12's linux-libc-dev declares kvm_cpuid2's flexible array with

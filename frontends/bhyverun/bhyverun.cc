@@ -9,8 +9,11 @@
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <iterator>
+#include <string>
 #include <thread>
 
+#include "core/host_file.h"
 #include "core/log.h"
 
 namespace strata::bhyverun {
@@ -26,6 +29,55 @@ void PinLine::SetLevel(bool asserted) {
 namespace {
 
 constexpr int kExitUsage = ExitStatus::kExitUsage;
+
+constexpr std::string_view kMiConfigKeys[] = {
+    "cpus",           "cpu.sockets",    "cpu.cores",     "cpu.threads",
+    "cpu.max",        "memory.size",    "kernel.path",   "kernel.cmdline",
+    "kernel.initrd",  "log.level",      "bus.unclaimed_fatal",
+    "com1.backend",   "name",
+};
+
+// memory.size: at least what the boot data and a small kernel need, in whole
+// pages (guest memory is mapped in 4 KiB pages).
+constexpr uint64_t kMinMemory = 2u << 20;
+constexpr uint64_t kMemoryGranule = 4096;
+
+// The one rule for a failure while setting up the VM (before any vCPU
+// runs). What the user gave — options, config, kernel and initrd — is
+// checked by code that reports a bad input by its error code: kInvalidArgument
+// (malformed), kOutOfRange (well-formed but impossible: too large, outside
+// guest RAM), kNotFound (names a file that does not exist) or kUnsupported
+// (asks for something strata does not do, e.g. an a.out kernel). Those are
+// usage errors (8). Every other code — kIo, kBusy, kAlreadyExists,
+// kInternal, kGuestFault — is the host or strata failing: a VMM error (6).
+// A step that only drives the host (opening /dev/kvm, creating the VM and
+// its vCPUs) is a VMM error whatever its code; bhyverun checks the inputs
+// those steps depend on beforehand, so a bad input never reaches them.
+enum class Step { kInput, kHost };
+
+bool IsBadInput(Errc c) {
+  switch (c) {
+    case Errc::kInvalidArgument:
+    case Errc::kOutOfRange:
+    case Errc::kNotFound:
+    case Errc::kUnsupported:
+      return true;
+    case Errc::kAlreadyExists:
+    case Errc::kBusy:
+    case Errc::kIo:
+    case Errc::kGuestFault:
+    case Errc::kInternal:
+      return false;
+  }
+  return false;
+}
+
+int SetupFailure(Step step, const Error& e) {
+  std::fprintf(stderr, "bhyverun: %s\n", e.message().c_str());
+  return step == Step::kInput && IsBadInput(e.code())
+             ? kExitUsage
+             : ExitStatus::kExitVmmError;
+}
 
 void Usage(FILE* f) {
   std::fprintf(
@@ -48,17 +100,41 @@ void Usage(FILE* f) {
   for (const MachdepOption* o = bhyve_options_machdep(); o->name; ++o) {
     std::fprintf(f, "      --%-17s %s (sets %s)\n", o->name, o->help, o->key);
   }
+  std::string keys = "  ";
+  size_t col = keys.size();
+  for (size_t i = 0; i < std::size(kMiConfigKeys); ++i) {
+    const std::string item = fmt::format(
+        "{}{}", kMiConfigKeys[i], i + 1 < std::size(kMiConfigKeys) ? "," : "");
+    if (col + item.size() + 1 > 76) {
+      keys += "\n  ";
+      col = 2;
+    } else if (col > 2) {
+      keys += ' ';
+      ++col;
+    }
+    keys += item;
+    col += item.size();
+  }
   std::fprintf(
       f,
       "\n"
-      "Config keys: cpus, cpu.sockets, cpu.cores, cpu.threads, cpu.max,\n"
-      "  memory.size, kernel.path, kernel.cmdline, kernel.initrd, log.level,\n"
-      "  bus.unclaimed_fatal, com1.backend (stdio|none)\n"
+      "Config keys (a key not listed here is an error):\n"
+      "%s\n"
+      "  com1.backend is stdio or none.\n"
       "%s"
       "\n"
       "Exit status: 0 guest powered off; (V<<1)|1 guest wrote V to port 0xf4;\n"
       "  2 guest reset; 4 guest crashed; 6 VMM error; 8 usage/config error.\n",
-      bhyve_usage_machdep());
+      keys.c_str(), bhyve_usage_machdep());
+}
+
+// The config keys bhyverun's MI part reads; the machdep part adds its own
+// (bhyve_config_keys_machdep). Anything else in the config is a typo.
+std::vector<std::string_view> KnownConfigKeys() {
+  std::vector<std::string_view> keys(std::begin(kMiConfigKeys),
+                                     std::end(kMiConfigKeys));
+  for (std::string_view k : bhyve_config_keys_machdep()) keys.push_back(k);
+  return keys;
 }
 
 template <typename... Args>
@@ -117,27 +193,33 @@ Status ParseCpuSpec(Config& cfg, std::string_view spec) {
 }
 
 // Resolves cpus/topology/maxcpus into consistent values (written back to the
-// config so --dump-config shows what runs).
+// config so --dump-config shows what runs). Every count is a 32-bit
+// quantity (CPUID and APIC ids carry them) and at least 1; their product is
+// computed checked, so no value wraps or truncates.
 Status ResolveTopology(Context& ctx) {
   Config& c = ctx.config;
   bool topo_given = c.Has("cpu.sockets") || c.Has("cpu.cores") ||
                     c.Has("cpu.threads");
-  uint64_t sockets = STRATA_TRY(c.GetUint("cpu.sockets", 1));
-  uint64_t cores = STRATA_TRY(c.GetUint("cpu.cores", 1));
-  uint64_t threads = STRATA_TRY(c.GetUint("cpu.threads", 1));
-  if (sockets == 0 || cores == 0 || threads == 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     "cpu.sockets, cpu.cores and cpu.threads must be >= 1");
+  uint64_t sockets =
+      STRATA_TRY(c.GetUintInRange("cpu.sockets", 1, 1, UINT32_MAX));
+  uint64_t cores =
+      STRATA_TRY(c.GetUintInRange("cpu.cores", 1, 1, UINT32_MAX));
+  uint64_t threads =
+      STRATA_TRY(c.GetUintInRange("cpu.threads", 1, 1, UINT32_MAX));
+  uint64_t product = 0;
+  if (__builtin_mul_overflow(sockets, cores, &product) ||
+      __builtin_mul_overflow(product, threads, &product) ||
+      product > UINT32_MAX) {
+    return MakeError(Errc::kOutOfRange,
+                     "the topology cpu.sockets={} x cpu.cores={} x "
+                     "cpu.threads={} has more than {} logical processors",
+                     sockets, cores, threads, UINT32_MAX);
   }
-  uint64_t product = sockets * cores * threads;
   uint64_t cpus;
   if (c.Has("cpus")) {
-    cpus = STRATA_TRY(c.GetUint("cpus"));
+    cpus = STRATA_TRY(c.GetUintInRange("cpus", 1, 1, UINT32_MAX));
   } else {
     cpus = topo_given ? product : 1;
-  }
-  if (cpus == 0) {
-    return MakeError(Errc::kInvalidArgument, "cpus must be at least 1");
   }
   if (!topo_given) {
     // One socket per vCPU, one core, one thread (bhyve's default).
@@ -149,7 +231,8 @@ Status ResolveTopology(Context& ctx) {
                      "threads={} = {}",
                      cpus, sockets, cores, threads, product);
   }
-  uint64_t maxcpus = STRATA_TRY(c.GetUint("cpu.max", cpus));
+  uint64_t maxcpus =
+      STRATA_TRY(c.GetUintInRange("cpu.max", cpus, 1, UINT32_MAX));
   if (maxcpus < cpus) {
     return MakeError(Errc::kInvalidArgument,
                      "cpu.max={} is less than cpus={}", maxcpus, cpus);
@@ -160,6 +243,22 @@ Status ResolveTopology(Context& ctx) {
   STRATA_TRY(c.Set("cpu.threads", std::to_string(threads)));
   STRATA_TRY(c.Set("cpu.max", std::to_string(maxcpus)));
   ctx.cpus = static_cast<uint32_t>(cpus);
+  return Ok();
+}
+
+// Reads the kernel and initrd the config names, before any VM exists: a
+// file that is missing, not a regular file or larger than guest RAM is bad
+// input like any other.
+Status ReadGuestFiles(Context& ctx) {
+  Config& c = ctx.config;
+  if (c.Has("kernel.path")) {
+    const std::string path = STRATA_TRY(c.GetString("kernel.path"));
+    ctx.kernel = STRATA_TRY(ReadHostFile(path, "kernel", ctx.memsize));
+  }
+  if (c.Has("kernel.initrd")) {
+    const std::string path = STRATA_TRY(c.GetString("kernel.initrd"));
+    ctx.initrd = STRATA_TRY(ReadHostFile(path, "initrd", ctx.memsize));
+  }
   return Ok();
 }
 
@@ -196,65 +295,61 @@ class SignalWatcher {
 
 int RunVm(Context& ctx) {
   Config& c = ctx.config;
-  auto fail = [](const Error& e) {
-    std::fprintf(stderr, "bhyverun: %s\n", e.message().c_str());
-    return ExitStatus::kExitVmmError;
-  };
-  auto usage_fail = [](const Error& e) {
-    std::fprintf(stderr, "bhyverun: %s\n", e.message().c_str());
-    return kExitUsage;
-  };
+  auto input = [](const Error& e) { return SetupFailure(Step::kInput, e); };
+  auto host = [](const Error& e) { return SetupFailure(Step::kHost, e); };
 
-  auto memsize = c.GetSize("memory.size");
-  if (!memsize) return usage_fail(memsize.error());
-  ctx.memsize = *memsize;
-  if (ctx.memsize < (2u << 20)) {
-    return usage_fail(MakeError(Errc::kInvalidArgument,
-                                "memory.size {} is too small (minimum 2M)",
-                                ctx.memsize));
-  }
+  // 1. The input, before the host is touched (Main checked the options,
+  //    the config keys, the topology and the memory size).
   auto machine = bhyve_machine_options(c);
-  if (!machine) return usage_fail(machine.error());
-  auto maxcpus = c.GetUint("cpu.max");
-  if (!maxcpus) return usage_fail(maxcpus.error());
-
-  VmOptions opts;
-  opts.name = c.GetString("name", "strata").value_or("strata");
-  opts.max_vcpus = static_cast<uint32_t>(*maxcpus);
-  opts.machine = *machine;
-  opts.topology.sockets = static_cast<uint32_t>(*c.GetUint("cpu.sockets"));
-  opts.topology.cores = static_cast<uint32_t>(*c.GetUint("cpu.cores"));
-  opts.topology.threads = static_cast<uint32_t>(*c.GetUint("cpu.threads"));
-  auto vm = CreateKvmVm(opts);
-  if (!vm) {
-    return vm.error().code() == Errc::kOutOfRange ? usage_fail(vm.error())
-                                                  : fail(vm.error());
-  }
-  ctx.vm = std::move(*vm);
+  if (!machine) return input(machine.error());
+  auto maxcpus = c.GetUint32("cpu.max", ctx.cpus);
+  if (!maxcpus) return input(maxcpus.error());
   auto fatal = c.GetBool("bus.unclaimed_fatal", false);
-  if (!fatal) return usage_fail(fatal.error());
+  if (!fatal) return input(fatal.error());
+  auto name = c.GetString("name", "strata");
+  if (!name) return input(name.error());
+  if (Status s = ReadGuestFiles(ctx); !s) return input(s.error());
+  // The host's vCPU limit is the one input check that needs the host.
+  auto host_max = HostMaxVcpus();
+  if (!host_max) return host(host_max.error());
+  if (*maxcpus > *host_max) {
+    return input(MakeError(Errc::kOutOfRange,
+                           "cpu.max={} is more than this host's limit of {} "
+                           "vCPUs (KVM_CAP_MAX_VCPUS)",
+                           *maxcpus, *host_max));
+  }
+
+  // 2. The VM. Platform setup and loading the guest still check input
+  //    (the kernel's segments against RAM, the console backend).
+  VmOptions opts;
+  opts.name = *name;
+  opts.max_vcpus = *maxcpus;
+  opts.machine = *machine;
+  for (auto [key, field] :
+       {std::pair{"cpu.sockets", &opts.topology.sockets},
+        std::pair{"cpu.cores", &opts.topology.cores},
+        std::pair{"cpu.threads", &opts.topology.threads}}) {
+    auto n = c.GetUint32(key, 1);
+    if (!n) return input(n.error());
+    *field = *n;
+  }
+  auto vm = CreateKvmVm(opts);
+  if (!vm) return host(vm.error());
+  ctx.vm = std::move(*vm);
   ctx.vm->pio_bus().set_unclaimed_fatal(*fatal);
   ctx.vm->mmio_bus().set_unclaimed_fatal(*fatal);
 
-  if (Status s = bhyve_init_platform(ctx); !s) {
-    return s.error().code() == Errc::kInvalidArgument ? usage_fail(s.error())
-                                                      : fail(s.error());
-  }
+  if (Status s = bhyve_init_platform(ctx); !s) return input(s.error());
   for (uint32_t i = 0; i < ctx.cpus; ++i) {
     auto v = ctx.vm->CreateVcpu(i);
-    if (!v) return fail(v.error());
-    if (Status s = bhyve_init_vcpu(ctx, **v); !s) return fail(s.error());
+    if (!v) return host(v.error());
+    if (Status s = bhyve_init_vcpu(ctx, **v); !s) return host(s.error());
   }
-  if (Status s = bhyve_init_platform_late(ctx); !s) {
-    Errc code = s.error().code();
-    return code == Errc::kNotFound || code == Errc::kInvalidArgument
-               ? usage_fail(s.error())
-               : fail(s.error());
-  }
+  if (Status s = bhyve_init_platform_late(ctx); !s) return input(s.error());
 
   for (uint32_t i = 0; i < ctx.cpus; ++i) {
     if (Status s = bhyve_start_vcpu(ctx, *ctx.vm->vcpu(i)); !s) {
-      return fail(s.error());
+      return host(s.error());
     }
   }
   {
@@ -350,6 +445,11 @@ int Main(int argc, char** argv) {
   if (optind < argc) {
     return UsageError("unexpected argument '{}'", argv[optind]);
   }
+  // Before anything reads the config: a misspelt key would otherwise be
+  // ignored and its default used.
+  if (Status s = c.CheckKnownKeys(KnownConfigKeys()); !s) {
+    return UsageError("{}", s.error().message());
+  }
   if (Status s = ResolveTopology(ctx); !s) {
     return UsageError("{}", s.error().message());
   }
@@ -358,8 +458,15 @@ int Main(int argc, char** argv) {
   if (Status s = SetLogLevel(*level); !s) {
     return UsageError("log.level: {}", s.error().message());
   }
-  auto mem = c.GetSize("memory.size");
+  auto mem = c.GetSizeInRange("memory.size", 0, kMinMemory, UINT64_MAX);
   if (!mem) return UsageError("{}", mem.error().message());
+  if (*mem < kMinMemory) {  // only when unset: the range starts there
+    return UsageError("memory.size is not set");
+  }
+  if (*mem % kMemoryGranule != 0) {
+    return UsageError("memory.size {} is not a multiple of 4 KiB", *mem);
+  }
+  ctx.memsize = *mem;
   if (dump) {
     std::printf("%s\n", c.DumpJson().c_str());
     return 0;

@@ -12,13 +12,21 @@
 //   2        the guest asked for a reset (not supported yet)
 //   4        the guest crashed (triple fault / crash event)
 //   6        a VMM error stopped the VM (unknown exit, host failure, ...)
-//   8        bad command line or configuration
+//   8        bad input: command line, configuration, kernel or initrd
+// Which of 6 and 8 a failure before the guest runs gets follows one rule,
+// stated with SetupFailure in bhyverun.cc: input-checking steps report bad
+// input as kInvalidArgument, kOutOfRange, kNotFound or kUnsupported (8);
+// anything else is the host or strata failing (6).
 // 1 and 77 are never produced by the VMM itself (kvm-unit-tests reads them
 // as pass and skip).
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -34,6 +42,10 @@ struct Context {
   std::unique_ptr<Vm> vm;
   uint32_t cpus = 1;
   uint64_t memsize = 0;
+  // kernel.path's and kernel.initrd's contents, read (and so checked)
+  // before the VM is created; no kernel means the built-in demo guest.
+  std::optional<std::vector<uint8_t>> kernel;
+  std::optional<std::vector<uint8_t>> initrd;
   std::vector<std::shared_ptr<void>> owned;  // devices, backends, lines
   std::shared_ptr<void> machdep;             // the MD hooks' own state
 
@@ -64,6 +76,11 @@ Status bhyve_init_config(Config& config);
 
 // Usage lines for architecture-specific config keys.
 const char* bhyve_usage_machdep();
+
+// The architecture's config keys (patterns for Config::CheckKnownKeys; `*`
+// matches one component). bhyverun rejects any key that is neither one of
+// these nor an MI key, before it runs or dumps the config.
+std::span<const std::string_view> bhyve_config_keys_machdep();
 
 // Architecture-specific long options (bhyve's bhyve_optparse()): each sets
 // one config key from its argument. Terminated by a null name.

@@ -19,7 +19,8 @@ std::string Runfile(const std::string& rel) {
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         int timeout_seconds) {
+                         int timeout_seconds,
+                         const std::vector<std::string>& env) {
   ProcessResult r;
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
@@ -27,6 +28,16 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   if (pid == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
+    for (const char* v :
+         {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+      unsetenv(v);
+    }
+    for (const std::string& e : env) {
+      const size_t eq = e.find('=');
+      if (eq != std::string::npos) {
+        setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
+      }
+    }
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -69,7 +80,24 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   int status = 0;
   waitpid(pid, &status, 0);
   if (!r.timed_out && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (!r.timed_out && WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
   return r;
+}
+
+std::string SanitizerReport(const std::string& err) {
+  static const char* const kMarkers[] = {
+      "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+      "WARNING: ThreadSanitizer", "runtime error:",
+      "SUMMARY: UndefinedBehaviorSanitizer",
+  };
+  for (const char* m : kMarkers) {
+    const size_t at = err.find(m);
+    if (at == std::string::npos) continue;
+    const size_t line = err.rfind('\n', at);
+    const size_t start = line == std::string::npos ? 0 : line + 1;
+    return err.substr(start, err.find('\n', at) - start);
+  }
+  return "";
 }
 
 }  // namespace strata::testing

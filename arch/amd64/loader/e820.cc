@@ -1,6 +1,7 @@
 #include "arch/amd64/loader/e820.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,28 @@ bool IsRamRange(const GuestMemory& mem, uint64_t gpa, uint64_t len) {
     a = s->end();
   }
   return true;
+}
+
+std::string WhyNotRam(const GuestMemory& mem, uint64_t gpa, uint64_t len,
+                      std::span<const MemoryHole> holes) {
+  if (IsRamRange(mem, gpa, len)) return "";
+  // Saturate: a range that wraps is reported up to the top of the space.
+  const uint64_t end = gpa + len < gpa ? UINT64_MAX : gpa + len;
+  for (const MemoryHole& h : holes) {
+    const uint64_t h_end = h.start + h.size;
+    if (h.size != 0 && gpa < h_end && h.start < end) {
+      return fmt::format("overlaps {} [{:#x}, {:#x})", h.name, h.start, h_end);
+    }
+  }
+  // The first byte that is not RAM.
+  uint64_t a = gpa;
+  while (a < end) {
+    const MemorySegment* s = mem.Find(a);
+    if (s == nullptr) break;
+    a = s->end();
+  }
+  if (a == gpa) return "is outside guest RAM";
+  return fmt::format("is outside guest RAM from {:#x}", a);
 }
 
 std::string DescribeRam(const GuestMemory& mem) {

@@ -76,5 +76,29 @@ TEST(E820, IsRamRangeAndDescribe) {
             "[0x0, 0x200000), [0x200000, 0x400000), [0x800000, 0x900000)");
 }
 
+
+TEST(E820, WhyNotRam) {
+  GuestMemory mem;
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "low", 0, 4 * kMiB).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(mem, "high", 16 * kMiB, kMiB).has_value());
+  const MemoryHole holes[] = {
+      {"the LAPIC page", 8 * kMiB, 0x1000},
+      {"the hole", 4 * kMiB, 12 * kMiB},
+  };
+  EXPECT_EQ(WhyNotRam(mem, kMiB, kMiB, holes), "");
+  EXPECT_EQ(WhyNotRam(mem, 0, 0, holes), "");
+  // Holes in priority order: the LAPIC page inside the wider hole wins.
+  EXPECT_EQ(WhyNotRam(mem, 7 * kMiB, 2 * kMiB, holes),
+            "overlaps the LAPIC page [0x800000, 0x801000)");
+  EXPECT_EQ(WhyNotRam(mem, 3 * kMiB, 2 * kMiB, holes),
+            "overlaps the hole [0x400000, 0x1000000)");
+  EXPECT_EQ(WhyNotRam(mem, 3 * kMiB, 2 * kMiB),
+            "is outside guest RAM from 0x400000");
+  EXPECT_EQ(WhyNotRam(mem, 16 * kMiB + 1, kMiB, holes),
+            "is outside guest RAM from 0x1100000");
+  EXPECT_EQ(WhyNotRam(mem, 32 * kMiB, 1, holes), "is outside guest RAM");
+  EXPECT_EQ(WhyNotRam(mem, ~0ull - 4, 16, holes), "is outside guest RAM");
+}
+
 }  // namespace
 }  // namespace strata::amd64

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "arch/amd64/loader/e820.h"
 
@@ -213,23 +214,37 @@ Result<ElfImage> ParseElf(std::span<const uint8_t> file) {
                      "ELF file has no PT_LOAD segments, so nothing to load");
   }
 
-  bool any = false;
-  for (size_t a = 0; a < img.segments.size(); ++a) {
-    const ElfSegment& s = img.segments[a];
-    if (s.memsz == 0) continue;
-    for (size_t b = a + 1; b < img.segments.size(); ++b) {
-      const ElfSegment& t = img.segments[b];
-      if (t.memsz != 0 && s.paddr < t.paddr + t.memsz &&
-          t.paddr < s.paddr + s.memsz) {
-        return MakeError(Errc::kInvalidArgument,
-                         "PT_LOAD program headers {} and {} overlap at "
-                         "physical address {:#x}",
-                         s.index, t.index, std::max(s.paddr, t.paddr));
-      }
+  // Overlaps: sort the non-empty segments by address and sweep, keeping the
+  // one that reaches furthest so far; a segment starting before that end
+  // overlaps it. O(n log n): a file may have 65534 PT_LOADs.
+  std::vector<const ElfSegment*> by_addr;
+  by_addr.reserve(img.segments.size());
+  for (const ElfSegment& s : img.segments) {
+    if (s.memsz != 0) by_addr.push_back(&s);
+  }
+  std::sort(by_addr.begin(), by_addr.end(),
+            [](const ElfSegment* a, const ElfSegment* b) {
+              return a->paddr != b->paddr ? a->paddr < b->paddr
+                                          : a->index < b->index;
+            });
+  const ElfSegment* reach = nullptr;  // the furthest-reaching one so far
+  for (const ElfSegment* s : by_addr) {
+    if (reach != nullptr && s->paddr < reach->paddr + reach->memsz) {
+      return MakeError(Errc::kInvalidArgument,
+                       "PT_LOAD program headers {} and {} overlap at "
+                       "physical address {:#x}",
+                       std::min(s->index, reach->index),
+                       std::max(s->index, reach->index), s->paddr);
     }
-    img.paddr_start = any ? std::min(img.paddr_start, s.paddr) : s.paddr;
-    img.paddr_end = std::max(img.paddr_end, s.paddr + s.memsz);
-    any = true;
+    if (reach == nullptr ||
+        s->paddr + s->memsz > reach->paddr + reach->memsz) {
+      reach = s;
+    }
+  }
+  const bool any = !by_addr.empty();
+  if (any) {
+    img.paddr_start = by_addr.front()->paddr;
+    img.paddr_end = reach->paddr + reach->memsz;
   }
   if (!any) {
     return MakeError(Errc::kInvalidArgument,
@@ -254,8 +269,24 @@ Result<ElfImage> ParseElf(std::span<const uint8_t> file) {
   return img;
 }
 
+Status CheckSegmentsInRam(const ElfImage& image, const GuestMemory& mem,
+                          std::span<const MemoryHole> holes) {
+  for (const ElfSegment& s : image.segments) {
+    const std::string why = WhyNotRam(mem, s.paddr, s.memsz, holes);
+    if (!why.empty()) {
+      return MakeError(Errc::kOutOfRange,
+                       "PT_LOAD segment {} [{:#x}, {:#x}) {} (RAM is {}); "
+                       "give the guest more memory or link the kernel "
+                       "elsewhere",
+                       s.index, s.paddr, s.paddr + s.memsz, why,
+                       DescribeRam(mem));
+    }
+  }
+  return Ok();
+}
+
 Status LoadElfSegments(const ElfImage& image, std::span<const uint8_t> file,
-                       GuestMemory& mem) {
+                       GuestMemory& mem, std::span<const MemoryHole> holes) {
   // Validate everything before writing anything.
   for (const ElfSegment& s : image.segments) {
     if (s.offset > file.size() || s.filesz > file.size() - s.offset ||
@@ -265,14 +296,8 @@ Status LoadElfSegments(const ElfImage& image, std::span<const uint8_t> file,
                        "parsed from",
                        s.index);
     }
-    if (!IsRamRange(mem, s.paddr, s.memsz)) {
-      return MakeError(Errc::kOutOfRange,
-                       "ELF segment {} [{:#x}, {:#x}) is not entirely in guest "
-                       "RAM (RAM is {}); give the guest more memory or link "
-                       "the kernel elsewhere",
-                       s.index, s.paddr, s.paddr + s.memsz, DescribeRam(mem));
-    }
   }
+  STRATA_TRY(CheckSegmentsInRam(image, mem, holes));
   for (const ElfSegment& s : image.segments) {
     STRATA_TRY(mem.Write(s.paddr, file.data() + s.offset, s.filesz));
     STRATA_TRY(mem.Fill(s.paddr + s.filesz, 0, s.memsz - s.filesz));

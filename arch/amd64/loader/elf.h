@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "arch/amd64/loader/e820.h"
 #include "core/guest_memory.h"
 #include "core/result.h"
 
@@ -44,10 +45,19 @@ struct ElfImage {
 // offending header, e.g. "program header 2 extends past end of file".
 Result<ElfImage> ParseElf(std::span<const uint8_t> file);
 
+// Checks that every PT_LOAD lies in guest RAM. kOutOfRange, e.g.
+// "PT_LOAD segment 2 [0xfee00000, 0xfee02000) overlaps the LAPIC page
+// [0xfee00000, 0xfee01000) (RAM is ...)" for a segment touching one of the
+// platform's `holes`, or "PT_LOAD segment 1 [...) is outside guest RAM
+// (RAM is ...)". N is the program header's index.
+Status CheckSegmentsInRam(const ElfImage& image, const GuestMemory& mem,
+                          std::span<const MemoryHole> holes = {});
+
 // Copies each PT_LOAD to guest-physical p_paddr and zeroes its bss
-// (p_memsz - p_filesz). Checks every segment against guest RAM first: on
+// (p_memsz - p_filesz). Checks every segment (CheckSegmentsInRam) first: on
 // error (kOutOfRange) guest memory is untouched.
 Status LoadElfSegments(const ElfImage& image, std::span<const uint8_t> file,
-                       GuestMemory& mem);
+                       GuestMemory& mem,
+                       std::span<const MemoryHole> holes = {});
 
 }  // namespace strata::amd64

@@ -116,6 +116,9 @@ Result<BootInfo> LoadKernel(std::span<const uint8_t> file,
     }
   }
   const ElfImage img = STRATA_TRY(ParseElf(file));
+  // The kernel first: a segment outside RAM must be reported as such, not
+  // as a boot data area (placed after the kernel) that does not fit.
+  STRATA_TRY(CheckSegmentsInRam(img, mem, params.holes));
   const EntryMode mode =
       img.elf_class == ElfClass::k64 ? EntryMode::kLong64 : EntryMode::kProtected32;
   const uint64_t kernel_end = AlignUp(img.paddr_end, kPageSize);
@@ -148,7 +151,7 @@ Result<BootInfo> LoadKernel(std::span<const uint8_t> file,
   // Everything validated: from here on only writes that cannot fail for
   // range reasons. LoadElfSegments checks the kernel against RAM before it
   // writes anything.
-  STRATA_TRY(LoadElfSegments(img, file, mem));
+  STRATA_TRY(LoadElfSegments(img, file, mem, params.holes));
   STRATA_TRY(mem.Fill(base, 0, lay.size));
 
   STRATA_TRY(WriteGdt(mem, base + lay.gdt, base + lay.tss));

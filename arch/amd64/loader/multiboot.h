@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "arch/amd64/loader/boot_setup.h"
+#include "arch/amd64/loader/e820.h"
 #include "arch/amd64/loader/elf.h"
 #include "core/guest_memory.h"
 #include "core/result.h"
@@ -111,12 +112,16 @@ struct BootParams {
   std::string cmdline;          // "<program> <args>" for kvm-unit-tests
   std::vector<uint8_t> module;  // env file / initrd; empty = no module
   std::string module_cmdline;
+  // The platform's non-RAM ranges (LAPIC, IOAPIC, MMIO hole), named in the
+  // error for a kernel segment that lands in one.
+  std::vector<MemoryHole> holes;
 };
 
 // Parses and loads `file`, writes the boot data and returns the entry state.
 // Nothing is written to guest memory unless everything fits. Errors:
 // kInvalidArgument (bad ELF), kUnsupported (a.out kludge or unknown required
-// Multiboot features), kOutOfRange (kernel or boot data outside guest RAM).
+// Multiboot features), kOutOfRange (a kernel segment outside guest RAM or in
+// one of params.holes — checked first — or no RAM left for the boot data).
 Result<BootInfo> LoadKernel(std::span<const uint8_t> file,
                             const BootParams& params, GuestMemory& mem);
 

@@ -1,6 +1,7 @@
 #include "arch/amd64/svm/cpuid_svm.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace strata::amd64::svm {
 
@@ -61,8 +62,14 @@ void AmdCpuidPolicy::Apply(std::vector<CpuidEntry>& leaves,
   const uint32_t core_id = (vcpu_index / threads) % cores;
   const uint32_t pkg_id = vcpu_index / per_pkg;
 
-  CpuidEntry* l1 = FindLeaf(leaves, kLeafFeatures);
-  if (l1 != nullptr) l1->ecx &= ~kIntelOnlyLeaf1Ecx;
+  // Copy what later steps need from leaf 1: WriteExtendedTopology and
+  // SetLeaf append entries, and a pointer into `leaves` does not survive the
+  // reallocation (on an AMD host KVM's table has no leaf 0xB to replace).
+  std::optional<uint32_t> leaf1_edx;
+  if (CpuidEntry* l1 = FindLeaf(leaves, kLeafFeatures)) {
+    l1->ecx &= ~kIntelOnlyLeaf1Ecx;
+    leaf1_edx = l1->edx;
+  }
 
   // Leaf 4 is reserved on AMD (Linux reads 0x8000_001D instead); leaf 0x1F
   // is Intel's. KVM returns zeros for absent leaves inside the basic range,
@@ -85,7 +92,7 @@ void AmdCpuidPolicy::Apply(std::vector<CpuidEntry>& leaves,
     }
     // AMD duplicates these CPUID.1:EDX bits here; KVM on an Intel host does
     // not, and AMD-only kernels test them in this leaf.
-    if (l1 != nullptr) ext->edx |= l1->edx & kExtEdxAmdAliases;
+    if (leaf1_edx) ext->edx |= *leaf1_edx & kExtEdxAmdAliases;
     topoext = (ext->ecx & kExtEcxTopoExt) != 0;
   }
 

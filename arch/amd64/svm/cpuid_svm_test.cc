@@ -132,5 +132,58 @@ TEST(AmdCpuidPolicy, MirrorsLeaf1Edx) {
             0x2c100800u | (0x178bfbffu & kExtEdxAmdAliases));
 }
 
+
+// On an AMD host KVM's supported table has no leaf 0xB (nor 4 or 0x1F), so
+// Apply must append the topology levels and the vector reallocates: nothing
+// Apply looked up before may be used after. shrink_to_fit leaves no spare
+// capacity, so under ASan a stale pointer is a heap-use-after-free report.
+std::vector<CpuidEntry> TableWithout(std::initializer_list<uint32_t> leaves) {
+  auto t = SmallTable();
+  for (uint32_t fn : leaves) EraseLeaf(t, fn);
+  t.shrink_to_fit();
+  return t;
+}
+
+TEST(AmdCpuidPolicy, GrowsATableWithoutLeafB) {
+  for (uint32_t vcpu : {0u, 1u, 5u}) {
+    auto t = TableWithout({0x4, 0xb, 0x1f});
+    FindLeaf(t, 0x80000001)->edx = 0x2c100800;  // as KVM on an Intel host
+    t.shrink_to_fit();
+    AmdCpuidPolicy().Apply(t, Topo(2, 2, 2), vcpu);
+    ASSERT_NE(Find(t, 0xb, 0), nullptr);
+    ASSERT_NE(Find(t, 0xb, 2), nullptr);
+    EXPECT_EQ(Find(t, 0xb, 0)->edx, vcpu);
+    EXPECT_EQ(Find(t, 0x80000001)->edx,
+              0x2c100800u | (0x178bfbffu & kExtEdxAmdAliases));
+    EXPECT_EQ(Find(t, 1)->ecx & kLeaf1EcxVmx, 0u);
+  }
+}
+
+TEST(AmdCpuidPolicy, GrowsATableWithoutTheTopoExtLeaf) {
+  auto t = TableWithout({0x4, 0xb, 0x1f, 0x8000001e});
+  AmdCpuidPolicy().Apply(t, Topo(1, 4, 1), 3);
+  ASSERT_NE(Find(t, 0x8000001e), nullptr);
+  EXPECT_EQ(Find(t, 0x8000001e)->eax, 3u);
+  EXPECT_EQ(Find(t, 0x8000001e)->ebx, 3u);  // 1 thread per unit, unit 3
+  EXPECT_EQ(Find(t, 0xb, 1)->ebx, 4u);
+}
+
+TEST(AmdCpuidPolicy, GrowsAMinimalTable) {
+  // Only what BuildGuestCpuid requires plus the extended feature leaf.
+  CpuidEntry l0{0x0, 0, 0, 0x1, 0, 0, 0};
+  SetVendorString(l0, "AuthenticAMD");
+  std::vector<CpuidEntry> t = {
+      l0,
+      {0x1, 0, 0, 0x00a00f11, 0, 0, 0x178bfbff},
+      {0x80000001, 0, 0, 0, 0, kExtEcxTopoExt, 0},
+  };
+  t.shrink_to_fit();
+  AmdCpuidPolicy().Apply(t, Topo(1, 2, 2), 3);
+  EXPECT_EQ(Find(t, 0)->eax, 0xbu);
+  EXPECT_EQ(Find(t, 0x80000001)->edx, 0x178bfbffu & kExtEdxAmdAliases);
+  ASSERT_NE(Find(t, 0x8000001e), nullptr);
+  EXPECT_EQ(Find(t, 0x8000001e)->eax, 3u);
+}
+
 }  // namespace
 }  // namespace strata::amd64::svm

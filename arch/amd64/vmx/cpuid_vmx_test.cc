@@ -134,5 +134,26 @@ TEST(IntelCpuidPolicy, RewritesLeaf1FWhenOffered) {
             3);
 }
 
+
+// Apply appends leaf 0xB (and 0x1F) levels; with no spare capacity the
+// vector reallocates, so nothing looked up before may be used after (under
+// ASan a stale pointer is a heap-use-after-free report).
+TEST(IntelCpuidPolicy, GrowsATableWithoutLeafB) {
+  for (uint32_t vcpu : {0u, 3u}) {
+    auto t = SmallTable();
+    EraseLeaf(t, 0x4);
+    t.push_back({0x1f, 0, kSig, 1, 2, 0x100, 9});
+    t.shrink_to_fit();
+    IntelCpuidPolicy().Apply(t, Topo(1, 2, 2), vcpu);
+    ASSERT_NE(Find(t, 0xb, 2), nullptr);
+    ASSERT_NE(Find(t, 0x1f, 2), nullptr);
+    EXPECT_EQ(Find(t, 0xb, 0)->edx, vcpu);
+    EXPECT_EQ(Find(t, 0x1f, 1)->edx, vcpu);
+    EXPECT_EQ(Find(t, 0)->eax, 0xbu);
+    EXPECT_EQ(Find(t, 0x80000001)->ecx & kExtEcxSvm, 0u);
+    EXPECT_EQ(Find(t, 0x8000001e), nullptr);
+  }
+}
+
 }  // namespace
 }  // namespace strata::amd64::vmx

@@ -7,13 +7,12 @@
 // fw_cfg (0x510), ACPI PM block (0x600: PM1a_EVT, PM1a_CNT, PM_TMR),
 // pc-testdev (0xe0 latch, 0xe4 flush, 0x2000+n IRQ lines, MMIO 0xff000000).
 // Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=true).
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <vector>
 
+#include "arch/amd64/cpuid.h"
 #include "arch/amd64/loader/multiboot.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
@@ -39,37 +38,17 @@ constexpr uint64_t kAcpiPmPort = 0x600;
 // advertises; 0 as in QEMU's q35/piix4 tables (ACPI 6.4 §7.4.2).
 constexpr uint32_t kSlpTypS5 = 0;
 
-// Reads a whole file, with errors that name it.
-Result<std::vector<uint8_t>> ReadFile(const std::string& path,
-                                      std::string_view what) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    return Error(e == ENOENT ? Errc::kNotFound : Errc::kIo,
-                 fmt::format("could not load {} '{}': {}", what, path,
-                             std::strerror(e)),
-                 e);
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return MakeError(Errc::kInvalidArgument,
-                     "could not load {} '{}': not a regular file", what, path);
-  }
-  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t n = read(fd, buf.data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Error e = SysError("reading {} '{}'", what, path);
-      close(fd);
-      return e;
-    }
-    got += static_cast<size_t>(n);
-  }
-  close(fd);
-  return buf;
+// The non-RAM ranges of the platform, named in kernel-loading errors.
+constexpr uint64_t kIoapicBase = 0xfec00000;
+constexpr uint64_t kApicPageSize = 0x1000;
+
+std::vector<amd64::MemoryHole> PlatformHoles() {
+  return {
+      {"the LAPIC page", amd64::kApicBaseDefault, kApicPageSize},
+      {"the IOAPIC page", kIoapicBase, kApicPageSize},
+      {"the pc-testdev MMIO window", kPcTestdevMmioBase, kPcTestdevMmioSize},
+      {"the MMIO hole below 4 GiB", kLowMemLimit, kHighMemBase - kLowMemLimit},
+  };
 }
 
 }  // namespace
@@ -83,6 +62,14 @@ Status bhyve_init_config(Config& c) {
   STRATA_TRY(c.SetDefault("x86.tsc_deadline", "true"));
   STRATA_TRY(c.SetDefault("x86.hypervisor_bit", "true"));
   return Ok();
+}
+
+std::span<const std::string_view> bhyve_config_keys_machdep() {
+  static constexpr std::string_view kKeys[] = {
+      "x86.cpu_vendor", "x86.irqchip", "x86.x2apic", "x86.tsc_deadline",
+      "x86.hypervisor_bit",
+  };
+  return kKeys;
 }
 
 const char* bhyve_usage_machdep() {
@@ -111,11 +98,25 @@ Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
-  uint64_t cpus = STRATA_TRY(c.GetUint("cpus", 1));
+  const uint32_t cpus = STRATA_TRY(c.GetUint32("cpus", 1));
   if (!m.irqchip && cpus > 1) {
     return MakeError(Errc::kInvalidArgument,
                      "x86.irqchip=false supports only one vCPU (application "
                      "processors are started through the in-kernel LAPIC)");
+  }
+  // What the CPUID policy will demand of the topology (APIC ids in range),
+  // checked now so that it is reported as bad input, not a VM failure.
+  amd64::CpuidOptions cpuid;
+  cpuid.topo = {STRATA_TRY(c.GetUint32("cpu.sockets", 1)),
+                STRATA_TRY(c.GetUint32("cpu.cores", 1)),
+                STRATA_TRY(c.GetUint32("cpu.threads", 1))};
+  cpuid.x2apic = m.x2apic;
+  cpuid.max_vcpus = STRATA_TRY(c.GetUint32("cpu.max", cpus));
+  STRATA_TRY(amd64::CheckCpuidOptions(cpuid));
+  const std::string backend = STRATA_TRY(c.GetString("com1.backend", "stdio"));
+  if (backend != "stdio" && backend != "none") {
+    return MakeError(Errc::kInvalidArgument,
+                     "com1.backend must be stdio or none, got '{}'", backend);
   }
   return m;
 }
@@ -157,13 +158,17 @@ Status bhyve_init_platform(Context& ctx) {
   fw->SetU64(kFwCfgKernelData, 0);
   STRATA_TRY(vm.pio_bus().Register(kFwCfgIoPort, kFwCfgIoLength, fw));
 
-  // ACPI PM block: S5 through PM1a_CNT powers the VM off.
-  auto pm = std::make_shared<AcpiPm>([&vm](uint32_t slp_typ) {
+  // ACPI PM block: S5 through PM1a_CNT powers the VM off. Other sleep
+  // types are the guest's to repeat at will: rate-limit the warning.
+  auto* sleep_log =
+      ctx.Own(std::make_shared<RateLimit>("ACPI sleep request"));
+  auto pm = std::make_shared<AcpiPm>([&vm, sleep_log](uint32_t slp_typ) {
     if (slp_typ == kSlpTypS5) {
       vm.RequestStop(ExitStatus::PowerOff());
     } else {
-      Log().warn("ACPI sleep type {} requested; only S5 (power off) is "
-                 "implemented, ignoring", slp_typ);
+      sleep_log->Warn("ACPI sleep type {} requested; only S5 (power off) is "
+                      "implemented, ignoring",
+                      slp_typ);
     }
   });
   ctx.owned.push_back(pm);
@@ -194,26 +199,28 @@ Status bhyve_init_platform_late(Context& ctx) {
   Config& c = ctx.config;
   std::vector<uint8_t> image;
   amd64::BootParams params;
-  if (c.Has("kernel.path")) {
-    std::string path = STRATA_TRY(c.GetString("kernel.path"));
-    image = STRATA_TRY(ReadFile(path, "kernel"));
-    params.cmdline = path;
+  const bool builtin = !ctx.kernel;
+  if (!builtin) {
+    image = std::move(*ctx.kernel);
+    ctx.kernel.reset();
+    params.cmdline = STRATA_TRY(c.GetString("kernel.path"));
   } else {
     image.assign(embedded::demo_guest_elf,
                  embedded::demo_guest_elf + embedded::demo_guest_elf_size);
     params.cmdline = "demo";
   }
+  params.holes = PlatformHoles();
   // Multiboot convention (and kvm-unit-tests'): "<program> <args>".
   std::string args = STRATA_TRY(c.GetString("kernel.cmdline", ""));
   if (!args.empty()) params.cmdline += " " + args;
-  if (c.Has("kernel.initrd")) {
-    std::string path = STRATA_TRY(c.GetString("kernel.initrd"));
-    params.module = STRATA_TRY(ReadFile(path, "initrd"));
-    params.module_cmdline = path;
+  if (ctx.initrd) {
+    params.module = std::move(*ctx.initrd);
+    ctx.initrd.reset();
+    params.module_cmdline = STRATA_TRY(c.GetString("kernel.initrd"));
   }
   auto boot = std::make_shared<amd64::BootInfo>(STRATA_TRY_CTX(
       amd64::LoadKernel(image, params, vm.memory()),
-      c.Has("kernel.path") ? "loading the kernel" : "loading the demo guest"));
+      builtin ? "loading the demo guest" : "loading the kernel"));
   ctx.machdep = boot;
   return Ok();
 }
