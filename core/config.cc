@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <nlohmann/json.hpp>
+
 #include "core/host_file.h"
 
 #include <algorithm>
@@ -361,17 +363,52 @@ Result<uint64_t> ParseSize(std::string_view text) {
   return n << shift;
 }
 
-Config::Config() : root_(json::object()) {}
+namespace {
+
+// Returns the node at key, or null if unset. Key must be valid or empty.
+const json* FindIn(const json& root, std::string_view key) {
+  if (key.empty()) return &root;
+  if (!ValidateKey(key)) return nullptr;
+  const json* node = &root;
+  for (const std::string& part : SplitKey(key)) {
+    if (!node->is_object()) return nullptr;
+    auto it = node->find(part);
+    if (it == node->end()) return nullptr;
+    node = &*it;
+  }
+  return node;
+}
+
+}  // namespace
+
+struct Config::Tree {
+  json root = json::object();
+};
+
+Config::Config() : tree_(std::make_unique<Tree>()) {}
+Config::~Config() = default;
+Config::Config(const Config& other)
+    : tree_(std::make_unique<Tree>(*other.tree_)) {}
+Config& Config::operator=(const Config& other) {
+  if (this != &other) tree_ = std::make_unique<Tree>(*other.tree_);
+  return *this;
+}
+Config::Config(Config&& other)
+    : tree_(std::exchange(other.tree_, std::make_unique<Tree>())) {}
+Config& Config::operator=(Config&& other) {
+  if (this != &other) tree_ = std::exchange(other.tree_, std::make_unique<Tree>());
+  return *this;
+}
 
 Status Config::Set(std::string_view key, std::string_view value) {
-  return SetIn(root_, key, value);
+  return SetIn(tree_->root, key, value);
 }
 
 Status Config::SetDefault(std::string_view key, std::string_view value) {
   STRATA_TRY(ValidateKey(key));
-  const json* node = Find(key);
+  const json* node = FindIn(tree_->root, key);
   if (node != nullptr && node->is_string()) return Ok();
-  return SetIn(root_, key, value);
+  return SetIn(tree_->root, key, value);
 }
 
 Status Config::ParseOption(std::string_view key_eq_value) {
@@ -415,14 +452,14 @@ Status Config::MergeJson(std::string_view json_text, std::string_view origin) {
                      parsed.type_name());
   }
   // Merge into a copy so a failure part-way leaves the config unchanged.
-  json merged = root_;
+  json merged = tree_->root;
   try {
     STRATA_TRY(MergeInto(merged, parsed, "", origin));
   } catch (const json::exception& e) {
     return MakeError(Errc::kInternal, "{}: merging JSON failed: {}", origin,
                      e.what());
   }
-  root_ = std::move(merged);
+  tree_->root = std::move(merged);
   return Ok();
 }
 
@@ -435,26 +472,14 @@ Status Config::MergeJsonFile(const std::string& path) {
       path);
 }
 
-const json* Config::Find(std::string_view key) const {
-  if (key.empty()) return &root_;
-  if (!ValidateKey(key)) return nullptr;
-  const json* node = &root_;
-  for (const std::string& part : SplitKey(key)) {
-    if (!node->is_object()) return nullptr;
-    auto it = node->find(part);
-    if (it == node->end()) return nullptr;
-    node = &*it;
-  }
-  return node;
-}
 
 bool Config::Has(std::string_view key) const {
-  return !key.empty() && Find(key) != nullptr;
+  return !key.empty() && FindIn(tree_->root, key) != nullptr;
 }
 
 Result<std::string> Config::Lookup(std::string_view key) const {
   STRATA_TRY(ValidateKey(key));
-  const json* node = Find(key);
+  const json* node = FindIn(tree_->root, key);
   if (node == nullptr) {
     return MakeError(Errc::kNotFound, "config key '{}' is not set", key);
   }
@@ -675,7 +700,7 @@ Status Config::CheckKnownKeys(
 
 std::vector<std::string> Config::Keys() const {
   std::vector<std::pair<std::string, std::string>> flat;
-  Flatten(root_, "", &flat);
+  Flatten(tree_->root, "", &flat);
   std::vector<std::string> out;
   out.reserve(flat.size());
   for (auto& [k, v] : flat) out.push_back(std::move(k));
@@ -685,7 +710,7 @@ std::vector<std::string> Config::Keys() const {
 
 std::vector<std::string> Config::Children(std::string_view key) const {
   std::vector<std::string> out;
-  const json* node = Find(key);
+  const json* node = FindIn(tree_->root, key);
   if (node == nullptr || !node->is_object()) return out;
   for (const auto& [name, v] : node->items()) out.push_back(name);
   return out;
@@ -695,7 +720,7 @@ std::string Config::DumpJson() const {
   try {
     // Values may hold bytes that are not UTF-8 (e.g. host paths); replace
     // them rather than throw.
-    return root_.dump(2, ' ', /*ensure_ascii=*/false,
+    return tree_->root.dump(2, ' ', /*ensure_ascii=*/false,
                       json::error_handler_t::replace);
   } catch (const json::exception&) {
     return "{}";
@@ -704,7 +729,7 @@ std::string Config::DumpJson() const {
 
 std::string Config::DumpFlat() const {
   std::vector<std::pair<std::string, std::string>> flat;
-  Flatten(root_, "", &flat);
+  Flatten(tree_->root, "", &flat);
   std::sort(flat.begin(), flat.end());
   std::string out;
   for (const auto& [k, v] : flat) {

@@ -20,12 +20,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/result.h"
 
@@ -46,6 +45,11 @@ class Config {
   static constexpr size_t kMaxKeyLength = 256;
 
   Config();
+  ~Config();
+  Config(const Config& other);
+  Config& operator=(const Config& other);
+  Config(Config&&);
+  Config& operator=(Config&&);
 
   // Sets key to value, creating intermediate groups. Fails (naming the key)
   // if the key is malformed, if the path runs through an existing value, or
@@ -132,11 +136,13 @@ class Config {
 
  private:
   // Returns the node at key, or null if unset. Key must be valid or empty.
-  const nlohmann::json* Find(std::string_view key) const;
   // The value at key as a string, or kNotFound / kInvalidArgument (group).
   Result<std::string> Lookup(std::string_view key) const;
 
-  nlohmann::json root_;  // always an object; leaves are strings
+  // The tree (a JSON object whose leaves are strings), behind a pointer so
+  // the JSON library stays out of the public headers.
+  struct Tree;
+  std::unique_ptr<Tree> tree_;
 };
 
 }  // namespace strata
