@@ -9,7 +9,27 @@
 
 namespace strata {
 
+namespace {
+thread_local int t_lease_accesses = 0;
+}  // namespace
+
+int internal::LeaseAccessesOfThisThread() { return t_lease_accesses; }
+
 // ---------------------------------------------------------------- Lease ----
+
+Lease::Access::Access(std::unique_lock<std::mutex> lk, std::span<uint8_t> d)
+    : lk_(std::move(lk)), data_(d) {
+  ++t_lease_accesses;
+}
+
+Lease::Access::Access(Access&& other) noexcept
+    : lk_(std::move(other.lk_)), data_(other.data_) {
+  other.data_ = {};
+}
+
+Lease::Access::~Access() {
+  if (lk_.owns_lock()) --t_lease_accesses;
+}
 
 Lease::Lease(Vm& vm, uint64_t gpa, uint64_t size,
              std::function<void()> on_revoke)

@@ -65,15 +65,18 @@ class Lease {
   // Access to the leased range. While an Access lives, the range stays
   // where data() says: a writer waits for it before changing the map. Keep
   // accesses short (one copy).
+  // Taking the VM write lock inside an access is a checked error (the
+  // writer would wait for the access).
   class Access {
    public:
     std::span<uint8_t> data() const { return data_; }
-    Access(Access&&) = default;
+    Access(Access&& other) noexcept;
+    Access& operator=(Access&&) = delete;
+    ~Access();
 
    private:
     friend class Lease;
-    Access(std::unique_lock<std::mutex> lk, std::span<uint8_t> d)
-        : lk_(std::move(lk)), data_(d) {}
+    Access(std::unique_lock<std::mutex> lk, std::span<uint8_t> d);
     std::unique_lock<std::mutex> lk_;
     std::span<uint8_t> data_;
   };
@@ -144,6 +147,11 @@ class DriverHold {
   bool in_callback_ = false;      // vm_.holds_mutex_
   pthread_t callback_thread_{};   // vm_.holds_mutex_, valid if in_callback_
 };
+
+namespace internal {
+// Lease accesses the calling thread is inside (for VmWriteLock's check).
+int LeaseAccessesOfThisThread();
+}  // namespace internal
 
 // Waits until fd is readable or timeout_ms passes (-1: forever); true if
 // readable. For driver threads that wait on a doorbell.

@@ -164,5 +164,19 @@ TEST(DriverTest, LeaseLoopRacesMapChanges) {
   lease.reset();
 }
 
+TEST(DriverDeathTest, TheWriteLockInsideALeaseAccessIsAChecked) {
+  STRATA_REQUIRE_KVM();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto vm = MakeVm();
+        auto hold = *DriverHold::Acquire(*vm, "d");
+        auto lease = *hold->LeaseMemory(0x4000, 0x1000);
+        auto a = lease->Begin();
+        VmWriteLock wl(*vm);
+      },
+      "inside a lease access");
+}
+
 }  // namespace
 }  // namespace strata

@@ -986,6 +986,10 @@ VmReadLock::~VmReadLock() {
 VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
   STRATA_CHECK(t_write_locked != &vm,
                "VmWriteLock on VM '{}' is not recursive", vm.name());
+  STRATA_CHECK(internal::LeaseAccessesOfThisThread() == 0,
+               "VmWriteLock on VM '{}' inside a lease access would wait for "
+               "that access; end it first",
+               vm.name());
   STRATA_CHECK(!ThisThreadHoldsReadLock(&vm),
                "VmWriteLock on VM '{}' while holding its VmReadLock would "
                "deadlock",

@@ -3,6 +3,8 @@
 // Run under ThreadSanitizer by the test command as well as normally.
 #include "core/vm.h"
 
+#include "core/driver.h"
+
 #include <signal.h>
 
 #include <atomic>
@@ -713,13 +715,21 @@ TEST(VmTest, RevokeCallbacksFromHandlersDuringAWriteLockStorm) {
   auto vm = MakeVm(kVcpus);
   ASSERT_TRUE(vm);
   std::atomic<uint64_t> registrations{0}, revocations{0}, handler_writes{0};
+  auto hold = DriverHold::Acquire(*vm, "handler-leases");
+  ASSERT_TRUE(hold.has_value());
   auto dev = AddPort(*vm, md::testing::kTestPioPort);
   dev->on_write = [&](const IoContext& ctx, uint64_t v) {
     uint64_t id = vm->AddRevokeCallback([&] { revocations++; });
+    // And a real lease, as a device model would take one.
+    auto lease = (*hold)->LeaseMemory(0x8000, 0x1000);
+    EXPECT_TRUE(lease.has_value());
     registrations++;
     if (v % 16 == 0) {
       VmWriteLock wl(*vm);  // a handler that is itself a writer
       handler_writes++;
+    }
+    if (lease.has_value()) {
+      EXPECT_TRUE((*lease)->Begin().has_value());
     }
     vm->RemoveRevokeCallback(id);
     if (ctx.vcpu->id() == 0 && registrations.load() > 4000) {
@@ -743,7 +753,9 @@ TEST(VmTest, RevokeCallbacksFromHandlersDuringAWriteLockStorm) {
   EXPECT_GT(registrations.load(), 4000u);
   EXPECT_GT(storms.load(), 0u);
   EXPECT_GT(handler_writes.load(), 0u);
+  EXPECT_GT(revocations.load(), 0u);
   EXPECT_EQ(vm->exit_status()->why, ExitStatus::Why::kPowerOff);
+  hold->reset();
 }
 
 // Destroying a VM whose vCPUs are running stops them and waits for every
