@@ -10,6 +10,9 @@
 namespace strata {
 
 namespace {
+// Lease accesses the calling thread is inside: Begin must not wait for a
+// writer then (the writer may be waiting for one of them), nor may the
+// thread take the write lock.
 thread_local int t_lease_accesses = 0;
 }  // namespace
 
@@ -55,16 +58,35 @@ void Lease::Revoke() {
 
 Result<Lease::Access> Lease::Begin() {
   std::unique_lock lk(use_mu_);
-  if (!valid_) {
-    VmReadLock rl(vm_);
-    auto span = vm_.memory().Translate(gpa_, size_);
-    if (!span) {
-      return MakeError(Errc::kOutOfRange,
-                       "lease [{:#x}, {:#x}) is no longer guest RAM: {}", gpa_,
-                       gpa_ + size_, span.error().message());
+  while (!valid_) {
+    {
+      VmReadLock rl(vm_);
+      // A writer revokes leases before it takes the map lock; between the
+      // two the read lock is free but the map is about to change.
+      if (!vm_.LeaseRenewalBlocked()) {
+        auto span = vm_.memory().Translate(gpa_, size_);
+        if (!span) {
+          return MakeError(Errc::kOutOfRange,
+                           "lease [{:#x}, {:#x}) is no longer guest RAM: {}",
+                           gpa_, gpa_ + size_, span.error().message());
+        }
+        host_ = *span;
+        valid_ = true;
+        break;
+      }
     }
-    host_ = *span;
-    valid_ = true;
+    if (t_lease_accesses > 0) {
+      return MakeError(Errc::kBusy,
+                       "lease [{:#x}, {:#x}): VM '{}' is changing its memory "
+                       "map and this thread holds another lease access the "
+                       "change may wait for; end it and retry",
+                       gpa_, gpa_ + size_, vm_.name());
+    }
+    // Wait for that writer without use_mu_ (the next writer's revocation
+    // takes it) and without the read lock (its map lock needs it gone).
+    lk.unlock();
+    vm_.WaitForLeaseRenewal();
+    lk.lock();
   }
   return Access(std::move(lk), host_);
 }

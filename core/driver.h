@@ -19,8 +19,12 @@
 //                lock) and waits for any access in progress to finish first.
 //                Lease::Begin() re-translates a revoked lease under the VM
 //                read lock, so a driver just brackets each burst of copying
-//                with an Access and never sees a stale pointer. The optional
-//                revoke callback tells the driver its range may have moved.
+//                with an Access and never sees a stale pointer. While a
+//                writer is between its revocation and the end of its map
+//                change, Begin() on a revoked lease waits for it. The optional
+//                revoke callback tells the driver its range may have moved;
+//                it must not call Begin() itself (checked: it would wait for
+//                its own writer).
 //   Doorbell / MsiFd / PinFd
 //                ioeventfd and irqfd, from core/bus.h and core/irq.h.
 //
@@ -84,6 +88,10 @@ class Lease {
   // Starts an access, re-translating the range first if a writer revoked
   // it. kOutOfRange if the range is no longer guest RAM (the map changed
   // under the driver): the lease stays revoked and a later Begin retries.
+  // A revoked lease cannot be renewed while a writer is changing the map:
+  // Begin waits for it, or, if the calling thread holds another Access
+  // (which that writer may be waiting for), fails with kBusy at once — end
+  // the other access and retry.
   Result<Access> Begin();
 
  private:

@@ -4,7 +4,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -124,6 +127,103 @@ TEST(DriverTest, AWriterWaitsForAnAccessInProgress) {
   lease.reset();
 }
 
+// A lease must not be renewed between a writer's revocation and its map
+// change: the writer revokes before it takes the map lock, so a Begin() in
+// that window would translate the map that is about to change and keep the
+// stale span afterwards. The revoke callback opens the window wide: it
+// lets the driver call Begin() and waits (bounded) for it to return.
+TEST(DriverTest, NoLeaseIsRenewedAgainstAMapAboutToChange) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  constexpr uint64_t kGpa = 0x200000;
+  ASSERT_TRUE(vm->AddMemory("moving", kGpa, 0x1000).has_value());
+  auto hold = *DriverHold::Acquire(*vm, "d");
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_window = false, begin_returned = false;  // mu
+  auto lease = hold->LeaseMemory(kGpa, 0x1000, [&] {
+    std::unique_lock lk(mu);
+    in_window = true;
+    cv.notify_all();
+    cv.wait_for(lk, 300ms, [&] { return begin_returned; });
+  });
+  ASSERT_TRUE(lease.has_value()) << lease.error().message();
+  ASSERT_TRUE((*lease)->Begin().has_value());  // valid now
+  std::optional<Errc> driver_error;
+  std::thread driver([&] {
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return in_window; });
+    }
+    auto a = (*lease)->Begin();
+    if (!a) driver_error = a.error().code();
+    std::lock_guard lk(mu);
+    begin_returned = true;
+    cv.notify_all();
+  });
+  ASSERT_TRUE(vm->RemoveMemory(kGpa).has_value());
+  driver.join();
+  EXPECT_EQ(driver_error, Errc::kOutOfRange)
+      << "Begin() during the writer's map change did not wait for it";
+  auto after = (*lease)->Begin();
+  EXPECT_FALSE(after.has_value())
+      << "the lease still maps the removed segment";
+  lease->reset();
+}
+
+// The same window, but the driver holds an access on another lease, which
+// the writer will wait for: Begin must fail (kBusy), not wait for the
+// writer, or the two would wait for each other.
+TEST(DriverTest, ANestedBeginDuringAMapChangeFailsInsteadOfWaiting) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm();
+  ASSERT_TRUE(vm);
+  constexpr uint64_t kGpa = 0x200000;
+  ASSERT_TRUE(vm->AddMemory("moving", kGpa, 0x1000).has_value());
+  auto hold = *DriverHold::Acquire(*vm, "d");
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_window = false, begin_returned = false;  // mu
+  // Registered first, so revoked first: its callback opens the window.
+  auto lease = hold->LeaseMemory(kGpa, 0x1000, [&] {
+    std::unique_lock lk(mu);
+    in_window = true;
+    cv.notify_all();
+    cv.wait_for(lk, 10s, [&] { return begin_returned; });
+  });
+  ASSERT_TRUE(lease.has_value()) << lease.error().message();
+  auto other = hold->LeaseMemory(0x4000, 0x1000);
+  ASSERT_TRUE(other.has_value()) << other.error().message();
+  ASSERT_TRUE((*lease)->Begin().has_value());
+  std::optional<Errc> nested_error;
+  std::atomic<bool> holding{false};
+  std::thread driver([&] {
+    auto outer = (*other)->Begin();
+    ASSERT_TRUE(outer.has_value());
+    holding = true;
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return in_window; });
+    }
+    auto inner = (*lease)->Begin();
+    if (!inner) nested_error = inner.error().code();
+    std::lock_guard lk(mu);
+    begin_returned = true;
+    cv.notify_all();
+  });
+  while (!holding.load()) std::this_thread::sleep_for(1ms);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(vm->RemoveMemory(kGpa).has_value());
+  driver.join();
+  EXPECT_EQ(nested_error, Errc::kBusy);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s)
+      << "the nested Begin waited for the writer";
+  EXPECT_FALSE((*lease)->Begin().has_value());
+  lease->reset();
+  other->reset();
+}
+
 // A driver thread runs a loop of lease accesses and MSI irqfd triggers
 // while another thread changes the memory map in a loop and a vCPU runs.
 TEST(DriverTest, LeaseLoopRacesMapChanges) {
@@ -150,16 +250,35 @@ TEST(DriverTest, LeaseLoopRacesMapChanges) {
       EXPECT_TRUE((*msi)->Trigger().has_value());
     }
   });
+  // Only a renewed lease is revoked (and counted), so before each change
+  // let the driver copy once after the previous one: on a loaded host its
+  // thread may otherwise sleep through several changes. An access that
+  // was in progress during a change ended before the change returned, so a
+  // copy counted after that began after it.
+  auto driver_copied_since = [&](uint64_t mark) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (copies.load() == mark &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return copies.load() != mark;
+  };
+  int changes = 0;
   for (int i = 0; i < 50; ++i) {
+    if (!driver_copied_since(copies.load())) break;
     ASSERT_TRUE(vm->AddMemory("churn", 0x400000, 0x1000).has_value());
+    ++changes;
+    if (!driver_copied_since(copies.load())) break;
     ASSERT_TRUE(vm->RemoveMemory(0x400000).has_value());
+    ++changes;
   }
   stop = true;
   driver.join();
   vm->RequestStop(ExitStatus::PowerOff());
   vcpu.join();
+  EXPECT_EQ(changes, 100) << "the driver thread stopped copying";
   EXPECT_GT(copies.load(), 0u);
-  EXPECT_GE(lease->revocations(), 50u);
+  EXPECT_EQ(lease->revocations(), static_cast<uint64_t>(changes));
   msi->reset();
   lease.reset();
 }

@@ -951,6 +951,21 @@ void Vm::RemoveRevokeCallback(uint64_t id) {
   if (it != revoke_callbacks_.end()) revoke_callbacks_.erase(it);
 }
 
+bool Vm::LeaseRenewalBlocked() {
+  std::lock_guard g(lease_gate_mutex_);
+  STRATA_CHECK(!leases_gated_ ||
+                   !pthread_equal(lease_gate_writer_, pthread_self()),
+               "Lease::Begin on VM '{}' from its own writer (a revoke "
+               "callback or a VmWriteLock holder) would wait for itself",
+               opts_.name);
+  return leases_gated_;
+}
+
+void Vm::WaitForLeaseRenewal() {
+  std::unique_lock g(lease_gate_mutex_);
+  lease_gate_cv_.wait(g, [&] { return !leases_gated_; });
+}
+
 // ------------------------------------------------------------ the locks ----
 
 VcpuLock::VcpuLock(Vcpu& v) : v_(v) {
@@ -1015,6 +1030,14 @@ VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
     held_.push_back(v);
   }
   {
+    // Before the first revocation: from here until the map change is done,
+    // a lease that is renewed would translate the old map (see
+    // Lease::Begin).
+    std::lock_guard g(vm.lease_gate_mutex_);
+    vm.leases_gated_ = true;
+    vm.lease_gate_writer_ = pthread_self();
+  }
+  {
     std::lock_guard lk(vm.revoke_mutex_);
     for (auto& [id, cb] : vm.revoke_callbacks_) (*cb)();
   }
@@ -1024,6 +1047,13 @@ VmWriteLock::VmWriteLock(Vm& vm) : vm_(vm) {
 
 VmWriteLock::~VmWriteLock() {
   t_write_locked = nullptr;
+  {
+    // Still holding the map lock exclusively: a lease renewed from now on
+    // (under the read lock) sees the new map.
+    std::lock_guard g(vm_.lease_gate_mutex_);
+    vm_.leases_gated_ = false;
+  }
+  vm_.lease_gate_cv_.notify_all();
   vm_.map_lock_.unlock();
   {
     std::lock_guard lk(vm_.create_mutex_);

@@ -30,8 +30,10 @@
 //      top, or BLOCKED), revokes guest-memory leases (waiting for accesses
 //      in progress; their holders' callbacks run), then takes the map lock
 //      exclusively. Leases are revoked before the map lock so that a driver
-//      inside a lease access may still take the read lock. While a writer
-//      is active a newly created vCPU is born frozen and joins the writer's
+//      inside a lease access may still take the read lock; from the
+//      revocation until the map lock is released no lease can be renewed
+//      (Lease::Begin waits), or it would translate the map about to
+//      change. While a writer is active a newly created vCPU is born frozen and joins the writer's
 //      set, so lazy creation cannot slip a running vCPU past the writer.
 //   2. vCPU lock (VcpuLock) — freezes one vCPU at its loop top: requests the
 //      freeze, kicks the vCPU out of guest mode and waits until its loop
@@ -377,8 +379,15 @@ class Vm {
   friend class VmReadLock;
   friend class VmWriteLock;
   friend class DriverHold;
+  friend class Lease;
   Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend);
   void DrainCoalesced();
+  // Lease renewal (core/driver.h). True while a writer is between revoking
+  // the leases and finishing its map change: a lease translated then would
+  // keep a span of the map that is about to change. Checks that the caller
+  // is not that writer (it would wait for itself).
+  bool LeaseRenewalBlocked();
+  void WaitForLeaseRenewal();  // until LeaseRenewalBlocked() is false
 
   VmOptions opts_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -401,6 +410,12 @@ class Vm {
   std::atomic<bool> started_{false};            // a vCPU has run
 
   std::mutex revoke_mutex_;                      // not the writer mutex
+  // Held only for a flag check or update, never while waiting for anything
+  // else, so Lease::Begin may take it inside its access mutex.
+  std::mutex lease_gate_mutex_;
+  std::condition_variable lease_gate_cv_;
+  bool leases_gated_ = false;                    // lease_gate_mutex_
+  pthread_t lease_gate_writer_{};                // lease_gate_mutex_
   uint64_t next_revoke_id_ = 1;                  // revoke_mutex_
   std::vector<std::pair<uint64_t, std::shared_ptr<RevokeCallback>>>
       revoke_callbacks_;                         // revoke_mutex_

@@ -39,6 +39,7 @@ GUEST_LDFLAGS = [
 _LIB_HDRS = [
     "lib/exceptions.h",
     "lib/fw_cfg.h",
+    "lib/lapic.h",
     "lib/layout.h",
     "lib/multiboot.h",
     "lib/platform.h",
@@ -50,6 +51,7 @@ _LIB_HDRS = [
 _LIB_COMMON = [
     "lib/console.c",
     "lib/fw_cfg.c",
+    "lib/lapic.c",
     "lib/runtime.c",
 ]
 

@@ -5,7 +5,8 @@
  * Nothing of the VMM's GDT or page tables is replaced: this entry exists to
  * test exactly that state. Zero the bss and call runtime_start(magic, info).
  *
- * Also here: the exception entry stubs for the runtime IDT (exceptions.c).
+ * Also here: the exception and external-interrupt entry stubs for the
+ * runtime IDT (exceptions.c).
  */
 #include "layout.h"
 
@@ -60,6 +61,28 @@ isr_stub_\vec:
 	.endif
 .endm
 	isr_stubs 0, 31
+.noaltmacro
+
+/*
+ * External-interrupt stubs, vectors 32-255 (no error code: SDM Vol. 3
+ * §6.13). Each is 16 bytes, so the gate of vector v points at
+ * irq_stubs + (v - 32) * 16 (exceptions.c) and no table is needed;
+ * `.rept` rather than a recursive macro, which would nest 224 deep.
+ */
+	.balign 16
+	.globl irq_stubs
+irq_stubs:
+	.set irq_vec, NUM_EXCEPTION_VECTORS
+	.rept 256 - NUM_EXCEPTION_VECTORS
+	.balign 16
+	pushq $0
+	pushq $irq_vec
+	jmp isr_common
+	.set irq_vec, irq_vec + 1
+	.endr
+	/* At most 2 + 5 + 5 bytes (pushq imm8, pushq imm32, jmp rel32), so
+	 * the .balign keeps every stub exactly 16 bytes apart. */
+.altmacro
 
 /*
  * In 64-bit mode the CPU aligns RSP down to 16 bytes and always pushes SS,

@@ -34,7 +34,11 @@ struct idt_gate {
 #define IDT_INTERRUPT_GATE 0x8E
 #endif
 
+#if defined(__x86_64__)
+static struct idt_gate idt[NUM_IDT_VECTORS] __attribute__((aligned(16)));
+#else
 static struct idt_gate idt[NUM_EXCEPTION_VECTORS] __attribute__((aligned(16)));
+#endif
 
 /* Also loaded by each AP in entry32.S. */
 struct {
@@ -46,6 +50,22 @@ extern const uintptr_t isr_stub_table[NUM_EXCEPTION_VECTORS];
 
 static exception_hook_fn exception_hook;
 
+#if defined(__x86_64__)
+/* entry64.S: one 16-byte stub per vector from FIRST_IRQ_VECTOR on. */
+extern const char irq_stubs[];
+#define IRQ_STUB_SIZE 16
+
+static irq_handler_fn irq_handlers[NUM_IDT_VECTORS - FIRST_IRQ_VECTOR];
+
+void set_irq_handler(uint8_t vector, irq_handler_fn fn) {
+  if (vector < FIRST_IRQ_VECTOR) {
+    printf("set_irq_handler: vector %u is an exception vector\n", vector);
+    guest_exit(1);
+  }
+  irq_handlers[vector - FIRST_IRQ_VECTOR] = fn;
+}
+#endif
+
 void set_exception_hook(exception_hook_fn hook) { exception_hook = hook; }
 
 void idt_install(void) {
@@ -56,8 +76,14 @@ void idt_install(void) {
 #else
   const uint16_t cs = KERNEL_CS;
 #endif
-  for (int v = 0; v < NUM_EXCEPTION_VECTORS; ++v) {
+  for (int v = 0; v < (int)(sizeof(idt) / sizeof(idt[0])); ++v) {
+#if defined(__x86_64__)
+    uintptr_t handler = v < FIRST_IRQ_VECTOR
+                            ? isr_stub_table[v]
+                            : (uintptr_t)irq_stubs + (uintptr_t)(v - FIRST_IRQ_VECTOR) * IRQ_STUB_SIZE;
+#else
     uintptr_t handler = isr_stub_table[v];
+#endif
     idt[v] = (struct idt_gate){
         .offset_lo = (uint16_t)handler,
         .selector = cs,
@@ -81,10 +107,22 @@ static const char *const vector_names[NUM_EXCEPTION_VECTORS] = {
     "22",  "23",  "24",  "25",  "26",  "27",  "#HV", "#VC", "#SX", "31",
 };
 
-/* Called by isr_common in entry32.S. */
+/* Called by isr_common in entry32.S / entry64.S. */
 void exception_dispatch(struct exception_frame *frame);
 
 void exception_dispatch(struct exception_frame *frame) {
+#if defined(__x86_64__)
+  if (frame->vector >= FIRST_IRQ_VECTOR && frame->vector < NUM_IDT_VECTORS) {
+    irq_handler_fn fn = irq_handlers[frame->vector - FIRST_IRQ_VECTOR];
+    if (fn != NULL) {
+      fn(frame);
+      return;
+    }
+    printf("unexpected interrupt: vector %lu (0x%lx), rip 0x%lx\n", (unsigned long)frame->vector,
+           (unsigned long)frame->vector, (unsigned long)frame->rip);
+    guest_exit(1);
+  }
+#endif
   if (exception_hook != NULL && exception_hook(frame)) return;
   const char *name = frame->vector < NUM_EXCEPTION_VECTORS ? vector_names[frame->vector] : "?";
 #if defined(__x86_64__)

@@ -1,16 +1,19 @@
 /*
  * The runtime IDT: 32 interrupt gates for the architectural exception
  * vectors (32-bit gates in 32-bit guests, 16-byte long-mode gates in 64-bit
- * ones), all entering one common handler. A guest may install a
- * hook that claims an exception (e.g. to check it and resume elsewhere);
- * anything unclaimed is printed and ends the guest with exit code 1, so a
- * VMM bug shows as a message rather than a triple fault.
+ * ones), all entering one common handler; 64-bit guests also get gates for
+ * the external-interrupt vectors (set_irq_handler below). A guest may
+ * install a hook that claims an exception (e.g. to check it and resume
+ * elsewhere); anything unclaimed is printed and ends the guest with exit
+ * code 1, so a VMM bug shows as a message rather than a triple fault.
  */
 #ifndef STRATA_GUEST_EXCEPTIONS_H
 #define STRATA_GUEST_EXCEPTIONS_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "layout.h" /* NUM_EXCEPTION_VECTORS */
 
 #define DE_VECTOR 0
 #define DB_VECTOR 1
@@ -59,5 +62,24 @@ void set_exception_hook(exception_hook_fn hook);
 
 /* Loads the runtime IDT; the runtime calls it before guest_main. */
 void idt_install(void);
+
+#if defined(__x86_64__)
+/*
+ * External interrupts (64-bit guests): the runtime IDT also has gates for
+ * vectors 32-255 (SDM Vol. 3 §6.2: 32-255 are for external interrupts and
+ * INT n), each entering the same common handler with the vector in
+ * frame->vector, on the current stack (no IST), IF cleared (interrupt
+ * gates, §6.12.1.3). A vector without a handler prints "unexpected
+ * interrupt: vector N" and ends the guest with exit code 1.
+ *
+ * The handler runs with interrupts off and returns through IRETQ. It must
+ * acknowledge a LAPIC-delivered interrupt itself (lapic_eoi(), lapic.h).
+ * Installing NULL removes the handler.
+ */
+#define NUM_IDT_VECTORS 256
+#define FIRST_IRQ_VECTOR NUM_EXCEPTION_VECTORS
+typedef void (*irq_handler_fn)(struct exception_frame *frame);
+void set_irq_handler(uint8_t vector, irq_handler_fn fn);
+#endif
 
 #endif /* STRATA_GUEST_EXCEPTIONS_H */

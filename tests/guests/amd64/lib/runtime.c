@@ -169,3 +169,39 @@ bool str_has_word(const char *s, const char *word) {
   }
   return false;
 }
+
+bool cmdline_get_uint(const char *s, const char *key, uint64_t *value) {
+  size_t klen = strlen(key);
+  while (*s) {
+    while (*s == ' ') ++s;
+    const char *start = s;
+    while (*s && *s != ' ') ++s;
+    if ((size_t)(s - start) <= klen || memcmp(start, key, klen) != 0 || start[klen] != '=') {
+      continue;
+    }
+    const char *p = start + klen + 1;
+    unsigned base = 10;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+      base = 16;
+      p += 2;
+    }
+    if (p == s) return false;
+    uint64_t v = 0;
+    for (; p < s; ++p) {
+      unsigned d;
+      if (*p >= '0' && *p <= '9') {
+        d = (unsigned)(*p - '0');
+      } else if (base == 16 && *p >= 'a' && *p <= 'f') {
+        d = (unsigned)(*p - 'a' + 10);
+      } else if (base == 16 && *p >= 'A' && *p <= 'F') {
+        d = (unsigned)(*p - 'A' + 10);
+      } else {
+        return false;
+      }
+      v = v * base + d; /* gcc inlines 64-bit multiplication, even -m32 */
+    }
+    *value = v;
+    return true;
+  }
+  return false;
+}

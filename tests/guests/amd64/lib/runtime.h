@@ -72,5 +72,12 @@ size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 /* True if `word` occurs in `s` as a whole space-separated word. */
 bool str_has_word(const char *s, const char *word);
+/*
+ * Looks for a space-separated word "key=value" in `s` with a decimal or
+ * 0x-prefixed hexadecimal value. Returns true and sets *value if found;
+ * false (and *value unchanged) if the key is absent or its value is not a
+ * number.
+ */
+bool cmdline_get_uint(const char *s, const char *key, uint64_t *value);
 
 #endif /* STRATA_GUEST_RUNTIME_H */

@@ -4,10 +4,8 @@
 #include "platform.h"
 #include "runtime.h"
 
-/* xAPIC registers (SDM Vol. 3 §11.4.1, §11.6.1). */
-#define LAPIC_SVR 0x0F0
-#define LAPIC_SVR_ENABLE (1u << 8)
-#define LAPIC_SPURIOUS_VECTOR 0xFF
+/* xAPIC interrupt command register (SDM Vol. 3 §11.6.1); the others are
+ * in lapic.h. */
 #define LAPIC_ICR_LO 0x300
 #define LAPIC_ICR_HI 0x310
 #define ICR_DELIVERY_INIT (5u << 8)
@@ -34,12 +32,6 @@ void ap_main(uint32_t apic_id) {
   __atomic_fetch_or(&ap_bitmap[apic_id / 32], 1u << (apic_id % 32), __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&ap_count, 1, __ATOMIC_SEQ_CST);
 }
-
-uint32_t lapic_read(uint32_t reg) { return mmio_read32(LAPIC_BASE + reg); }
-
-void lapic_write(uint32_t reg, uint32_t val) { mmio_write32(LAPIC_BASE + reg, val); }
-
-uint32_t lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
 
 static void wait_icr_idle(void) {
   for (int i = 0; i < 1000 && (lapic_read(LAPIC_ICR_LO) & ICR_SEND_PENDING); ++i) {

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lapic.h" /* lapic_read, lapic_write, lapic_id */
 #include "layout.h"
 
 enum smp_ipi_mode {
@@ -30,10 +31,6 @@ struct smp_status {
   bool timer_stuck;     /* the PM timer never moved while waiting */
   uint32_t bitmap[SMP_MAX_CPUS / 32];
 };
-
-uint32_t lapic_read(uint32_t reg);
-void lapic_write(uint32_t reg, uint32_t val);
-uint32_t lapic_id(void);
 
 /* Starts APs and waits until ncpus cpus checked in or timeout_ms passed. */
 struct smp_status smp_boot_aps(uint32_t ncpus, enum smp_ipi_mode mode,

@@ -116,6 +116,22 @@ DEFINE_CR_ACCESSORS(4)
 
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
+/* RFLAGS.IF (SDM Vol. 3 §6.8.1). The "memory" clobbers keep the compiler
+ * from moving accesses to data an interrupt handler shares across them. */
+static inline void irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
+
+/*
+ * Enables interrupts and halts until one arrives, with no window between
+ * the two: STI delays recognition until after the next instruction (SDM
+ * Vol. 2B, STI), so an interrupt that became pending before the STI wakes
+ * the HLT instead of being taken just before it. Returns with interrupts
+ * enabled, after the handler ran. The caller checks its wake condition with
+ * interrupts disabled first:
+ *     irq_disable(); while (!done) { safe_halt(); irq_disable(); }
+ */
+static inline void safe_halt(void) { __asm__ volatile("sti; hlt" ::: "memory"); }
+
 static inline __attribute__((noreturn)) void halt_forever(void) {
   for (;;) __asm__ volatile("cli; hlt");
 }
