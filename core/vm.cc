@@ -381,6 +381,7 @@ Status Vcpu::Run() {
   Status result = backend_->SetGuestSignalMask(guest_mask);
   internal::SetCurrentGuest(&record_);
 
+  VmExit exit;
   while (result) {
     // Order matters (see current_guest.h): clear immediate_exit, then look
     // at requests and kicks, then enter. A request or kick made after the
@@ -396,7 +397,6 @@ Status Vcpu::Run() {
       stats_.kicks.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    VmExit exit;
     stats_.entries.fetch_add(1, std::memory_order_relaxed);
     Status s = backend_->Run(&exit);
     if (!s) {

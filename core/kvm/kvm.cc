@@ -378,7 +378,10 @@ Status KvmVcpu::Run(VmExit* exit) {
   int r = ioctl(fd_, KVM_RUN, 0);
   int err = errno;
   arch_->Invalidate();
-  *exit = VmExit{};
+  // Only the fields of the kind decoded below are meaningful; the rest of
+  // the record is not cleared (this is the hot path).
+  exit->kind = ExitKind::kNone;
+  exit->raw_reason = 0;
   needs_completion_ = false;
   if (r < 0) {
     if (err == EINTR || err == EAGAIN) return Ok();  // kicked
