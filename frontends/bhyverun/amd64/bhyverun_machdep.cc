@@ -86,8 +86,9 @@ Status bhyve_init_config(Config& c) {
 }
 
 const char* bhyve_usage_machdep() {
-  return "amd64 keys: x86.cpu_vendor (host|intel|amd), x86.irqchip, "
-         "x86.x2apic,\n  x86.tsc_deadline, x86.hypervisor_bit (booleans)\n";
+  return "amd64 keys: x86.cpu_vendor (host|intel|amd), x86.irqchip "
+         "(kernel|split),\n  x86.x2apic, x86.tsc_deadline, x86.hypervisor_bit "
+         "(booleans)\n";
 }
 
 const MachdepOption* bhyve_options_machdep() {
@@ -107,16 +108,17 @@ Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
                      "x86.cpu_vendor must be host, intel or amd, got '{}'",
                      m.cpu_vendor);
   }
-  m.irqchip = STRATA_TRY(c.GetBool("x86.irqchip", true));
+  std::string irqchip = STRATA_TRY(c.GetString("x86.irqchip", "kernel"));
+  auto mode = md::ParseIrqchipMode(irqchip);
+  if (!mode) {
+    return MakeError(Errc::kInvalidArgument,
+                     "x86.irqchip must be kernel (or true) or split (or "
+                     "false), got '{}'", irqchip);
+  }
+  m.irqchip = *mode;
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
-  uint64_t cpus = STRATA_TRY(c.GetUint("cpus", 1));
-  if (!m.irqchip && cpus > 1) {
-    return MakeError(Errc::kInvalidArgument,
-                     "x86.irqchip=false supports only one vCPU (application "
-                     "processors are started through the in-kernel LAPIC)");
-  }
   return m;
 }
 
