@@ -6,7 +6,9 @@
 // Devices (port I/O): COM1 16550 (0x3f8, IRQ 4), isa-debug-exit (0xf4),
 // fw_cfg (0x510), ACPI PM block (0x600: PM1a_EVT, PM1a_CNT, PM_TMR),
 // pc-testdev (0xe0 latch, 0xe4 flush, 0x2000+n IRQ lines, MMIO 0xff000000).
-// Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=true).
+// Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=kernel),
+// or KVM's LAPICs with our IOAPIC at 0xfec00000 (x86.irqchip=split, see
+// InitSplitIrqchip).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "devices/char_backend.h"
 #include "devices/debug_exit.h"
 #include "devices/fw_cfg.h"
+#include "devices/ioapic.h"
 #include "devices/pc_testdev.h"
 #include "devices/uart_16550.h"
 #include "frontends/bhyverun/bhyverun.h"
@@ -70,6 +73,39 @@ Result<std::vector<uint8_t>> ReadFile(const std::string& path,
   }
   close(fd);
   return buf;
+}
+
+// x86.irqchip=split: the IOAPIC is ours (KVM has only the LAPICs). It
+// sends its messages with KVM_SIGNAL_MSI, mirrors each pin's message into
+// KVM's GSI routes (so KVM knows which vectors are level-triggered and
+// reports their EOIs), and completes level interrupts on those EOI exits.
+// Returns null with the in-kernel irqchip, whose IOAPIC is KVM's. Kept in
+// one piece so it can move with the PC platform (arch/amd64/platform/).
+Result<Ioapic*> InitSplitIrqchip(Context& ctx) {
+  Vm& vm = *ctx.vm;
+  if (vm.options().machine.irqchip != md::IrqchipMode::kSplit) return nullptr;
+  auto ioapic = std::make_shared<Ioapic>(
+      [&vm](const md::MsiMessage& m) {
+        if (Status s = vm.SignalMsi(m); !s) {
+          vm.RequestStop(ExitStatus::VmmError(
+              fmt::format("IOAPIC message {:#x}/{:#x}: {}", m.address, m.data,
+                          s.error().message())));
+        }
+      },
+      [&vm](uint32_t pin, const std::optional<md::MsiMessage>& m) {
+        if (Status s = vm.SetPinMsiRoute(md::IrqPin{pin}, m); !s) {
+          vm.RequestStop(ExitStatus::VmmError(fmt::format(
+              "IOAPIC pin {} route: {}", pin, s.error().message())));
+        }
+      });
+  ctx.owned.push_back(ioapic);
+  STRATA_TRY(vm.mmio_bus().Register(kIoapicMmioBase, kIoapicMmioSize, ioapic));
+  STRATA_TRY(vm.SetArchExitHandler(
+      md::ArchExitReason::kIoapicEoi, [ioapic](Vcpu&, md::ArchExit& a) {
+        ioapic->Eoi(a.eoi_vector);
+        return true;
+      }));
+  return ioapic.get();
 }
 
 }  // namespace
@@ -130,6 +166,8 @@ Status bhyve_init_platform(Context& ctx) {
     STRATA_TRY(vm.AddMemory("highmem", kHighMemBase, ctx.memsize - low));
   }
 
+  Ioapic* ioapic = STRATA_TRY(InitSplitIrqchip(ctx));  // null: KVM's
+
   // COM1.
   std::string backend = STRATA_TRY(ctx.config.GetString("com1.backend"));
   CharBackend* out = nullptr;
@@ -139,7 +177,9 @@ Status bhyve_init_platform(Context& ctx) {
     return MakeError(Errc::kInvalidArgument,
                      "com1.backend must be stdio or none, got '{}'", backend);
   }
-  auto* irq4 = ctx.Own(std::make_shared<PinLine>(vm, md::IrqPin{kCom1Gsi}));
+  IrqLine* irq4 =
+      ioapic ? ioapic->input(kCom1Gsi)
+             : ctx.Own(std::make_shared<PinLine>(vm, md::IrqPin{kCom1Gsi}));
   auto uart = std::make_shared<Uart16550>(out, irq4, "com1");
   ctx.owned.push_back(uart);
   STRATA_TRY(vm.pio_bus().Register(kCom1Port, kCom1Length, uart));
@@ -174,8 +214,13 @@ Status bhyve_init_platform(Context& ctx) {
   // pc-testdev (kvm-unit-tests' I/O and interrupt test device).
   auto latch = std::make_shared<PcTestdevLatch>();
   auto flush = std::make_shared<PcTestdevFlush>();
-  auto lines = std::make_shared<PcTestdevIrq>([&vm](uint32_t gsi, bool level) {
-    (void)vm.SetIrq(md::IrqPin{gsi}, level);
+  auto lines = std::make_shared<PcTestdevIrq>([&vm, ioapic](uint32_t gsi,
+                                                           bool level) {
+    if (ioapic) {
+      ioapic->SetLevel(gsi, level);
+    } else {
+      (void)vm.SetIrq(md::IrqPin{gsi}, level);
+    }
   });
   auto iomem = std::make_shared<PcTestdevMmio>();
   ctx.owned.insert(ctx.owned.end(), {latch, flush, lines, iomem});
