@@ -302,6 +302,11 @@ static void test_registers(void) {
          got_hi, got_lo);
 }
 
+/*
+ * In every check the UART interrupt is enabled only between arm() and
+ * uart_quiet(), and results are printed after it: a console byte written
+ * with the interrupt enabled would itself pulse the line.
+ */
 static void test_level(void) {
   static const char line[] = "ioapic: this line was sent by level-triggered THRE interrupts\n";
   program_com1(IRQ_VECTOR | RTE_LEVEL | RTE_MASKED);
@@ -309,11 +314,13 @@ static void test_level(void) {
   arm(MODE_ACK);
   uart_out(UART_IER, UART_IER_THRE); /* THR is empty: the UART asserts pin 4 */
   wait_for(1, SETTLE_MS);
-  report(irq_count == 0, "level: the asserted pin delivers nothing while masked (%u)", irq_count);
-
+  uint32_t while_masked = irq_count;
   ioapic_write(IOAPIC_REDTBL(COM1_PIN), IRQ_VECTOR | RTE_LEVEL);
   wait_for(1, 2000);
   uint32_t after = ioapic_read(IOAPIC_REDTBL(COM1_PIN));
+  uart_quiet();
+  report(while_masked == 0, "level: the asserted pin delivers nothing while masked (%u)",
+         while_masked);
   report(thre_count == 1 && idle_count <= idle_allowed(),
          "level: unmasking the asserted pin delivers its interrupt once (%u for the UART, %u "
          "idle)",
@@ -322,28 +329,27 @@ static void test_level(void) {
          "level: remote IRR is set while in service and cleared by the EOI (0x%08x, 0x%08x)",
          rte_in_service, after);
 
-  uart_quiet();
   arm(MODE_HOLD);
   hold_left = 3;
   uart_out(UART_IER, UART_IER_THRE);
   wait_for(4, 2000);
+  uart_quiet();
   report(held_count == 3 && thre_count == 1 && idle_count <= idle_allowed(),
          "level: each EOI while the UART still asserts re-delivers (%u unacknowledged, then %u "
          "acknowledged, %u idle)",
          held_count, thre_count, idle_count);
 
-  uart_quiet();
   arm(MODE_TX);
   tx = line;
   tx_pos = 0;
   tx_len = sizeof(line) - 1;
   uart_out(UART_IER, UART_IER_THRE);
   wait_for(tx_len + 1, 5000);
+  uart_quiet();
   report(tx_pos == tx_len && thre_count == tx_len + 1 && idle_count <= idle_allowed(),
          "level: interrupt-driven transmit takes one THRE interrupt per byte (%u for %u of %u "
          "bytes, %u idle)",
          thre_count, tx_pos, tx_len, idle_count);
-  uart_quiet();
 }
 
 static void test_edge(void) {
@@ -354,9 +360,9 @@ static void test_edge(void) {
   hold_left = ~0u;
   uart_out(UART_IER, UART_IER_THRE);
   wait_for(1, 2000);
+  uart_quiet();
   report(irq_count == 1, "edge: a held line interrupts once, its EOI re-delivers nothing (%u)",
          irq_count);
-  uart_quiet();
 
   /* Every THR write pulses the line: a new edge per byte, none lost. */
   arm(MODE_TX);
@@ -365,21 +371,21 @@ static void test_edge(void) {
   tx_len = sizeof(line) - 1;
   uart_out(UART_IER, UART_IER_THRE);
   wait_for(tx_len + 1, 5000);
+  uart_quiet();
   report(tx_pos == tx_len && irq_count == tx_len + 1 && idle_count == 0,
          "edge: interrupt-driven transmit takes one THRE interrupt per byte (%u for %u of %u "
          "bytes)",
          irq_count, tx_pos, tx_len);
-  uart_quiet();
 
   program_com1(IRQ_VECTOR | RTE_MASKED);
   arm(MODE_ACK);
   uart_out(UART_IER, UART_IER_THRE); /* the rising edge hits a masked pin */
   ioapic_write(IOAPIC_REDTBL(COM1_PIN), IRQ_VECTOR);
   wait_for(1, SETTLE_MS);
-  report(irq_count == 0, "edge: an edge while masked is lost, unmasking sends nothing (%u)",
-         irq_count);
   uart_quiet();
   program_com1(IRQ_VECTOR | RTE_MASKED);
+  report(irq_count == 0, "edge: an edge while masked is lost, unmasking sends nothing (%u)",
+         irq_count);
 }
 
 int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi) {
