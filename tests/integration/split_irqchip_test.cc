@@ -99,7 +99,8 @@ TEST(SplitIrqchipVm, PinsAreRefusedMsisWork) {
                                     md::MsiMessage{0xfee01000, 0xc034}));
   EXPECT_TRUE((*vm)->SetPinMsiRoute(md::IrqPin{kCom1Pin}, std::nullopt));
   EXPECT_TRUE((*vm)->SetPinMsiRoute(md::IrqPin{kCom1Pin}, std::nullopt));
-  // The MSI irqfd's route survived the pin-route commits.
+  // Each commit rewrote the whole table; the irqfd (and its route) is
+  // still there to be removed when it goes out of scope.
   EXPECT_TRUE((*msi_fd)->Trigger());
   auto bad_pin = (*vm)->SetPinMsiRoute(md::IrqPin{kIoapicPinCount}, level);
   ASSERT_FALSE(bad_pin);
@@ -296,6 +297,20 @@ TEST(SplitIrqchipBhyverun, Com1InterruptsInBothModes) {
     EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << mode << "\n" << Describe(r);
     EXPECT_EQ(r.err, "") << mode;
   }
+}
+
+TEST(SplitIrqchipBhyverun, SplitModeUsesTheUserSpaceIoapic) {
+  STRATA_REQUIRE_KVM();
+  auto split = Bhyverun({"-l", "debug", "-o", "x86.irqchip=split", "-k",
+                         Guest("ioapic")});
+  EXPECT_EQ(split.exit_code, 1) << Describe(split);
+  EXPECT_NE(split.err.find("user-space IOAPIC at 0xfec00000"), std::string::npos)
+      << Describe(split);
+  auto kernel = Bhyverun({"-l", "debug", "-o", "x86.irqchip=kernel", "-k",
+                          Guest("ioapic")});
+  EXPECT_EQ(kernel.exit_code, 1) << Describe(kernel);
+  EXPECT_EQ(kernel.err.find("user-space IOAPIC"), std::string::npos)
+      << Describe(kernel);
 }
 
 TEST(SplitIrqchipBhyverun, ApsStartThroughTheKernelLapic) {

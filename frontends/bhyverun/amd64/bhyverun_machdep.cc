@@ -105,6 +105,8 @@ Result<Ioapic*> InitSplitIrqchip(Context& ctx) {
         ioapic->Eoi(a.eoi_vector);
         return true;
       }));
+  Log().debug("x86.irqchip=split: user-space IOAPIC at {:#x}, LAPICs in KVM",
+              kIoapicMmioBase);
   return ioapic.get();
 }
 
