@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "core/result.h"
 #include "machine/irq_machdep.h"
@@ -52,10 +53,16 @@ class IrqFd {
   bool owns_route_;  // an MSI route allocated for this irqfd
 };
 
-// Internal: what the hypervisor backend provides for irqfds.
+// Internal: what the hypervisor backend provides for irqfds, and the GSI
+// routing table behind them.
 class IrqFdBackend {
  public:
   virtual ~IrqFdBackend() = default;
+  // A pin of an interrupt controller the VMM emulates (amd64's split
+  // irqchip): routes pin to the MSI it currently sends, or removes the
+  // route (nullopt). See Vm::SetPinMsiRoute.
+  virtual Status SetPinMsiRoute(const md::IrqPin& pin,
+                                const std::optional<md::MsiMessage>& msi) = 0;
   virtual Status AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
                              bool assign) = 0;
   // Routes a free GSI to msi and returns it.

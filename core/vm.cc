@@ -828,6 +828,17 @@ Result<std::unique_ptr<IrqFd>> Vm::AddMsiFd(const md::MsiMessage& msi) {
   return std::unique_ptr<IrqFd>(new IrqFd(be, gsi, fd, -1, true));
 }
 
+Status Vm::SetPinMsiRoute(const md::IrqPin& pin,
+                          const std::optional<md::MsiMessage>& msi) {
+  std::shared_ptr<IrqFdBackend> be = backend_->irqfds();
+  if (!be) {
+    return MakeError(Errc::kUnsupported,
+                     "a pin route for {} needs GSI routing in the hypervisor",
+                     md::IrqPinName(pin));
+  }
+  return be->SetPinMsiRoute(pin, msi);
+}
+
 IrqFd::~IrqFd() {
   Status s = be_->AssignIrqFd(gsi_, fd_, resample_fd_, /*assign=*/false);
   if (!s) Log().warn("removing the irqfd of GSI {}: {}", gsi_, s.error().message());

@@ -343,6 +343,16 @@ class Vm {
   Result<std::unique_ptr<IrqFd>> AddIrqFd(const md::IrqPin& pin,
                                           bool level = false);
   Result<std::unique_ptr<IrqFd>> AddMsiFd(const md::MsiMessage& msi);
+  // For an interrupt controller the VMM emulates whose outputs are MSIs
+  // (amd64 with x86.irqchip=split: the IOAPIC in user space, the LAPICs in
+  // KVM): records the MSI pin currently sends, or none (nullopt: masked).
+  // The controller still delivers with SignalMsi; the hypervisor reads the
+  // routes to learn which EOIs concern the controller (on amd64 the
+  // level-triggered vectors, whose EOIs then exit as
+  // md::ArchExitReason::kIoapicEoi). Unchanged routes cost nothing.
+  // kUnsupported if the VM's controller is the hypervisor's.
+  Status SetPinMsiRoute(const md::IrqPin& pin,
+                        const std::optional<md::MsiMessage>& msi);
 
   // Installs the handler for one arch exit reason. kBusy once any vCPU has
   // run (the table is read without a lock afterwards).

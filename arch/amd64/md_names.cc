@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <string>
+
 namespace strata::md {
 
 std::string_view RegName(Reg r) {
@@ -26,9 +29,30 @@ std::string_view ArchExitName(ArchExitReason r) {
     case ArchExitReason::kDebug: return "debug";
     case ArchExitReason::kTprAccess: return "tpr-access";
     case ArchExitReason::kSetTpr: return "set-tpr";
+    case ArchExitReason::kIoapicEoi: return "ioapic-eoi";
     case ArchExitReason::kCount: break;
   }
   return "?";
+}
+
+std::string_view IrqchipModeName(IrqchipMode m) {
+  switch (m) {
+    case IrqchipMode::kKernel: return "kernel";
+    case IrqchipMode::kSplit: return "split";
+  }
+  return "?";
+}
+
+std::optional<IrqchipMode> ParseIrqchipMode(std::string_view text) {
+  std::string t(text);
+  for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (t == "kernel" || t == "true" || t == "yes" || t == "on" || t == "1") {
+    return IrqchipMode::kKernel;
+  }
+  if (t == "split" || t == "false" || t == "no" || t == "off" || t == "0") {
+    return IrqchipMode::kSplit;
+  }
+  return std::nullopt;
 }
 
 std::string IrqPinName(const IrqPin& pin) {

@@ -136,10 +136,44 @@ Status KvmIrqRouting::RemoveMsiRoute(uint32_t gsi) {
   return Commit();
 }
 
+Status KvmIrqRouting::SetPinMsiRoute(const md::IrqPin& pin,
+                                     const std::optional<md::MsiMessage>& msi) {
+  std::lock_guard lk(mu_);
+  if (arch_ == nullptr) return MakeError(Errc::kBusy, "the VM is gone");
+  uint32_t gsi = STRATA_TRY(arch_->SplitPinGsi(pin));
+  std::optional<kvm_irq_routing_entry> old;
+  if (auto it = pin_routes_.find(gsi); it != pin_routes_.end()) old = it->second;
+  if (msi) {
+    kvm_irq_routing_entry e{};
+    e.gsi = gsi;
+    STRATA_TRY(arch_->FillMsiRoute(*msi, &e));
+    // A whole-table commit is an RCU grace period in KVM: skip it when
+    // nothing changes (the entries are zero-initialised, so memcmp is exact).
+    if (old && std::memcmp(&*old, &e, sizeof(e)) == 0) return Ok();
+    pin_routes_[gsi] = e;
+  } else {
+    if (!old) return Ok();
+    pin_routes_.erase(gsi);
+  }
+  Status s = Commit();
+  if (!s) {
+    if (old) {
+      pin_routes_[gsi] = *old;
+    } else {
+      pin_routes_.erase(gsi);
+    }
+    return std::move(s).error().Wrap(
+        fmt::format("routing {}", md::IrqPinName(pin)));
+  }
+  return Ok();
+}
+
 Status KvmIrqRouting::Commit() {
   // KVM_SET_GSI_ROUTING replaces the whole table, so the controller's pin
-  // routes (what KVM sets up by default) go in with ours.
+  // routes (what KVM sets up by default, or what a user-space controller
+  // set) go in with ours.
   std::vector<kvm_irq_routing_entry> entries = arch_->DefaultRoutes();
+  for (const auto& [gsi, e] : pin_routes_) entries.push_back(e);
   for (const auto& [gsi, e] : msi_routes_) entries.push_back(e);
   CountedBuffer<kvm_irq_routing_entry> table(
       static_cast<uint32_t>(entries.size()));

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,16 +62,21 @@ class KvmIrqRouting final : public IrqFdBackend {
   Result<uint32_t> AddMsiRoute(const md::MsiMessage& msi) override;
   Status RemoveMsiRoute(uint32_t gsi) override;
   Result<uint32_t> PinGsi(const md::IrqPin& pin) override;
+  Status SetPinMsiRoute(const md::IrqPin& pin,
+                        const std::optional<md::MsiMessage>& msi) override;
 
   // Called by ~KvmVm: the arch state goes away; later calls fail cleanly.
   void Detach();
 
  private:
-  Status Commit();  // KVM_SET_GSI_ROUTING with the defaults + msi_routes_
+  // KVM_SET_GSI_ROUTING with the defaults + pin_routes_ + msi_routes_.
+  Status Commit();
   std::mutex mu_;
   int vm_fd_;                                        // a dup, owned
   md::KvmVmArch* arch_;                              // mu_; null after Detach
   std::map<uint32_t, kvm_irq_routing_entry> msi_routes_;  // mu_, by GSI
+  // mu_, by GSI: a user-space interrupt controller's pins (SetPinMsiRoute).
+  std::map<uint32_t, kvm_irq_routing_entry> pin_routes_;
 };
 
 class KvmVm final : public VmBackend {

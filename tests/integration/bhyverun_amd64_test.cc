@@ -162,10 +162,6 @@ TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
   EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
             std::string::npos)
       << Describe(r);
-  // Without the in-kernel LAPIC the APs could never be started.
-  auto smp = Bhyverun({"-o", "x86.irqchip=false", "-c", "2"});
-  EXPECT_EQ(smp.exit_code, 8) << Describe(smp);
-  EXPECT_NE(smp.err.find("x86.irqchip=false"), std::string::npos);
 }
 
 TEST(BhyverunAmd64, UnclaimedAccessesAreFatalWhenConfigured) {

@@ -1,5 +1,5 @@
-// strata — amd64 KVM backend: VM setup (irqchip, PIT, CPUID policy) and
-// the vCPU register cache.
+// strata — amd64 KVM backend: VM setup (in-kernel or split irqchip, PIT,
+// CPUID policy) and the vCPU register cache.
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -119,14 +119,37 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
   if (Ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
     return SysError("KVM_SET_IDENTITY_MAP_ADDR");
   }
-  if (opts.irqchip) {
-    // In-kernel PIC + IOAPIC + LAPICs, and the i8254 PIT on GSI 0.
-    if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-      return SysError("KVM_CREATE_IRQCHIP");
+  switch (opts.irqchip) {
+    case IrqchipMode::kKernel: {
+      // In-kernel PIC + IOAPIC + LAPICs, and the i8254 PIT on GSI 0.
+      if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        return SysError("KVM_CREATE_IRQCHIP");
+      }
+      kvm_pit_config pit{};
+      if (Ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        return SysError("KVM_CREATE_PIT2");
+      }
+      break;
     }
-    kvm_pit_config pit{};
-    if (Ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-      return SysError("KVM_CREATE_PIT2");
+    case IrqchipMode::kSplit: {
+      // LAPICs only; must precede KVM_CREATE_VCPU. args[0] reserves GSIs
+      // 0..23 for the user-space IOAPIC's routes: KVM derives the vectors
+      // whose EOIs exit (KVM_EXIT_IOAPIC_EOI) from the level-triggered MSI
+      // routes on them (KVM API doc, "KVM_CAP_SPLIT_IRQCHIP";
+      // arch/x86/kvm/irq_comm.c, kvm_scan_ioapic_routes).
+      if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_SPLIT_IRQCHIP) <= 0) {
+        return MakeError(Errc::kUnsupported,
+                         "x86.irqchip=split: this host's KVM has no "
+                         "KVM_CAP_SPLIT_IRQCHIP (use x86.irqchip=kernel)");
+      }
+      kvm_enable_cap cap{};
+      cap.cap = KVM_CAP_SPLIT_IRQCHIP;
+      cap.args[0] = kIrqPinCount;
+      if (Ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+        return SysError("enabling KVM_CAP_SPLIT_IRQCHIP with {} IOAPIC routes",
+                        kIrqPinCount);
+      }
+      break;
     }
   }
   // Unknown MSRs exit to user space, where the arch handler table decides
@@ -152,7 +175,7 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
   c.topo = {topology.sockets, topology.cores, topology.threads};
   c.hypervisor_bit = opts.hypervisor_bit;
   c.x2apic = opts.x2apic;
-  c.tsc_deadline = opts.tsc_deadline && opts.irqchip;
+  c.tsc_deadline = opts.tsc_deadline;  // both modes have KVM's LAPIC timer
   c.max_vcpus = max_vcpus;
   // Validate the whole configuration once, up front.
   STRATA_TRY_CTX(amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
@@ -161,10 +184,13 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
 }
 
 Result<uint32_t> KvmVmArch::IrqLineArg(const IrqPin& pin) const {
-  if (!opts_.irqchip) {
+  if (opts_.irqchip == IrqchipMode::kSplit) {
+    // KVM would take the GSI, but only through whatever route the VMM put
+    // there: it would bypass the IOAPIC's mask and remote IRR.
     return MakeError(Errc::kUnsupported,
-                     "{}: the VM has no in-kernel interrupt controller "
-                     "(x86.irqchip=false)",
+                     "{}: with x86.irqchip=split the IOAPIC is in the VMM; "
+                     "raise its pins through it (devices/ioapic.h), not "
+                     "through KVM",
                      IrqPinName(pin));
   }
   if (pin.gsi >= kIrqPinCount) {
@@ -177,6 +203,23 @@ Result<uint32_t> KvmVmArch::IrqLineArg(const IrqPin& pin) const {
 
 Result<uint32_t> KvmVmArch::IrqFdGsi(const IrqPin& pin) const {
   return IrqLineArg(pin);
+}
+
+Result<uint32_t> KvmVmArch::SplitPinGsi(const IrqPin& pin) const {
+  if (opts_.irqchip != IrqchipMode::kSplit) {
+    return MakeError(Errc::kUnsupported,
+                     "{}: pin routes are for a user-space IOAPIC "
+                     "(x86.irqchip=split); this VM's IOAPIC is KVM's",
+                     IrqPinName(pin));
+  }
+  if (pin.gsi >= kIrqPinCount) {
+    return MakeError(Errc::kOutOfRange,
+                     "{} is not an IOAPIC input (0..{})", IrqPinName(pin),
+                     kIrqPinCount - 1);
+  }
+  // The IOAPIC's pin n owns GSI n, one of the routes reserved by
+  // KVM_CAP_SPLIT_IRQCHIP.
+  return pin.gsi;
 }
 
 Status KvmVmArch::FillMsi(const MsiMessage& msi, kvm_msi* out) const {
@@ -212,7 +255,9 @@ std::vector<kvm_irq_routing_entry> KvmVmArch::DefaultRoutes() const {
   // arch/x86/kvm/irq_comm.c, default_routing[]: GSI n -> IOAPIC pin n for
   // n < 24, and for n < 16 also the 8259 pair (master n, or slave n - 8).
   std::vector<kvm_irq_routing_entry> out;
-  if (!opts_.irqchip) return out;
+  // Split: KVM starts with an empty table (kvm_setup_empty_irq_routing);
+  // GSIs 0..23 carry only the routes the user-space IOAPIC sets.
+  if (opts_.irqchip != IrqchipMode::kKernel) return out;
   for (uint32_t gsi = 0; gsi < kIrqPinCount; ++gsi) {
     kvm_irq_routing_entry e{};
     e.gsi = gsi;
@@ -632,6 +677,12 @@ bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
       break;
     case KVM_EXIT_SET_TPR:
       a.reason = ArchExitReason::kSetTpr;
+      break;
+    case KVM_EXIT_IOAPIC_EOI:
+      // The LAPIC has already retired the vector; this only tells the
+      // user-space IOAPIC, so nothing is completed on re-entry.
+      a.reason = ArchExitReason::kIoapicEoi;
+      a.eoi_vector = run->eoi.vector;
       break;
     default:
       return false;

@@ -6,7 +6,9 @@
 // Devices (port I/O): COM1 16550 (0x3f8, IRQ 4), isa-debug-exit (0xf4),
 // fw_cfg (0x510), ACPI PM block (0x600: PM1a_EVT, PM1a_CNT, PM_TMR),
 // pc-testdev (0xe0 latch, 0xe4 flush, 0x2000+n IRQ lines, MMIO 0xff000000).
-// Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=true).
+// Interrupts: KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (x86.irqchip=kernel),
+// or KVM's LAPICs with our IOAPIC at 0xfec00000 (x86.irqchip=split, see
+// InitSplitIrqchip).
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "devices/char_backend.h"
 #include "devices/debug_exit.h"
 #include "devices/fw_cfg.h"
+#include "devices/ioapic.h"
 #include "devices/pc_testdev.h"
 #include "devices/uart_16550.h"
 #include "frontends/bhyverun/bhyverun.h"
@@ -51,6 +54,41 @@ std::vector<amd64::MemoryHole> PlatformHoles() {
   };
 }
 
+// x86.irqchip=split: the IOAPIC is ours (KVM has only the LAPICs). It
+// sends its messages with KVM_SIGNAL_MSI, mirrors each pin's message into
+// KVM's GSI routes (so KVM knows which vectors are level-triggered and
+// reports their EOIs), and completes level interrupts on those EOI exits.
+// Returns null with the in-kernel irqchip, whose IOAPIC is KVM's. Kept in
+// one piece so it can move with the PC platform (arch/amd64/platform/).
+Result<Ioapic*> InitSplitIrqchip(Context& ctx) {
+  Vm& vm = *ctx.vm;
+  if (vm.options().machine.irqchip != md::IrqchipMode::kSplit) return nullptr;
+  auto ioapic = std::make_shared<Ioapic>(
+      [&vm](const md::MsiMessage& m) {
+        if (Status s = vm.SignalMsi(m); !s) {
+          vm.RequestStop(ExitStatus::VmmError(
+              fmt::format("IOAPIC message {:#x}/{:#x}: {}", m.address, m.data,
+                          s.error().message())));
+        }
+      },
+      [&vm](uint32_t pin, const std::optional<md::MsiMessage>& m) {
+        if (Status s = vm.SetPinMsiRoute(md::IrqPin{pin}, m); !s) {
+          vm.RequestStop(ExitStatus::VmmError(fmt::format(
+              "IOAPIC pin {} route: {}", pin, s.error().message())));
+        }
+      });
+  ctx.owned.push_back(ioapic);
+  STRATA_TRY(vm.mmio_bus().Register(kIoapicMmioBase, kIoapicMmioSize, ioapic));
+  STRATA_TRY(vm.SetArchExitHandler(
+      md::ArchExitReason::kIoapicEoi, [ioapic](Vcpu&, md::ArchExit& a) {
+        ioapic->Eoi(a.eoi_vector);
+        return true;
+      }));
+  Log().debug("x86.irqchip=split: user-space IOAPIC at {:#x}, LAPICs in KVM",
+              kIoapicMmioBase);
+  return ioapic.get();
+}
+
 }  // namespace
 
 Status bhyve_init_config(Config& c) {
@@ -73,8 +111,9 @@ std::span<const std::string_view> bhyve_config_keys_machdep() {
 }
 
 const char* bhyve_usage_machdep() {
-  return "amd64 keys: x86.cpu_vendor (host|intel|amd), x86.irqchip, "
-         "x86.x2apic,\n  x86.tsc_deadline, x86.hypervisor_bit (booleans)\n";
+  return "amd64 keys: x86.cpu_vendor (host|intel|amd), x86.irqchip "
+         "(kernel|split),\n  x86.x2apic, x86.tsc_deadline, x86.hypervisor_bit "
+         "(booleans)\n";
 }
 
 const MachdepOption* bhyve_options_machdep() {
@@ -94,16 +133,18 @@ Result<md::MachineOptions> bhyve_machine_options(const Config& c) {
                      "x86.cpu_vendor must be host, intel or amd, got '{}'",
                      m.cpu_vendor);
   }
-  m.irqchip = STRATA_TRY(c.GetBool("x86.irqchip", true));
+  std::string irqchip = STRATA_TRY(c.GetString("x86.irqchip", "kernel"));
+  auto mode = md::ParseIrqchipMode(irqchip);
+  if (!mode) {
+    return MakeError(Errc::kInvalidArgument,
+                     "x86.irqchip must be kernel (or true) or split (or "
+                     "false), got '{}'", irqchip);
+  }
+  m.irqchip = *mode;
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
   const uint32_t cpus = STRATA_TRY(c.GetUint32("cpus", 1));
-  if (!m.irqchip && cpus > 1) {
-    return MakeError(Errc::kInvalidArgument,
-                     "x86.irqchip=false supports only one vCPU (application "
-                     "processors are started through the in-kernel LAPIC)");
-  }
   // What the CPUID policy will demand of the topology (APIC ids in range),
   // checked now so that it is reported as bad input, not a VM failure.
   amd64::CpuidOptions cpuid;
@@ -129,6 +170,8 @@ Status bhyve_init_platform(Context& ctx) {
     STRATA_TRY(vm.AddMemory("highmem", kHighMemBase, ctx.memsize - low));
   }
 
+  Ioapic* ioapic = STRATA_TRY(InitSplitIrqchip(ctx));  // null: KVM's
+
   // COM1.
   std::string backend = STRATA_TRY(ctx.config.GetString("com1.backend"));
   CharBackend* out = nullptr;
@@ -138,7 +181,9 @@ Status bhyve_init_platform(Context& ctx) {
     return MakeError(Errc::kInvalidArgument,
                      "com1.backend must be stdio or none, got '{}'", backend);
   }
-  auto* irq4 = ctx.Own(std::make_shared<PinLine>(vm, md::IrqPin{kCom1Gsi}));
+  IrqLine* irq4 =
+      ioapic ? ioapic->input(kCom1Gsi)
+             : ctx.Own(std::make_shared<PinLine>(vm, md::IrqPin{kCom1Gsi}));
   auto uart = std::make_shared<Uart16550>(out, irq4, "com1");
   ctx.owned.push_back(uart);
   STRATA_TRY(vm.pio_bus().Register(kCom1Port, kCom1Length, uart));
@@ -177,8 +222,13 @@ Status bhyve_init_platform(Context& ctx) {
   // pc-testdev (kvm-unit-tests' I/O and interrupt test device).
   auto latch = std::make_shared<PcTestdevLatch>();
   auto flush = std::make_shared<PcTestdevFlush>();
-  auto lines = std::make_shared<PcTestdevIrq>([&vm](uint32_t gsi, bool level) {
-    (void)vm.SetIrq(md::IrqPin{gsi}, level);
+  auto lines = std::make_shared<PcTestdevIrq>([&vm, ioapic](uint32_t gsi,
+                                                           bool level) {
+    if (ioapic) {
+      ioapic->SetLevel(gsi, level);
+    } else {
+      (void)vm.SetIrq(md::IrqPin{gsi}, level);
+    }
   });
   auto iomem = std::make_shared<PcTestdevMmio>();
   ctx.owned.insert(ctx.owned.end(), {latch, flush, lines, iomem});

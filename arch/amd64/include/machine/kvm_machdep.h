@@ -22,7 +22,7 @@ namespace strata::md {
 
 class KvmVcpuArch;
 
-// Per-VM architecture state: the in-kernel irqchip and PIT, the CPUID table
+// Per-VM architecture state: the in-kernel (or split) irqchip and PIT, the CPUID table
 // KVM supports, and the vendor policy that shapes each vCPU's CPUID.
 class KvmVmArch {
  public:
@@ -43,11 +43,19 @@ class KvmVmArch {
   std::string_view guest_vendor() const;
 
   // Interrupt routing: the MD half of core/irq.h for KVM. GSIs 0–23 are the
-  // in-kernel IOAPIC's pins (0–15 also the PIC's); MSI routes use GSIs from
-  // 24 up.
-  bool has_irqchip() const { return opts_.irqchip; }
-  Result<uint32_t> IrqLineArg(const IrqPin& pin) const;  // KVM_IRQ_LINE .irq
+  // in-kernel IOAPIC's pins (0–15 also the PIC's), or with the split
+  // irqchip the routes reserved for the user-space IOAPIC's pins; MSI
+  // routes use GSIs from 24 up.
+  // Both modes have in-kernel LAPICs, hence MSIs, GSI routing and irqfds.
+  bool has_irqchip() const { return true; }
+  // KVM_IRQ_LINE .irq; refused with the split irqchip (the pins are the
+  // user-space IOAPIC's).
+  Result<uint32_t> IrqLineArg(const IrqPin& pin) const;
   Result<uint32_t> IrqFdGsi(const IrqPin& pin) const;
+  // Split irqchip only: the reserved GSI whose MSI route mirrors pin's
+  // redirection entry (KVM scans those routes for the vectors whose EOIs
+  // exit to user space).
+  Result<uint32_t> SplitPinGsi(const IrqPin& pin) const;
   Status FillMsi(const MsiMessage& msi, kvm_msi* out) const;
   Status FillMsiRoute(const MsiMessage& msi, kvm_irq_routing_entry* e) const;
   // The pin routes KVM installs by default (irq_comm.c), which a

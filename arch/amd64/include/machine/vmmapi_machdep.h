@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,12 +54,33 @@ inline constexpr uint32_t kMsrGsBase = 0xc0000101;
 inline constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
 inline constexpr uint32_t kMsrTscAux = 0xc0000103;
 
+// Where the interrupt controllers live.
+enum class IrqchipMode : uint8_t {
+  // KVM's PIC pair, IOAPIC and LAPICs, and its i8254 PIT on GSI 0
+  // (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2). Pins are raised with
+  // Vm::SetIrq (KVM_IRQ_LINE).
+  kKernel,
+  // KVM's LAPICs only (KVM_CAP_SPLIT_IRQCHIP, like QEMU's
+  // kernel-irqchip=split): the IOAPIC is the VMM's (devices/ioapic.h) and
+  // signals MSIs; there is no PIC and no PIT. Vm::SetIrq refuses pins;
+  // INIT/SIPI, the LAPIC timer, MSIs and irqfd MSIs work as in kKernel.
+  // EOIs of the IOAPIC's level-triggered vectors exit as kIoapicEoi.
+  kSplit,
+};
+
+// "kernel" / "split".
+std::string_view IrqchipModeName(IrqchipMode m);
+// The x86.irqchip config value: "kernel" or "split", or a boolean
+// (true/yes/on/1 = kernel, false/no/off/0 = split, as before the split
+// mode existed); case-insensitive. nullopt for anything else.
+std::optional<IrqchipMode> ParseIrqchipMode(std::string_view text);
+
 // Machine options fixed at VM creation (the MD part of VmOptions; the CPU
 // topology is MI, VmOptions::topology). Config keys under `x86.` set them
 // (see arch/amd64/platform/).
 struct MachineOptions {
   std::string cpu_vendor = "host";  // "host", "intel" or "amd"
-  bool irqchip = true;          // in-kernel LAPIC/IOAPIC/PIC (+ PIT)
+  IrqchipMode irqchip = IrqchipMode::kKernel;
   bool x2apic = true;           // advertise x2APIC in CPUID
   bool tsc_deadline = true;     // advertise TSC-deadline timer
   bool hypervisor_bit = true;   // CPUID.1:ECX[31] and leaf 0x4000_0000
@@ -73,6 +95,8 @@ enum class ArchExitReason : uint16_t {
   kDebug,          // #DB / #BP intercepted for the debugger
   kTprAccess,      // KVM_EXIT_TPR_ACCESS
   kSetTpr,         // KVM_EXIT_SET_TPR
+  kIoapicEoi,      // KVM_EXIT_IOAPIC_EOI (split irqchip): a LAPIC EOI of a
+                   // vector the user-space IOAPIC sent level-triggered
   kCount,
 };
 
@@ -89,6 +113,7 @@ struct ArchExit {
   uint64_t* hypercall_ret = nullptr;
   uint64_t debug_pc = 0;          // kDebug
   uint32_t debug_exception = 0;
+  uint8_t eoi_vector = 0;         // kIoapicEoi
 };
 
 }  // namespace strata::md

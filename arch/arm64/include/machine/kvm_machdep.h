@@ -43,6 +43,9 @@ class KvmVmArch {
   bool has_irqchip() const;
   Result<uint32_t> IrqLineArg(const IrqPin& pin) const;
   Result<uint32_t> IrqFdGsi(const IrqPin& pin) const;
+  // The GSI of a pin of a VMM-emulated controller whose routes KVM must
+  // know (amd64's split irqchip); arm64's vGIC is always KVM's: kUnsupported.
+  Result<uint32_t> SplitPinGsi(const IrqPin& pin) const;
   Status FillMsi(const MsiMessage& msi, kvm_msi* out) const;
   Status FillMsiRoute(const MsiMessage& msi, kvm_irq_routing_entry* e) const;
   std::vector<kvm_irq_routing_entry> DefaultRoutes() const;
