@@ -25,7 +25,7 @@
 #include "devices/pc_testdev.h"
 #include "devices/uart_16550.h"
 #include "frontends/bhyverun/bhyverun.h"
-#include "tests/guests/amd64/demo_blob.h"
+#include "guests/amd64/demo_blob.h"
 
 namespace strata::bhyverun {
 

@@ -1,4 +1,4 @@
-// The demo guest (tests/guests/amd64/demo.c) as bytes, for bhyverun to boot
+// The demo guest (guests/amd64/demo.c) as bytes, for bhyverun to boot
 // when it is given no kernel. The definitions are generated from demo.elf by
 // //scripts:bin2cc.
 #pragma once

@@ -37,39 +37,39 @@ GUEST_LDFLAGS = [
 ]
 
 _LIB_HDRS = [
-    "lib/exceptions.h",
-    "lib/fw_cfg.h",
-    "lib/lapic.h",
-    "lib/layout.h",
-    "lib/multiboot.h",
-    "lib/platform.h",
-    "lib/runtime.h",
-    "lib/smp.h",
-    "lib/x86.h",
+    "//guests/amd64:lib/exceptions.h",
+    "//guests/amd64:lib/fw_cfg.h",
+    "//guests/amd64:lib/lapic.h",
+    "//guests/amd64:lib/layout.h",
+    "//guests/amd64:lib/multiboot.h",
+    "//guests/amd64:lib/platform.h",
+    "//guests/amd64:lib/runtime.h",
+    "//guests/amd64:lib/smp.h",
+    "//guests/amd64:lib/x86.h",
 ]
 
 _LIB_COMMON = [
-    "lib/console.c",
-    "lib/fw_cfg.c",
-    "lib/lapic.c",
-    "lib/runtime.c",
+    "//guests/amd64:lib/console.c",
+    "//guests/amd64:lib/fw_cfg.c",
+    "//guests/amd64:lib/lapic.c",
+    "//guests/amd64:lib/runtime.c",
 ]
 
 _LIB_32 = [
-    "lib/entry32.S",
-    "lib/exceptions.c",
-    "lib/smp.c",
+    "//guests/amd64:lib/entry32.S",
+    "//guests/amd64:lib/exceptions.c",
+    "//guests/amd64:lib/smp.c",
 ]
 
 _LIB_64 = [
-    "lib/entry64.S",
-    "lib/exceptions.c",
+    "//guests/amd64:lib/entry64.S",
+    "//guests/amd64:lib/exceptions.c",
 ]
 
-_LINKER_SCRIPT = "lib/guest.ld"
+_LINKER_SCRIPT = "//guests/amd64:lib/guest.ld"
 
 def x86_guest(name, srcs, bits = 32, visibility = None):
-    """Builds `<name>.elf` from `srcs` plus the runtime in lib/.
+    """Builds `<name>.elf` from `srcs` plus the runtime in //guests/amd64:lib/.
 
     Args:
       name: target name; the output is `<name>.elf`.
@@ -94,7 +94,7 @@ def x86_guest(name, srcs, bits = 32, visibility = None):
         "OBJS=",
         "I=0",
         ("for SRC in %s; do I=$$((I+1)); O=$$OBJDIR/$$I.$$(basename $$SRC).o; " +
-         "gcc %s %s -isystem $$INC -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
+         "gcc %s %s -isystem $$INC -Iguests/amd64 -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
             " ".join(["$(location %s)" % s for s in sources]),
             mflag,
             " ".join(GUEST_CFLAGS),
