@@ -336,10 +336,16 @@ TEST(VmTest, WriteLockFreezesAllRunningVcpus) {
       for (uint32_t i = 0; i < kVcpus; ++i) later += vm->vcpu(i)->stats().entries;
       EXPECT_EQ(entries, later) << "a frozen vCPU entered the guest";
     }
+    // Generous: on the development hosts a spinning guest is emulated in
+    // the kernel and, with the suite's other tests running in parallel
+    // under a sanitizer, a woken thread has been seen to wait >20 s for a
+    // CPU.
     for (uint32_t i = 0; i < kVcpus; ++i) {
       Vcpu* v = vm->vcpu(i);
-      EXPECT_TRUE(WaitFor([&] { return v->state() == VcpuState::kRunning; }))
-          << "vCPU " << i << " did not resume";
+      EXPECT_TRUE(WaitFor([&] { return v->state() == VcpuState::kRunning; },
+                          120s))
+          << "vCPU " << i << " did not resume (state "
+          << VcpuStateName(v->state()) << ")";
     }
   }
   done.store(true);
