@@ -133,7 +133,12 @@ Status bhyve_init_platform(Context& ctx) {
   std::string backend = STRATA_TRY(ctx.config.GetString("com1.backend"));
   CharBackend* out = nullptr;
   if (backend == "stdio") {
-    out = ctx.Own(std::make_shared<StdioBackend>(STDOUT_FILENO));
+    StdioBackend::Options o;
+    o.in_fd = -1;
+    o.name = "com1";
+    auto* console = ctx.Own(std::make_shared<StdioBackend>(o));
+    STRATA_TRY(console->Start());
+    out = console;
   } else if (backend != "none") {
     return MakeError(Errc::kInvalidArgument,
                      "com1.backend must be stdio or none, got '{}'", backend);
