@@ -125,13 +125,13 @@ Result<md::IrqPin> DeviceHost::IrqPin(uint64_t number) const {
 
 Status DeviceHost::Claim(std::string_view resource, std::string_view user) {
   auto it = claims_.find(resource);
-  if (it != claims_.end()) {
+  if (it != claims_.end() && it->second != user) {
     return MakeError(Errc::kInvalidArgument,
                      "{} wants {}, which {} already uses; only one device "
                      "can",
                      user, resource, it->second);
   }
-  claims_.emplace(std::string(resource), std::string(user));
+  claims_.emplace(std::string(resource), std::string(user));  // or kept
   return Ok();
 }
 

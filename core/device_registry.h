@@ -135,8 +135,8 @@ class DeviceHost {
   Result<md::IrqPin> IrqPin(uint64_t number) const;
 
   // Claims a host resource only one device may use (e.g. "stdio": the
-  // process's stdin and stdout). kInvalidArgument naming both users if it
-  // is taken.
+  // process's stdin and stdout). kInvalidArgument naming both users if
+  // another user has it; claiming it again for the same user is fine.
   Status Claim(std::string_view resource, std::string_view user);
 
   // Hooks for device threads: start hooks run, in order, when the VM

@@ -327,6 +327,7 @@ TEST(DeviceContext, SettingsResourcesAndInterruptsWhileChecking) {
 TEST(DeviceHost, ClaimsAndHooks) {
   DeviceHost host(nullptr, nullptr);
   EXPECT_TRUE(host.Claim("stdio", "com1"));
+  EXPECT_TRUE(host.Claim("stdio", "com1"));  // check(), then create()
   auto again = host.Claim("stdio", "platform.com2");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), Errc::kInvalidArgument);

@@ -83,8 +83,7 @@ DeviceModel UartModel() {
   m.name = "uart_16550";
   m.help = "NS16550A UART";
   m.keys = {
-      {"backend",
-       "stdio (the VMM's stdin/stdout; one device only) or none (default)"},
+      {"backend", "stdio (stdin/stdout; one device) or none (default)"},
       {"port", "I/O port base (8 ports)", true},
       {"irq", "interrupt line", true},
   };
@@ -101,7 +100,7 @@ DeviceModel UartModel() {
 DeviceModel DebugExitModel() {
   DeviceModel m;
   m.name = "isa-debug-exit";
-  m.help = "QEMU's debug exit: writing V ends the VM with status (V<<1)|1";
+  m.help = "QEMU's debug exit: writing V exits with (V<<1)|1";
   m.keys = {{"port", "I/O port", true}};
   m.check = [](DeviceContext& ctx) -> Status {
     STRATA_TRY(ctx.Resource("port", 0, PioTop(kDebugExitLength)));
@@ -132,9 +131,7 @@ struct PcTestdevDevice {
 DeviceModel PcTestdevModel() {
   DeviceModel m;
   m.name = "pc-testdev";
-  m.help =
-      "kvm-unit-tests' pc-testdev (ports 0xe0, 0xe4, 0x2000+n; MMIO "
-      "0xff000000)";
+  m.help = "kvm-unit-tests' test device (fixed ports and MMIO)";
   m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
     Vm& vm = ctx.vm();
     // The interrupt lines it drives, resolved now: GSI n for port 0x2000+n.
