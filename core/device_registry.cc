@@ -477,8 +477,14 @@ Status DeviceSet::Create(const DeviceInstance& instance) {
   if (m->check) STRATA_TRY(m->check(ctx));
   auto object = m->create(ctx);
   if (!object) {
-    return std::move(object).error().Wrap(
+    Error e = std::move(object).error().Wrap(
         fmt::format("creating {}", ctx.Describe()));
+    // A range another device holds: the config put two devices on it,
+    // which is bad input (core/bus.h reports it as kAlreadyExists).
+    if (e.code() == Errc::kAlreadyExists) {
+      return Error(Errc::kInvalidArgument, e.message());
+    }
+    return e;
   }
   devices_.push_back({instance, std::move(*object)});
   return Ok();

@@ -245,7 +245,8 @@ class DeviceSet {
   // Runs check() and then create(). kAlreadyExists if an instance of that
   // name was created already; kInvalidArgument for an unknown model or one
   // on another bus; errors from create() are prefixed with "creating
-  // <prefix> (<model>)".
+  // <prefix> (<model>)", and an address range another device holds (the
+  // bus's kAlreadyExists) is kInvalidArgument: the config's doing.
   Status Create(const DeviceInstance& instance);
 
   struct Created {

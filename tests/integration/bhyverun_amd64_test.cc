@@ -593,10 +593,11 @@ TEST(BhyverunAmd64, DeclaredPlatformDevicesAreCreated) {
   // Its range is taken: a device declared on top of it fails to be created.
   auto clash = Bhyverun({"-o", "platform.dbg.device=isa-debug-exit", "-o",
                          "platform.dbg.port=0x3f8"});
-  EXPECT_EQ(clash.exit_code, 6) << Describe(clash);  // kAlreadyExists
-  EXPECT_NE(clash.err.find("creating platform.dbg (isa-debug-exit)"),
+  EXPECT_EQ(clash.exit_code, 8) << Describe(clash);  // the config's doing
+  EXPECT_NE(clash.err.find("creating platform.dbg (isa-debug-exit): "),
             std::string::npos)
       << Describe(clash);
+  EXPECT_NE(clash.err.find("com1"), std::string::npos) << Describe(clash);
 }
 
 TEST(BhyverunAmd64, BadDeviceInstancesAreUsageErrorsNamingTheKey) {
