@@ -21,6 +21,16 @@ namespace strata {
 
 class IrqFdBackend;
 
+// An interrupt controller the VMM emulates in user space (the IOAPIC of
+// KVM's split irqchip). Once attached to a VM (Vm::SetIrqController),
+// Vm::SetIrq drives its inputs instead of the hypervisor's, so devices raise
+// their lines the same way whichever controller the machine chose.
+class IrqController {
+ public:
+  virtual ~IrqController() = default;
+  virtual Status SetPin(const md::IrqPin& pin, bool level) = 0;
+};
+
 // Deassigned (and its routing entry removed) when destroyed. Must not
 // outlive its VM (a driver hold pins the VM, see core/driver.h).
 class IrqFd {

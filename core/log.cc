@@ -34,7 +34,12 @@ Status SetLogLevel(std::string_view level) {
 }
 
 RateLimit::RateLimit(std::string what, uint32_t burst, Clock::duration refill)
+    : RateLimit(std::move(what), nullptr, burst, refill) {}
+
+RateLimit::RateLimit(std::string what, std::shared_ptr<spdlog::logger> logger,
+                     uint32_t burst, Clock::duration refill)
     : what_(std::move(what)),
+      logger_(std::move(logger)),
       burst_(std::max<uint32_t>(burst, 1)),
       refill_(refill),
       tokens_(burst_) {}

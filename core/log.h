@@ -41,12 +41,20 @@ Status SetLogLevel(std::string_view level);
 //
 //   static RateLimit limit("ACPI sleep request");
 //   limit.Warn("ACPI sleep type {} requested; ignoring", typ);
+//
+// A device that belongs to one VM logs through that VM's logger (Vm::log()),
+// so an embedder running several VMs can tell their messages apart: give the
+// logger to the constructor.
 class RateLimit {
  public:
   using Clock = std::chrono::steady_clock;
 
   explicit RateLimit(std::string what, uint32_t burst = kDefaultBurst,
                      Clock::duration refill = kDefaultRefill);
+  // As above, logging to `logger` (null: the strata logger).
+  RateLimit(std::string what, std::shared_ptr<spdlog::logger> logger,
+            uint32_t burst = kDefaultBurst,
+            Clock::duration refill = kDefaultRefill);
   RateLimit(const RateLimit&) = delete;
   RateLimit& operator=(const RateLimit&) = delete;
 
@@ -56,7 +64,7 @@ class RateLimit {
   template <typename... Args>
   void Log(spdlog::level::level_enum level, fmt::format_string<Args...> f,
            Args&&... args) {
-    if (!strata::Log().should_log(level)) return;
+    if (!logger().should_log(level)) return;
     Emit(level, Take(Clock::now()), f, std::forward<Args>(args)...);
   }
   template <typename... Args>
@@ -86,18 +94,22 @@ class RateLimit {
     if (d.log) {
       std::string msg = fmt::format(f, std::forward<Args>(args)...);
       if (d.suppressed != 0) {
-        strata::Log().log(level, "{} ({} similar message{} suppressed)", msg,
-                          d.suppressed, d.suppressed == 1 ? "" : "s");
+        logger().log(level, "{} ({} similar message{} suppressed)", msg,
+                     d.suppressed, d.suppressed == 1 ? "" : "s");
       } else {
-        strata::Log().log(level, "{}", msg);
+        logger().log(level, "{}", msg);
       }
     } else if (d.announce) {
-      strata::Log().log(level, "{}", SuppressingLine());
+      logger().log(level, "{}", SuppressingLine());
     }
   }
   std::string SuppressingLine() const;
+  spdlog::logger& logger() const {
+    return logger_ ? *logger_ : strata::Log();
+  }
 
   const std::string what_;
+  const std::shared_ptr<spdlog::logger> logger_;  // null: strata::Log()
   const uint32_t burst_;
   const Clock::duration refill_;
   mutable std::mutex mu_;

@@ -131,5 +131,28 @@ TEST(RateLimit, ConcurrentFloodIsBounded) {
   EXPECT_EQ(r.dropped(), 4u * 10000 - 10);
 }
 
+// A VM's devices log through the VM's logger, not the strata logger.
+TEST(RateLimit, LogsToTheLoggerItWasGiven) {
+  CapturedLog process;
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  sink->set_pattern("%n: %v");
+  auto vm_logger = std::make_shared<spdlog::logger>("vm1", sink);
+  vm_logger->set_level(spdlog::level::warn);
+  RateLimit r("test", vm_logger, 2, 1h);
+  for (int i = 0; i < 5; ++i) r.Warn("event {}", i);
+  vm_logger->flush();
+  EXPECT_EQ(out.str(),
+            "vm1: event 0\nvm1: event 1\n"
+            "vm1: suppressing further test messages (at most 2 at once, then "
+            "one every 3600 s)\n");
+  EXPECT_TRUE(process.Lines().empty());
+  // Its level, not the strata logger's, decides what is formatted.
+  vm_logger->set_level(spdlog::level::err);
+  RateLimit quiet("quiet", vm_logger, 2, 1h);
+  quiet.Warn("hidden");
+  EXPECT_EQ(quiet.dropped(), 0u);
+}
+
 }  // namespace
 }  // namespace strata

@@ -769,7 +769,18 @@ Status Vm::WriteMemory(uint64_t gpa, const void* src, uint64_t len) {
 
 Status Vm::SetIrq(const md::IrqPin& pin, bool level) {
   VmReadLock rl(*this);
+  if (irq_controller_) return irq_controller_->SetPin(pin, level);
   return backend_->SetIrq(pin, level);
+}
+
+Status Vm::SetIrqController(std::shared_ptr<IrqController> controller) {
+  if (started_.load(std::memory_order_acquire)) {
+    return MakeError(Errc::kBusy,
+                     "the interrupt controller must be attached before the "
+                     "first vCPU runs");
+  }
+  irq_controller_ = std::move(controller);
+  return Ok();
 }
 
 Status Vm::SignalMsi(const md::MsiMessage& msi) {

@@ -334,8 +334,12 @@ class Vm {
   Bus& pio_bus() { return pio_bus_; }
   Bus& mmio_bus() { return mmio_bus_; }
 
-  // Interrupts, from any thread (take the VM read lock).
+  // Interrupts, from any thread (take the VM read lock). SetIrq drives the
+  // attached IrqController's input if there is one, else the hypervisor's.
   Status SetIrq(const md::IrqPin& pin, bool level);
+  // Attaches the user-space interrupt controller that owns the pins (kBusy
+  // once a vCPU has run; null detaches).
+  Status SetIrqController(std::shared_ptr<IrqController> controller);
   Status SignalMsi(const md::MsiMessage& msi);
   // An eventfd that raises pin (level: with a resample fd, see IrqFd) or
   // sends msi, without a VMM call (KVM_IRQFD). kUnsupported without an
@@ -417,6 +421,7 @@ class Vm {
   std::shared_mutex map_lock_;
 
   std::vector<ArchExitHandler> arch_handlers_;  // fixed once started_
+  std::shared_ptr<IrqController> irq_controller_;  // fixed once started_
   std::atomic<bool> started_{false};            // a vCPU has run
 
   std::mutex revoke_mutex_;                      // not the writer mutex

@@ -30,6 +30,11 @@
 // The device is byte-wide; a wider access is split into byte accesses at
 // consecutive offsets. The platform registers it at 0x3f8 (COM1) with
 // length kUart16550RegisterCount.
+//
+// Transmitted bytes go to the CharBackend under the device's lock (so the
+// bytes of several vCPUs keep the order of their THR writes); backends never
+// block (char_backend.h), so a stalled console never holds the lock. Host
+// input arrives through the CharInput interface, from the backend's thread.
 #pragma once
 
 #include <cstdint>
@@ -111,7 +116,7 @@ inline constexpr uint8_t kUartMsrDsr = 0x20;
 inline constexpr uint8_t kUartMsrRi = 0x40;
 inline constexpr uint8_t kUartMsrDcd = 0x80;
 
-class Uart16550 : public IoDevice {
+class Uart16550 : public IoDevice, public CharInput {
  public:
   // Receive bytes held for the guest before further input overruns.
   static constexpr size_t kInputQueueCapacity = 4096;
@@ -129,9 +134,9 @@ class Uart16550 : public IoDevice {
   // were taken: bytes beyond the queue's capacity are dropped and flagged
   // with LSR.OE (check InputRoom() first to avoid that). In loopback mode
   // external input is discarded but reported as taken.
-  size_t PushInput(std::span<const uint8_t> data);
+  size_t PushInput(std::span<const uint8_t> data) override;
   // Bytes PushInput can take now without overrun.
-  size_t InputRoom() const;
+  size_t InputRoom() const override;
 
  private:
   uint8_t ReadRegister(uint64_t offset);               // mu_ held

@@ -1,6 +1,10 @@
 #include "devices/uart_16550.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -313,6 +317,66 @@ TEST_F(UartTest, ConcurrentInputAndGuestReads) {
   host.join();
   EXPECT_TRUE(in_order);
   EXPECT_EQ(In(kUartLsr), 0x60);
+}
+
+// A console nobody reads never blocks the vCPU that transmits, nor another
+// vCPU that wants the UART's lock meanwhile: the transmitting side returns
+// promptly write after write, and LSR reads from a second thread keep being
+// answered. (With a console that blocked on a full pipe the first thread
+// would stop inside THR with the lock held, and the second with it.)
+TEST(UartStalledConsoleTest, TransmitNeverBlocksOnAPipeNobodyReads) {
+  using Clock = std::chrono::steady_clock;
+  using namespace std::chrono_literals;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  StdioBackend::Options o;
+  o.out_fd = p[1];
+  o.in_fd = -1;
+  o.drain_timeout = 100ms;
+  StdioBackend console(o);
+  ASSERT_TRUE(console.Start());
+  Bus bus(BusKind::kPio);
+  auto uart = std::make_shared<Uart16550>(&console, nullptr, "com1");
+  ASSERT_TRUE(bus.Register(kCom1, kUart16550RegisterCount, uart));
+
+  // 512 KiB: eight times what the pipe and the console buffer hold.
+  constexpr int kBytes = 512 << 10;
+  std::atomic<bool> tx_done{false};
+  auto tx = std::async(std::launch::async, [&] {
+    Clock::duration slowest{};
+    for (int i = 0; i < kBytes; ++i) {
+      const auto t0 = Clock::now();
+      (void)bus.Write({}, kCom1 + kUartRbrThr, 1, 'a' + i % 26);
+      slowest = std::max(slowest, Clock::now() - t0);
+    }
+    tx_done = true;
+    return slowest;
+  });
+  auto lsr = std::async(std::launch::async, [&] {
+    Clock::duration slowest{};
+    int reads = 0;
+    while (!tx_done || reads < 1000) {
+      const auto t0 = Clock::now();
+      auto v = bus.Read({}, kCom1 + kUartLsr, 1);
+      slowest = std::max(slowest, Clock::now() - t0);
+      EXPECT_TRUE(v && (*v & kUartLsrThre));
+      ++reads;
+    }
+    return slowest;
+  });
+  const bool finished = tx.wait_for(60s) == std::future_status::ready;
+  EXPECT_TRUE(finished) << "a THR write blocked on the stalled console";
+  if (!finished) close(p[0]);  // unblock it (EPIPE) so the test can end
+  const auto tx_slowest = tx.get();
+  const auto lsr_slowest = lsr.get();
+  EXPECT_LT(tx_slowest, 500ms);
+  EXPECT_LT(lsr_slowest, 500ms);
+  console.Stop();
+  const auto st = console.stats();
+  EXPECT_GT(st.dropped, 0u);
+  EXPECT_EQ(st.written + st.dropped, uint64_t{kBytes});
+  if (finished) close(p[0]);
+  close(p[1]);
 }
 
 }  // namespace

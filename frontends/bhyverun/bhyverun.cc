@@ -1,46 +1,27 @@
-// strata — bhyverun main (machine independent).
+// strata — bhyverun main (machine independent): options -> config ->
+// machine -> run.
 #include "frontends/bhyverun/bhyverun.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <charconv>
 #include <cstdio>
-#include <iterator>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include "core/host_file.h"
+#include "core/config.h"
 #include "core/log.h"
+#include "core/machine.h"
 
 namespace strata::bhyverun {
-
-void PinLine::SetLevel(bool asserted) {
-  Status s = vm_.SetIrq(pin_, asserted);
-  if (!s) {
-    vm_.RequestStop(ExitStatus::VmmError(fmt::format(
-        "driving {}: {}", md::IrqPinName(pin_), s.error().message())));
-  }
-}
 
 namespace {
 
 constexpr int kExitUsage = ExitStatus::kExitUsage;
-
-constexpr std::string_view kMiConfigKeys[] = {
-    "cpus",           "cpu.sockets",    "cpu.cores",     "cpu.threads",
-    "cpu.max",        "memory.size",    "kernel.path",   "kernel.cmdline",
-    "kernel.initrd",  "log.level",      "bus.unclaimed_fatal",
-    "com1.backend",   "name",
-};
-
-// memory.size: at least what the boot data and a small kernel need, in whole
-// pages (guest memory is mapped in 4 KiB pages).
-constexpr uint64_t kMinMemory = 2u << 20;
-constexpr uint64_t kMemoryGranule = 4096;
 
 // The one rule for a failure while setting up the VM (before any vCPU
 // runs). What the user gave — options, config, kernel and initrd — is
@@ -51,10 +32,9 @@ constexpr uint64_t kMemoryGranule = 4096;
 // usage errors (8). Every other code — kIo, kBusy, kAlreadyExists,
 // kInternal, kGuestFault — is the host or strata failing: a VMM error (6).
 // A step that only drives the host (opening /dev/kvm, creating the VM and
-// its vCPUs) is a VMM error whatever its code; bhyverun checks the inputs
-// those steps depend on beforehand, so a bad input never reaches them.
-enum class Step { kInput, kHost };
-
+// its vCPUs) is a VMM error whatever its code; Machine::Create says which
+// step failed, and checks the inputs those steps depend on beforehand, so
+// a bad input never reaches them.
 bool IsBadInput(Errc c) {
   switch (c) {
     case Errc::kInvalidArgument:
@@ -72,11 +52,19 @@ bool IsBadInput(Errc c) {
   return false;
 }
 
-int SetupFailure(Step step, const Error& e) {
+int SetupFailure(Machine::Step step, const Error& e) {
   std::fprintf(stderr, "bhyverun: %s\n", e.message().c_str());
-  return step == Step::kInput && IsBadInput(e.code())
+  return step == Machine::Step::kInput && IsBadInput(e.code())
              ? kExitUsage
              : ExitStatus::kExitVmmError;
+}
+
+template <typename... Args>
+int UsageError(fmt::format_string<Args...> f, Args&&... args) {
+  std::fprintf(stderr, "bhyverun: %s\n",
+               fmt::format(f, std::forward<Args>(args)...).c_str());
+  std::fprintf(stderr, "Try 'bhyverun --help'.\n");
+  return kExitUsage;
 }
 
 void Usage(FILE* f) {
@@ -94,55 +82,34 @@ void Usage(FILE* f) {
       "  -i, --initrd FILE     initrd / Multiboot module\n"
       "  -o KEY=VALUE          set a config key (repeatable)\n"
       "  -f, --config FILE     merge a JSON config file\n"
-      "  -l, --log-level LVL   trace, debug, info, warn (default), error, off\n"
+      "  -l, --log-level LVL   trace, debug, info, warn (default), error,\n"
+      "                        critical, off\n"
       "      --dump-config     print the effective config as JSON and exit\n"
       "  -h, --help            this text\n");
-  for (const MachdepOption* o = bhyve_options_machdep(); o->name; ++o) {
-    std::fprintf(f, "      --%-17s %s (sets %s)\n", o->name, o->help, o->key);
+  for (const CommandLineOption& o : Machine::CommandLineOptions()) {
+    // "--cpu-vendor V": every machine option takes one value.
+    std::fprintf(f, "      --%-15s %s (sets %s)\n",
+                 fmt::format("{} V", o.name).c_str(), o.help, o.key);
   }
-  std::string keys = "  ";
-  size_t col = keys.size();
-  for (size_t i = 0; i < std::size(kMiConfigKeys); ++i) {
-    const std::string item = fmt::format(
-        "{}{}", kMiConfigKeys[i], i + 1 < std::size(kMiConfigKeys) ? "," : "");
-    if (col + item.size() + 1 > 76) {
-      keys += "\n  ";
-      col = 2;
-    } else if (col > 2) {
-      keys += ' ';
-      ++col;
-    }
-    keys += item;
-    col += item.size();
+  std::fprintf(f,
+               "\nConfig keys (-o KEY=VALUE; a key not listed here or below "
+               "is an error):\n");
+  for (const ConfigKeyHelp& k : Machine::ConfigKeys()) {
+    std::fprintf(f, "  %-20s %.*s\n", std::string(k.key).c_str(),
+                 static_cast<int>(k.help.size()), k.help.data());
   }
+  auto devices = Machine::DeviceHelp();
+  if (devices) std::fprintf(f, "\n%s", devices->c_str());
   std::fprintf(
       f,
       "\n"
-      "Config keys (a key not listed here is an error):\n"
-      "%s\n"
-      "  com1.backend is stdio or none.\n"
-      "%s"
+      "COM1 (com1.backend=stdio, the default) is the terminal: the guest's\n"
+      "output goes to stdout and stdin is its input (a terminal is put in\n"
+      "raw mode while the guest runs; ^C stops the VM). If stdout is not\n"
+      "read fast enough, guest output is dropped, never the guest slowed.\n"
       "\n"
       "Exit status: 0 guest powered off; (V<<1)|1 guest wrote V to port 0xf4;\n"
-      "  2 guest reset; 4 guest crashed; 6 VMM error; 8 usage/config error.\n",
-      keys.c_str(), bhyve_usage_machdep());
-}
-
-// The config keys bhyverun's MI part reads; the machdep part adds its own
-// (bhyve_config_keys_machdep). Anything else in the config is a typo.
-std::vector<std::string_view> KnownConfigKeys() {
-  std::vector<std::string_view> keys(std::begin(kMiConfigKeys),
-                                     std::end(kMiConfigKeys));
-  for (std::string_view k : bhyve_config_keys_machdep()) keys.push_back(k);
-  return keys;
-}
-
-template <typename... Args>
-int UsageError(fmt::format_string<Args...> f, Args&&... args) {
-  std::fprintf(stderr, "bhyverun: %s\n",
-               fmt::format(f, std::forward<Args>(args)...).c_str());
-  std::fprintf(stderr, "Try 'bhyverun --help'.\n");
-  return kExitUsage;
+      "  2 guest reset; 4 guest crashed; 6 VMM error; 8 usage/config error.\n");
 }
 
 // "-c" in bhyve's syntax: "N" or "cpus=N,sockets=S,cores=C,threads=T,maxcpus=M".
@@ -192,91 +159,23 @@ Status ParseCpuSpec(Config& cfg, std::string_view spec) {
   return Ok();
 }
 
-// Resolves cpus/topology/maxcpus into consistent values (written back to the
-// config so --dump-config shows what runs). Every count is a 32-bit
-// quantity (CPUID and APIC ids carry them) and at least 1; their product is
-// computed checked, so no value wraps or truncates.
-Status ResolveTopology(Context& ctx) {
-  Config& c = ctx.config;
-  bool topo_given = c.Has("cpu.sockets") || c.Has("cpu.cores") ||
-                    c.Has("cpu.threads");
-  uint64_t sockets =
-      STRATA_TRY(c.GetUintInRange("cpu.sockets", 1, 1, UINT32_MAX));
-  uint64_t cores =
-      STRATA_TRY(c.GetUintInRange("cpu.cores", 1, 1, UINT32_MAX));
-  uint64_t threads =
-      STRATA_TRY(c.GetUintInRange("cpu.threads", 1, 1, UINT32_MAX));
-  uint64_t product = 0;
-  if (__builtin_mul_overflow(sockets, cores, &product) ||
-      __builtin_mul_overflow(product, threads, &product) ||
-      product > UINT32_MAX) {
-    return MakeError(Errc::kOutOfRange,
-                     "the topology cpu.sockets={} x cpu.cores={} x "
-                     "cpu.threads={} has more than {} logical processors",
-                     sockets, cores, threads, UINT32_MAX);
-  }
-  uint64_t cpus;
-  if (c.Has("cpus")) {
-    cpus = STRATA_TRY(c.GetUintInRange("cpus", 1, 1, UINT32_MAX));
-  } else {
-    cpus = topo_given ? product : 1;
-  }
-  if (!topo_given) {
-    // One socket per vCPU, one core, one thread (bhyve's default).
-    sockets = cpus;
-    product = cpus;
-  } else if (cpus > product) {
-    return MakeError(Errc::kInvalidArgument,
-                     "cpus={} exceeds the topology sockets={} x cores={} x "
-                     "threads={} = {}",
-                     cpus, sockets, cores, threads, product);
-  }
-  uint64_t maxcpus =
-      STRATA_TRY(c.GetUintInRange("cpu.max", cpus, 1, UINT32_MAX));
-  if (maxcpus < cpus) {
-    return MakeError(Errc::kInvalidArgument,
-                     "cpu.max={} is less than cpus={}", maxcpus, cpus);
-  }
-  STRATA_TRY(c.Set("cpus", std::to_string(cpus)));
-  STRATA_TRY(c.Set("cpu.sockets", std::to_string(sockets)));
-  STRATA_TRY(c.Set("cpu.cores", std::to_string(cores)));
-  STRATA_TRY(c.Set("cpu.threads", std::to_string(threads)));
-  STRATA_TRY(c.Set("cpu.max", std::to_string(maxcpus)));
-  ctx.cpus = static_cast<uint32_t>(cpus);
-  return Ok();
-}
-
-// Reads the kernel and initrd the config names, before any VM exists: a
-// file that is missing, not a regular file or larger than guest RAM is bad
-// input like any other.
-Status ReadGuestFiles(Context& ctx) {
-  Config& c = ctx.config;
-  if (c.Has("kernel.path")) {
-    const std::string path = STRATA_TRY(c.GetString("kernel.path"));
-    ctx.kernel = STRATA_TRY(ReadHostFile(path, "kernel", ctx.memsize));
-  }
-  if (c.Has("kernel.initrd")) {
-    const std::string path = STRATA_TRY(c.GetString("kernel.initrd"));
-    ctx.initrd = STRATA_TRY(ReadHostFile(path, "initrd", ctx.memsize));
-  }
-  return Ok();
-}
-
 // Turns SIGINT/SIGTERM/SIGHUP into a VM stop, from a thread of its own.
+// Created before the machine starts, so every thread the machine starts
+// inherits the signals blocked and the watcher alone takes them.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(Vm& vm) {
+  explicit SignalWatcher(Machine& machine) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // inherited by vCPU threads
-    thread_ = std::thread([this, &vm] {
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this, &machine] {
       const struct timespec tick = {0, 100 * 1000 * 1000};
       while (!done_.load()) {
         int sig = sigtimedwait(&set_, nullptr, &tick);
         if (sig > 0) {
-          vm.RequestStop(ExitStatus::VmmError(
+          machine.RequestStop(ExitStatus::VmmError(
               fmt::format("stopped by signal {} ({})", sig, strsignal(sig))));
         }
       }
@@ -293,82 +192,17 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-int RunVm(Context& ctx) {
-  Config& c = ctx.config;
-  auto input = [](const Error& e) { return SetupFailure(Step::kInput, e); };
-  auto host = [](const Error& e) { return SetupFailure(Step::kHost, e); };
-
-  // 1. The input, before the host is touched (Main checked the options,
-  //    the config keys, the topology and the memory size).
-  auto machine = bhyve_machine_options(c);
-  if (!machine) return input(machine.error());
-  auto maxcpus = c.GetUint32("cpu.max", ctx.cpus);
-  if (!maxcpus) return input(maxcpus.error());
-  auto fatal = c.GetBool("bus.unclaimed_fatal", false);
-  if (!fatal) return input(fatal.error());
-  auto name = c.GetString("name", "strata");
-  if (!name) return input(name.error());
-  if (Status s = ReadGuestFiles(ctx); !s) return input(s.error());
-  // The host's vCPU limit is the one input check that needs the host.
-  auto host_max = HostMaxVcpus();
-  if (!host_max) return host(host_max.error());
-  if (*maxcpus > *host_max) {
-    return input(MakeError(Errc::kOutOfRange,
-                           "cpu.max={} is more than this host's limit of {} "
-                           "vCPUs (KVM_CAP_MAX_VCPUS)",
-                           *maxcpus, *host_max));
-  }
-
-  // 2. The VM. Platform setup and loading the guest still check input
-  //    (the kernel's segments against RAM, the console backend).
-  VmOptions opts;
-  opts.name = *name;
-  opts.max_vcpus = *maxcpus;
-  opts.machine = *machine;
-  for (auto [key, field] :
-       {std::pair{"cpu.sockets", &opts.topology.sockets},
-        std::pair{"cpu.cores", &opts.topology.cores},
-        std::pair{"cpu.threads", &opts.topology.threads}}) {
-    auto n = c.GetUint32(key, 1);
-    if (!n) return input(n.error());
-    *field = *n;
-  }
-  auto vm = CreateKvmVm(opts);
-  if (!vm) return host(vm.error());
-  ctx.vm = std::move(*vm);
-  ctx.vm->pio_bus().set_unclaimed_fatal(*fatal);
-  ctx.vm->mmio_bus().set_unclaimed_fatal(*fatal);
-
-  if (Status s = bhyve_init_platform(ctx); !s) return input(s.error());
-  for (uint32_t i = 0; i < ctx.cpus; ++i) {
-    auto v = ctx.vm->CreateVcpu(i);
-    if (!v) return host(v.error());
-    if (Status s = bhyve_init_vcpu(ctx, **v); !s) return host(s.error());
-  }
-  if (Status s = bhyve_init_platform_late(ctx); !s) return input(s.error());
-
-  for (uint32_t i = 0; i < ctx.cpus; ++i) {
-    if (Status s = bhyve_start_vcpu(ctx, *ctx.vm->vcpu(i)); !s) {
-      return host(s.error());
-    }
-  }
+int Run(Config config) {
+  Machine::Step step = Machine::Step::kInput;
+  auto machine = Machine::Create(std::move(config), Machine::Options(), &step);
+  if (!machine) return SetupFailure(step, machine.error());
+  ExitStatus st;
   {
-    SignalWatcher watcher(*ctx.vm);
-    std::vector<std::thread> threads;
-    for (uint32_t i = 0; i < ctx.cpus; ++i) {
-      Vcpu* v = ctx.vm->vcpu(i);
-      threads.emplace_back([&ctx, v] {
-        Status s = v->Run();
-        if (!s) {
-          ctx.vm->RequestStop(ExitStatus::VmmError(fmt::format(
-              "vCPU {}: {}", v->id(), s.error().message())));
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
+    SignalWatcher watcher(**machine);
+    // Start, then wait: the console runs (and a terminal stays raw) until
+    // the VM stops, whichever way it stops.
+    st = (*machine)->Run();
   }
-  ExitStatus st = ctx.vm->exit_status().value_or(
-      ExitStatus::VmmError("all vCPUs returned without a stop request"));
   switch (st.why) {
     case ExitStatus::Why::kPowerOff:
     case ExitStatus::Why::kGuestExit:
@@ -387,13 +221,8 @@ int RunVm(Context& ctx) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  Context ctx;
-  Config& c = ctx.config;
-  if (Status s = bhyve_init_config(c); !s) {
-    std::fprintf(stderr, "bhyverun: %s\n", s.error().message().c_str());
-    return ExitStatus::kExitVmmError;
-  }
-  enum { kOptDumpConfig = 1000, kOptMachdep = 2000 };
+  Config c;
+  enum { kOptDumpConfig = 1000, kOptMachine = 2000 };
   std::vector<struct option> longopts = {
       {"cpus", required_argument, nullptr, 'c'},
       {"memory", required_argument, nullptr, 'm'},
@@ -405,10 +234,10 @@ int Main(int argc, char** argv) {
       {"dump-config", no_argument, nullptr, kOptDumpConfig},
       {"help", no_argument, nullptr, 'h'},
   };
-  const MachdepOption* md_opts = bhyve_options_machdep();
-  for (int i = 0; md_opts[i].name; ++i) {
-    longopts.push_back({md_opts[i].name, required_argument, nullptr,
-                        kOptMachdep + i});
+  const auto machine_opts = Machine::CommandLineOptions();
+  for (size_t i = 0; i < machine_opts.size(); ++i) {
+    longopts.push_back({machine_opts[i].name, required_argument, nullptr,
+                        kOptMachine + static_cast<int>(i)});
   }
   longopts.push_back({nullptr, 0, nullptr, 0});
   bool dump = false;
@@ -430,8 +259,9 @@ int Main(int argc, char** argv) {
       case kOptDumpConfig: dump = true; break;
       case 'h': Usage(stdout); return 0;
       default:
-        if (opt >= kOptMachdep && opt < kOptMachdep + 100) {
-          s = c.Set(md_opts[opt - kOptMachdep].key, optarg);
+        if (opt >= kOptMachine &&
+            opt < kOptMachine + static_cast<int>(machine_opts.size())) {
+          s = c.Set(machine_opts[opt - kOptMachine].key, optarg);
           break;
         }
         return UsageError("unknown option '{}'", argv[optind - 1]);
@@ -445,33 +275,20 @@ int Main(int argc, char** argv) {
   if (optind < argc) {
     return UsageError("unexpected argument '{}'", argv[optind]);
   }
-  // Before anything reads the config: a misspelt key would otherwise be
-  // ignored and its default used.
-  if (Status s = c.CheckKnownKeys(KnownConfigKeys()); !s) {
+  // Defaults, then every check that needs no host — unknown keys (with the
+  // devices' own), ranges, topology, device instances — before the config
+  // is dumped or anything runs.
+  if (Status s = Machine::PrepareConfig(c); !s) {
+    if (!IsBadInput(s.error().code())) {
+      return SetupFailure(Machine::Step::kHost, s.error());
+    }
     return UsageError("{}", s.error().message());
   }
-  if (Status s = ResolveTopology(ctx); !s) {
-    return UsageError("{}", s.error().message());
-  }
-  auto level = c.GetString("log.level", "warn");
-  if (!level) return UsageError("{}", level.error().message());
-  if (Status s = SetLogLevel(*level); !s) {
-    return UsageError("log.level: {}", s.error().message());
-  }
-  auto mem = c.GetSizeInRange("memory.size", 0, kMinMemory, UINT64_MAX);
-  if (!mem) return UsageError("{}", mem.error().message());
-  if (*mem < kMinMemory) {  // only when unset: the range starts there
-    return UsageError("memory.size is not set");
-  }
-  if (*mem % kMemoryGranule != 0) {
-    return UsageError("memory.size {} is not a multiple of 4 KiB", *mem);
-  }
-  ctx.memsize = *mem;
   if (dump) {
     std::printf("%s\n", c.DumpJson().c_str());
     return 0;
   }
-  return RunVm(ctx);
+  return Run(std::move(c));
 }
 
 }  // namespace strata::bhyverun

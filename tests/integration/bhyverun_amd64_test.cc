@@ -1,15 +1,22 @@
 // Integration tests: our guest micro-kernels (tests/guests/amd64) booted by
 // bhyverun on /dev/kvm; output and exit status checked.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -552,6 +559,266 @@ TEST(BhyverunAmd64, KernelWith65534SegmentsBootsQuickly) {
   std::printf("bhyverun with a 65534-segment kernel: %.3f s\n", secs);
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_LT(secs, 10.0);
+}
+
+TEST(BhyverunAmd64, HelpListsTheDevicesAndTheirKeys) {
+  auto r = Bhyverun({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* needle :
+       {"Devices of the pc machine", "com1.backend", "uart_16550",
+        "isa-debug-exit", "pc-testdev", "fw_cfg", "acpi_pm",
+        "platform.<name>.device=<model>",
+        "pci.<bus>.<slot>.<func>.device=<model>", "[required]"}) {
+    EXPECT_NE(r.out.find(needle), std::string::npos) << needle << "\n"
+                                                     << r.out;
+  }
+}
+
+// --- Device instances from the config ---------------------------------------
+
+TEST(BhyverunAmd64, DeclaredPlatformDevicesAreCreated) {
+  STRATA_REQUIRE_KVM();
+  // A second UART at COM2's address: created, and out of the io guest's way.
+  auto r = Bhyverun({"-k", Guest("io"), "-o", "platform.com2.device=uart_16550",
+                     "-o", "platform.com2.port=0x2f8", "-o",
+                     "platform.com2.irq=3"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(r);
+  // Its range is taken: a device declared on top of it fails to be created.
+  auto clash = Bhyverun({"-o", "platform.dbg.device=isa-debug-exit", "-o",
+                         "platform.dbg.port=0x3f8"});
+  EXPECT_EQ(clash.exit_code, 8) << Describe(clash);  // the config's doing
+  EXPECT_NE(clash.err.find("creating platform.dbg (isa-debug-exit): "),
+            std::string::npos)
+      << Describe(clash);
+  EXPECT_NE(clash.err.find("com1"), std::string::npos) << Describe(clash);
+}
+
+TEST(BhyverunAmd64, BadDeviceInstancesAreUsageErrorsNamingTheKey) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string needle;
+  };
+  for (const Case& c : {
+           Case{{"-o", "pci.0.3.0.device=uart_16550"},
+                "config key 'pci.0.3.0.device': uart_16550 is a platform "
+                "device, not a PCI device"},
+           Case{{"-o", "pci.0.32.0.device=uart_16550"},
+                "config key 'pci.0.32.0.device': PCI slot '32' must be a "
+                "decimal number 0-31"},
+           Case{{"-o", "pci.256.0.0.device=x"}, "PCI bus '256'"},
+           Case{{"-o", "pci.0.0.8.device=x"}, "PCI function '8'"},
+           Case{{"-o", "platform.com2.device=uart16550"},
+                "unknown device model 'uart16550' (did you mean "
+                "'uart_16550'?)"},
+           Case{{"-o", "platform.com2.device=uart_16550", "-o",
+                 "platform.com2.port=0x2f8", "-o", "platform.com2.irq=3",
+                 "-o", "platform.com2.backnd=none"},
+                "unknown config key 'platform.com2.backnd' (did you mean "
+                "'platform.com2.backend'?)"},
+           Case{{"-o", "com1.backnd=none"},
+                "unknown config key 'com1.backnd' (did you mean "
+                "'com1.backend'?)"},
+           Case{{"-o", "platform.com1.device=uart_16550"},
+                "'com1' is already a device of this machine"},
+           Case{{"-o", "platform.com2.device=uart_16550", "-o",
+                 "platform.com2.irq=3"},
+                "config key 'platform.com2.port' is not set"},
+           Case{{"-o", "platform.com2.device=uart_16550", "-o",
+                 "platform.com2.port=0x2f8", "-o", "platform.com2.irq=3",
+                 "-o", "platform.com2.backend=stdio"},
+                "platform.com2 wants stdio, which com1 already uses"},
+       }) {
+    std::vector<std::string> args = c.args;
+    args.push_back("--dump-config");  // rejected before the dump
+    auto r = Bhyverun(args);
+    EXPECT_EQ(r.exit_code, 8) << c.args[1] << "\n" << Describe(r);
+    EXPECT_EQ(r.out, "") << c.args[1];
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << Describe(r);
+  }
+}
+
+// --- The console ------------------------------------------------------------
+
+// What the host types reaches the guest through COM1's receiver.
+TEST(BhyverunAmd64, ConsoleInputReachesTheGuest) {
+  STRATA_REQUIRE_KVM();
+  int in[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  const std::string typed = "hello-strata";
+  ASSERT_EQ(write(in[1], typed.data(), typed.size()),
+            static_cast<ssize_t>(typed.size()));
+  close(in[1]);  // and then end of input: the guest has all it asked for
+  SpawnOptions o;
+  o.stdin_fd = in[0];
+  Process p({Runfile(kBhyverun), "-k", Guest("console"), "-a", "echo 12"}, o);
+  close(in[0]);
+  auto r = p.Wait(90);
+  EXPECT_EQ(SanitizerReport(r.err), "") << Describe(r);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("console: ready\n" + typed + "\nconsole: echoed 12 "
+                       "bytes"),
+            std::string::npos)
+      << Describe(r);
+}
+
+// bhyverun's stdout is a pipe nobody reads while the guest floods COM1 with
+// twice what the pipe and the console buffer hold: the guest still runs to
+// its end (vCPUs never wait for the console), the excess is dropped and
+// stderr says so, and what does reach the pipe is the start of the output.
+TEST(BhyverunAmd64, AStalledStdoutNeverStopsTheGuest) {
+  STRATA_REQUIRE_KVM();
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  (void)fcntl(out[1], F_SETPIPE_SZ, 4096);  // the smallest pipe
+  const int pipe_size = fcntl(out[1], F_GETPIPE_SZ);
+  SpawnOptions o;
+  o.stdout_fd = out[1];
+  const auto start = std::chrono::steady_clock::now();
+  Process p({Runfile(kBhyverun), "-k", Guest("console"), "-a", "flood 128"},
+            o);
+  close(out[1]);
+  auto r = p.Wait(90);  // reads stderr only: stdout stays stalled
+  const double secs = std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  std::printf("128 KiB flood into a stalled %d-byte pipe: %.1f s\n",
+              pipe_size, secs);
+  EXPECT_EQ(SanitizerReport(r.err), "") << r.err;
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // the guest got to its exit
+  EXPECT_NE(r.err.find("com1: output is not being read fast enough"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("bytes of guest output were dropped"),
+            std::string::npos)
+      << r.err;
+  ASSERT_EQ(fcntl(out[0], F_SETFL, O_NONBLOCK), 0);
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) got.append(buf, n);
+  close(out[0]);
+  // However little the pipe took (a one-page pipe is full after the first
+  // write, however short), it is the start of the output, in order.
+  EXPECT_GE(got.size(), 1u);
+  EXPECT_LE(got.size(), static_cast<size_t>(pipe_size));
+  std::string expected;
+  for (size_t i = 0; i < got.size(); ++i) {
+    expected += i % 64 == 63 ? '\n' : static_cast<char>('a' + i % 64 % 26);
+  }
+  EXPECT_EQ(got, expected);
+}
+
+// bhyverun's stdin and stdout are a terminal (a pty whose controlling
+// process it is, as under a shell).
+class ConsoleTty : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    master_ = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master_, 0);
+    ASSERT_EQ(grantpt(master_), 0);
+    ASSERT_EQ(unlockpt(master_), 0);
+    slave_ = open(ptsname(master_), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(slave_, 0);
+    ASSERT_EQ(tcgetattr(slave_, &cooked_), 0);
+    ASSERT_TRUE(cooked_.c_lflag & ICANON);
+  }
+  void TearDown() override {
+    close(slave_);
+    close(master_);
+  }
+  std::unique_ptr<Process> Start(std::vector<std::string> args) {
+    args.insert(args.begin(), Runfile(kBhyverun));
+    SpawnOptions o;
+    o.stdin_fd = o.stdout_fd = slave_;
+    o.controlling_tty = true;
+    return std::make_unique<Process>(args, o);
+  }
+  // Reads the terminal until `needle` shows up (or 60 s pass).
+  bool ReadUntil(const std::string& needle) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (screen_.find(needle) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      struct pollfd p = {master_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[1024];
+      ssize_t n = read(master_, buf, sizeof buf);
+      if (n > 0) screen_.append(buf, n);
+    }
+    return true;
+  }
+  bool IsRaw() {
+    struct termios t;
+    return tcgetattr(slave_, &t) == 0 && !(t.c_lflag & (ICANON | ECHO));
+  }
+  void ExpectRestored(const std::string& what) {
+    struct termios t;
+    ASSERT_EQ(tcgetattr(slave_, &t), 0);
+    EXPECT_EQ(t.c_lflag, cooked_.c_lflag) << what;
+    EXPECT_EQ(t.c_iflag, cooked_.c_iflag) << what;
+    EXPECT_EQ(t.c_oflag, cooked_.c_oflag) << what;
+    EXPECT_EQ(t.c_cflag, cooked_.c_cflag) << what;
+    EXPECT_EQ(0, memcmp(t.c_cc, cooked_.c_cc, sizeof t.c_cc)) << what;
+  }
+
+  int master_ = -1, slave_ = -1;
+  struct termios cooked_;
+  std::string screen_;
+};
+
+// Raw while the guest runs (keys arrive one by one, unechoed, no newline
+// needed), restored when the guest exits.
+TEST_F(ConsoleTty, RawWhileRunningAndRestoredAtGuestExit) {
+  STRATA_REQUIRE_KVM();
+  auto p = Start({"-k", Guest("console"), "-a", "echo 3"});
+  ASSERT_TRUE(ReadUntil("console: ready")) << screen_;
+  EXPECT_TRUE(IsRaw());
+  ASSERT_EQ(write(master_, "xy\r", 3), 3);  // CR stays CR in raw mode
+  ASSERT_TRUE(ReadUntil("console: echoed 3 bytes")) << screen_;
+  auto r = p->Wait(60);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r) << screen_;
+  EXPECT_EQ(SanitizerReport(r.err), "") << r.err;
+  // Output processing stayed on: the guest's "\n" is "\r\n" on screen.
+  EXPECT_NE(screen_.find("console: ready\r\nxy\r"), std::string::npos)
+      << screen_;
+  ExpectRestored("after the guest exited");
+}
+
+TEST_F(ConsoleTty, RestoredWhenStoppedBySigterm) {
+  STRATA_REQUIRE_KVM();
+  auto p = Start({"-k", Guest("console"), "-a", "echo 100"});
+  ASSERT_TRUE(ReadUntil("console: ready")) << screen_;
+  EXPECT_TRUE(IsRaw());
+  p->Signal(SIGTERM);
+  auto r = p->Wait(60);
+  EXPECT_EQ(r.exit_code, 6) << Describe(r);
+  EXPECT_NE(r.err.find("stopped by signal 15"), std::string::npos) << r.err;
+  ExpectRestored("after SIGTERM");
+}
+
+// ^C on the terminal is SIGINT for bhyverun (ISIG stays on): a clean stop.
+TEST_F(ConsoleTty, RestoredWhenInterruptedFromTheKeyboard) {
+  STRATA_REQUIRE_KVM();
+  auto p = Start({"-k", Guest("console"), "-a", "echo 100"});
+  ASSERT_TRUE(ReadUntil("console: ready")) << screen_;
+  ASSERT_EQ(write(master_, "\x03", 1), 1);
+  auto r = p->Wait(60);
+  EXPECT_EQ(r.exit_code, 6) << Describe(r);
+  EXPECT_NE(r.err.find("stopped by signal 2"), std::string::npos) << r.err;
+  ExpectRestored("after ^C");
+}
+
+TEST_F(ConsoleTty, RestoredWhenAVmmErrorStopsTheGuest) {
+  STRATA_REQUIRE_KVM();
+  auto p = Start({"-o", "bus.unclaimed_fatal=true", "-k", Guest("io")});
+  auto r = p->Wait(60);
+  EXPECT_EQ(r.exit_code, 6) << Describe(r);
+  EXPECT_NE(r.err.find("unclaimed"), std::string::npos) << r.err;
+  ExpectRestored("after a VMM error");
 }
 
 TEST(BhyverunAmd64, HelpMentionsEveryOption) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,21 +19,30 @@ std::string Runfile(const std::string& rel) {
   return base + "/" + rel;
 }
 
-ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         int timeout_seconds,
-                         const std::vector<std::string>& env) {
-  ProcessResult r;
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
+Process::Process(const std::vector<std::string>& argv,
+                 const SpawnOptions& opts) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (opts.stdout_fd < 0 && pipe2(out, O_CLOEXEC) != 0) return;
+  if (opts.stderr_fd < 0 && pipe2(err, O_CLOEXEC) != 0) return;
+  pid_ = fork();
+  if (pid_ == 0) {
+    if (opts.controlling_tty) {
+      setsid();
+      ioctl(opts.stdin_fd, TIOCSCTTY, 0);
+    }
+    if (opts.stdin_fd >= 0) {
+      dup2(opts.stdin_fd, 0);
+    } else {
+      const int null = open("/dev/null", O_RDONLY);
+      if (null >= 0) dup2(null, 0);
+    }
+    dup2(opts.stdout_fd >= 0 ? opts.stdout_fd : out[1], 1);
+    dup2(opts.stderr_fd >= 0 ? opts.stderr_fd : err[1], 2);
     for (const char* v :
          {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
       unsetenv(v);
     }
-    for (const std::string& e : env) {
+    for (const std::string& e : opts.env) {
       const size_t eq = e.find('=');
       if (eq != std::string::npos) {
         setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
@@ -44,22 +54,57 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
     execv(args[0], args.data());
     _exit(127);
   }
-  close(out[1]);
-  close(err[1]);
+  if (out[1] >= 0) close(out[1]);
+  if (err[1] >= 0) close(err[1]);
+  out_ = out[0];
+  err_ = err[0];
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (out_ >= 0) close(out_);
+  if (err_ >= 0) close(err_);
+}
+
+void Process::Signal(int sig) {
+  if (pid_ > 0 && !reaped_) kill(pid_, sig);
+}
+
+ProcessResult Process::Wait(int timeout_seconds) {
+  ProcessResult r;
+  if (pid_ <= 0) return r;
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::seconds(timeout_seconds);
-  struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
+  struct pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+  int status = 0;
+  for (;;) {
+    const bool pipes_open = fds[0].fd >= 0 || fds[1].fd >= 0;
+    if (!pipes_open) {
+      // Only the caller's fds: poll the child itself.
+      pid_t w = waitpid(pid_, &status, WNOHANG);
+      if (w == pid_) {
+        reaped_ = true;
+        break;
+      }
+    }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();
     if (left <= 0) {
       r.timed_out = true;
-      kill(pid, SIGKILL);
+      kill(pid_, SIGKILL);
       break;
     }
-    if (poll(fds, 2, static_cast<int>(left)) < 0) continue;
+    if (!pipes_open) {
+      usleep(10000);
+      continue;
+    }
+    if (poll(fds, 2, static_cast<int>(std::min<long>(left, 100))) < 0) {
+      continue;
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP))) {
         char buf[4096];
@@ -67,21 +112,29 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
         if (n <= 0) {
           close(fds[i].fd);
           fds[i].fd = -1;
-          --open_fds;
+          (i == 0 ? out_ : err_) = -1;
         } else {
           (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
         }
       }
     }
   }
-  for (auto& f : fds) {
-    if (f.fd >= 0) close(f.fd);
+  if (!reaped_) {
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
   if (!r.timed_out && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (!r.timed_out && WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
   return r;
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         int timeout_seconds,
+                         const std::vector<std::string>& env) {
+  SpawnOptions opts;
+  opts.env = env;
+  Process p(argv, opts);
+  return p.Wait(timeout_seconds);
 }
 
 std::string SanitizerReport(const std::string& err) {
