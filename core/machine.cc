@@ -384,6 +384,9 @@ ExitStatus Machine::Wait() {
   host_->RunStopHooks();
   final_status_ = vm_->exit_status().value_or(
       ExitStatus::VmmError("all vCPUs returned without a stop request"));
+  // Exit counts per vCPU, kick signals, unclaimed accesses: at debug level
+  // (bhyverun -l debug).
+  vm_->log().debug("{}", vm_->DumpStats());
   return *final_status_;
 }
 

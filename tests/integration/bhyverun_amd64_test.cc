@@ -71,6 +71,23 @@ TEST(BhyverunAmd64, DemoGuestBootsWithOneVcpu) {
   EXPECT_EQ(r.err, "");
 }
 
+// The statistics dump at exit (debug level): per-vCPU exit counts and the
+// unclaimed-access counters. The io guest makes exactly 5 unclaimed port
+// accesses (inb, inw, inl, outl, inl at 0x9f0) and 4 unclaimed MMIO ones.
+TEST(BhyverunAmd64, StatisticsAreDumpedAtExitAtDebugLevel) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-k", Guest("io"), "-l", "debug"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("VM 'strata' statistics:"), std::string::npos)
+      << Describe(r);
+  EXPECT_NE(r.err.find("unclaimed accesses: pio 5, mmio 4"), std::string::npos)
+      << Describe(r);
+  EXPECT_NE(r.err.find("vcpu 0: entries "), std::string::npos) << Describe(r);
+  // Not at the default level.
+  auto quiet = Bhyverun({"-k", Guest("io")});
+  EXPECT_EQ(quiet.err.find("statistics"), std::string::npos) << Describe(quiet);
+}
+
 TEST(BhyverunAmd64, DemoGuestCountsFourVcpusAndSeesTheVendor) {
   STRATA_REQUIRE_KVM();
   auto intel = Bhyverun({"-c", "4", "-o", "x86.cpu_vendor=intel"});
