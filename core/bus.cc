@@ -53,7 +53,24 @@ Result<uint64_t> IoEventFd::Consume() {
 
 // ------------------------------------------------------------------ Bus ----
 
-Bus::Bus(BusKind kind) : kind_(kind) {}
+// Unclaimed-access warnings a guest can trigger at once before the rate
+// limit (one more every RateLimit::kDefaultRefill): enough to see a probe's
+// pattern.
+constexpr uint32_t kUnclaimedLogBurst = 32;
+
+Bus::Bus(BusKind kind)
+    : kind_(kind),
+      unclaimed_log_(std::make_unique<RateLimit>(
+          fmt::format("{} unclaimed-access", BusKindName(kind)), nullptr,
+          kUnclaimedLogBurst)) {}
+
+Bus::~Bus() = default;
+
+void Bus::set_logger(std::shared_ptr<spdlog::logger> logger) {
+  unclaimed_log_ = std::make_unique<RateLimit>(
+      fmt::format("{} unclaimed-access", BusKindName(kind_)),
+      std::move(logger), kUnclaimedLogBurst);
+}
 
 Status Bus::ValidateRange(uint64_t base, uint64_t length,
                           std::string_view dev_name) const {
@@ -193,16 +210,15 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
       }
     }
   }
-  spdlog::logger& logger = logger_ != nullptr ? *logger_ : Log();
   if (log) {
-    logger.warn("{} bus: unclaimed {}-byte {} at {:#x}{} (further accesses "
-                "to this address are not logged)",
-                BusKindName(kind_), size, dir, addr,
-                is_write ? fmt::format(" value {:#x}", value) : "");
+    unclaimed_log_->Warn("{} bus: unclaimed {}-byte {} at {:#x}{} (further "
+                         "accesses to this address are not logged)",
+                         BusKindName(kind_), size, dir, addr,
+                         is_write ? fmt::format(" value {:#x}", value) : "");
   } else if (announce_suppression) {
-    logger.warn("{} bus: more than {} distinct unclaimed addresses; no "
-                "longer logging new ones",
-                BusKindName(kind_), kMaxLoggedUnclaimed);
+    unclaimed_log_->Warn("{} bus: more than {} distinct unclaimed addresses; "
+                         "no longer logging new ones",
+                         BusKindName(kind_), kMaxLoggedUnclaimed);
   }
   return Ok();
 }

@@ -53,6 +53,8 @@ class logger;
 
 namespace strata {
 
+class RateLimit;
+
 class Vcpu;
 
 // Who makes an access.
@@ -146,6 +148,7 @@ class Bus {
   // PIO buses read unclaimed addresses as all-ones (masked to the access
   // size), MMIO buses as zero.
   explicit Bus(BusKind kind);
+  ~Bus();
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -202,7 +205,8 @@ class Bus {
   // Internal: set once by the VM that owns the bus, before any access.
   void AttachAccelerator(BusAccelerator* accel) { accel_ = accel; }
   // Where unclaimed accesses are logged (default: the process logger).
-  void set_logger(spdlog::logger* logger) { logger_ = logger; }
+  // Set once, before any access (the VM does).
+  void set_logger(std::shared_ptr<spdlog::logger> logger);
 
  private:
   struct Entry {
@@ -226,7 +230,7 @@ class Bus {
 
   const BusKind kind_;
   BusAccelerator* accel_ = nullptr;
-  spdlog::logger* logger_ = nullptr;
+  std::unique_ptr<RateLimit> unclaimed_log_;  // the warnings
   mutable std::shared_mutex mu_;
   std::map<uint64_t, Entry> ranges_;  // keyed by base; guarded by mu_
 

@@ -619,8 +619,8 @@ Vm::Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend)
   accel_ = std::make_unique<VmBusAccelerator>(backend_.get(), &has_coalesced_);
   pio_bus_.AttachAccelerator(accel_.get());
   mmio_bus_.AttachAccelerator(accel_.get());
-  pio_bus_.set_logger(logger_.get());
-  mmio_bus_.set_logger(logger_.get());
+  pio_bus_.set_logger(logger_);
+  mmio_bus_.set_logger(logger_);
 }
 
 Vm::~Vm() {
