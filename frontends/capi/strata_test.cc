@@ -572,6 +572,11 @@ TEST(CApiKvm, ConcurrentCallsWhileRunning) {
     uint64_t v;
     return strata_get_register(h, 0, "rax", &v) == STRATA_OK;
   }));
+  threads.push_back(loop([&] {  // the same vCPU from a second thread
+    uint64_t v;
+    return strata_get_register(h, 0, "rbx", &v) == STRATA_OK &&
+           strata_set_register(h, 0, "rbx", v + 1) == STRATA_OK;
+  }));
   threads.push_back(loop([&] {
     uint64_t v;
     return strata_get_register(h, 1, "pc", &v) == STRATA_OK;
