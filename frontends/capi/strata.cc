@@ -625,7 +625,7 @@ strata_status strata_config_merge_json(strata_machine* m, const char* json) {
     STRATA_TRY(NotNull(json, "json"));
     std::unique_lock<std::mutex> lk;
     STRATA_TRY(Configuring(m, lk));
-    return m->config.MergeJson(json, "strata_config_merge_json");
+    return m->config.MergeJson(json, "the JSON text");
   });
 }
 
