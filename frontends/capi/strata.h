@@ -271,9 +271,11 @@ strata_status strata_set_register(strata_machine *m, uint32_t vcpu,
  *   strata_arch, strata_register_name, strata_vcpu_count, strata_exit_fd,
  *   strata_config_get, strata_config_dump_json,
  *   strata_read_memory, strata_write_memory,
- *   strata_get_register / strata_set_register of its own vCPU
- *     (the accessing one; RIP/PC is already past the instruction only
- *     after the handler returns),
+ *   strata_get_register / strata_set_register of its own vCPU (the
+ *     accessing one; its instruction is not complete yet: where the PC
+ *     points is the hypervisor's business until the handler returns, and
+ *     a register the access itself fills, an x86 `in`'s RAX, is written
+ *     after it),
  *   strata_irq_line, strata_msi,
  *   strata_add_io_handler, strata_stop.
  * Everything else returns STRATA_E_BUSY there without waiting: pausing,
