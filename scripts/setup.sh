@@ -9,6 +9,9 @@ PACKAGES=(
   # Libraries (see third_party/)
   libfmt-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   googletest libfdt-dev
+  # The C ABI's install and its tests: pkg-config, and patchelf to drop the
+  # build tree's RUNPATH from the installed libstrata.so.1
+  pkgconf patchelf
   # Cross-build of the arm64 side from amd64 (--config=arm64): compiler,
   # arm64 libraries through Debian multiarch, qemu-user to run the tests
   g++-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross

@@ -44,7 +44,8 @@ run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
 
 run_pass unit-and-integration "" //...
 # The locking, kick and driver code, and the devices, under ThreadSanitizer.
-run_pass tsan "--config=tsan" //core/... //devices/... //tests/integration:driver_amd64_test
+run_pass tsan "--config=tsan" //core/... //devices/... //frontends/capi/... \
+  //tests/integration:driver_amd64_test
 run_pass asan-ubsan "--config=asan" //...
 # arm64: cross-build the MI core and devices, run their unit tests under
 # qemu-user. Targets needing the (missing) arm64 KVM backend are skipped by

@@ -1,0 +1,24 @@
+#!/bin/bash
+# strata — builds the C ABI and installs it under PREFIX:
+#   PREFIX/include/strata/strata.h
+#   PREFIX/lib/libstrata.so.1 (+ the libstrata.so link)
+#   PREFIX/lib/pkgconfig/strata.pc
+# Usage: scripts/install.sh PREFIX
+# Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig \
+#         gcc app.c $(pkg-config --cflags --libs strata)
+set -euo pipefail
+if [ $# -ne 1 ]; then
+  echo "usage: $0 PREFIX" >&2
+  exit 2
+fi
+prefix=$1
+case "$prefix" in
+  /*) ;;
+  *) prefix="$(pwd)/$prefix" ;;
+esac
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+bazel build //frontends/capi:libstrata.so
+bin=$(bazel info bazel-bin)
+frontends/capi/install_files.sh "$bin/frontends/capi/libstrata.so" \
+  frontends/capi/strata.h frontends/capi/strata.pc.in "$prefix"
