@@ -220,48 +220,52 @@ Status Vcpu::CheckRegisterAccess() const {
                    id_);
 }
 
-Result<uint64_t> Vcpu::GetRegister(md::Reg r) {
+// Register access: the runner thread uses the backend's register cache
+// alone; any other thread (a VcpuLock holder — there may be several at
+// once, nested lockers share a freeze — or the only user of a vCPU without
+// a runner) takes regs_mu_, since the cache is not thread-safe.
+template <typename F>
+auto Vcpu::WithRegisters(F&& f) -> decltype(f()) {
   STRATA_TRY(CheckRegisterAccess());
-  return backend_->GetRegister(r);
+  if (IsRunnerThread()) return f();
+  std::lock_guard lk(regs_mu_);
+  return f();
+}
+
+Result<uint64_t> Vcpu::GetRegister(md::Reg r) {
+  return WithRegisters([&] { return backend_->GetRegister(r); });
 }
 Status Vcpu::SetRegister(md::Reg r, uint64_t v) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->SetRegister(r, v);
+  return WithRegisters([&] { return backend_->SetRegister(r, v); });
 }
 Result<md::VcpuState> Vcpu::GetState() {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->GetState();
+  return WithRegisters([&] { return backend_->GetState(); });
 }
 Status Vcpu::SetState(const md::VcpuState& s) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->SetState(s);
+  return WithRegisters([&] { return backend_->SetState(s); });
 }
 Result<md::FpuState> Vcpu::GetFpu() {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->GetFpu();
+  return WithRegisters([&] { return backend_->GetFpu(); });
 }
 Status Vcpu::SetFpu(const md::FpuState& f) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->SetFpu(f);
+  return WithRegisters([&] { return backend_->SetFpu(f); });
 }
 Result<uint64_t> Vcpu::GetSysReg(uint64_t id) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->GetSysReg(id);
+  return WithRegisters([&] { return backend_->GetSysReg(id); });
 }
 Status Vcpu::SetSysReg(uint64_t id, uint64_t v) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->SetSysReg(id, v);
+  return WithRegisters([&] { return backend_->SetSysReg(id, v); });
 }
 Status Vcpu::Reset() {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->Reset();
+  return WithRegisters([&] { return backend_->Reset(); });
 }
 Status Vcpu::SetRunnable(bool runnable) {
-  STRATA_TRY(CheckRegisterAccess());
-  return backend_->SetRunnable(runnable);
+  return WithRegisters([&] { return backend_->SetRunnable(runnable); });
 }
 std::string Vcpu::DumpRegisters() {
   if (!CheckRegisterAccess()) return "(registers unavailable: vCPU running)";
+  if (IsRunnerThread()) return backend_->DumpRegisters();
+  std::lock_guard lk(regs_mu_);
   return backend_->DumpRegisters();
 }
 

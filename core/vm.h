@@ -245,6 +245,8 @@ class Vcpu {
   void InterruptLocked();  // m_ held: leave guest mode, nothing counted
   bool IsRunnerThread() const;
   Status CheckRegisterAccess() const;
+  template <typename F>
+  auto WithRegisters(F&& f) -> decltype(f());
   // At the loop top with requests pending: completes the last exit, runs
   // the mailbox, parks while frozen. Returns false if Run must return.
   bool ServiceRequests();
@@ -265,6 +267,7 @@ class Vcpu {
   std::unique_ptr<VcpuBackend> backend_;
 
   mutable std::mutex m_;
+  std::mutex regs_mu_;  // register access from threads other than the runner
   std::condition_variable cv_;
   VcpuState state_ = VcpuState::kIdle;  // m_
   uint32_t lock_requests_ = 0;          // m_: lockers asking or holding

@@ -822,6 +822,34 @@ TEST(VmTest, RegistersOfARunningVcpuNeedALock) {
   vm->RequestStop(ExitStatus::PowerOff());
 }
 
+// Several threads may hold one vCPU at once (nested freezes); their
+// register accesses are serialised (TSan checks the register cache).
+TEST(VmTest, ConcurrentHoldersShareRegistersSafely) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kSpinLoop);
+  Runner r(v);
+  ASSERT_TRUE(WaitFor([&] { return v->stats().entries.load() > 0; }));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> holders;
+  for (int t = 0; t < 3; ++t) {
+    holders.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        VcpuLock lock(*v);
+        const md::Reg reg = t == 0 ? md::kRegSp : md::Reg(t);  // distinct GPRs
+        if (!v->SetRegister(reg, 0x1000 + i).has_value()) bad++;
+        auto back = v->GetRegister(reg);
+        if (!back.has_value()) bad++;
+        if (!v->GetState().has_value()) bad++;
+      }
+    });
+  }
+  for (auto& h : holders) h.join();
+  EXPECT_EQ(bad.load(), 0);
+  vm->RequestStop(ExitStatus::PowerOff());
+}
+
 TEST(VmTest, AThreadRunsOneVcpuAtATime) {
   STRATA_REQUIRE_KVM();
   auto vm = MakeVm(2);
