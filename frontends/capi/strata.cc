@@ -24,16 +24,15 @@
 //              a resume from overtaking a call that relies on the pause.
 //   Registers  from other threads: a VcpuLock per access while running.
 //              Several threads may hold one vCPU parked at once (VcpuLocks
-//              nest; a pause holds them all) but its register cache is one
-//              thread's at a time, so a mutex per vCPU orders them.
+//              nest; a pause holds them all); the core serialises their
+//              register accesses (Vcpu's register mutex).
 //   vCPU threads
 //              An I/O handler runs on a vCPU's thread. Everything that
 //              would wait for a vCPU there — the write lock, a VcpuLock on
 //              another vCPU, joining vCPU threads — is refused with
 //              STRATA_E_BUSY before the C++ layer's checks would abort, and
-//              nothing allowed there takes state_mu, pause_mu, wait_mu
-//              or a vCPU's mutex, which other threads hold while they wait
-//              for vCPUs.
+//              nothing allowed there takes state_mu, pause_mu or wait_mu,
+//              which other threads hold while they wait for vCPUs.
 //   Handlers   each C handler is an IoDevice that counts its calls in
 //              progress, so strata_remove_io_handler can wait for them and
 //              the embedder may free the handler's data when it returns.
@@ -362,7 +361,6 @@ struct strata_machine {
   // Several threads may hold a vCPU parked at once (VcpuLocks nest, and a
   // pause holds them all), but its register cache is one thread's at a
   // time.
-  std::unique_ptr<std::mutex[]> vcpu_mu;  // set once, at creation
 
   bool created() const { return state.load(std::memory_order_acquire) >= State::kCreated; }
   Status RequireCreated() const {
@@ -516,7 +514,6 @@ Status WithVcpu(strata_machine* m, uint32_t id,
     return fn(*v);
   }
   std::shared_lock lk(m->pause_mu);
-  std::lock_guard one(m->vcpu_mu[id]);
   if (m->pauser) return fn(*v);  // the write lock holds every vCPU
   strata::VcpuLock hold(*v);
   return fn(*v);
@@ -692,7 +689,6 @@ strata_status strata_machine_create(strata_machine* m) {
       o.logger->set_level(spdlog::level::warn);
     }
     auto machine = STRATA_TRY(strata::Machine::Create(m->config, std::move(o)));
-    m->vcpu_mu = std::make_unique<std::mutex[]>(machine->cpus());
     m->machine = std::move(machine);
     m->state.store(strata_machine::State::kCreated, std::memory_order_release);
     return Ok();
