@@ -321,7 +321,7 @@ Result<std::unique_ptr<Machine>> Machine::Create(Config config,
 
 Machine::~Machine() {
   if (started_ && !waited_) {
-    RequestStop(ExitStatus::VmmError("machine destroyed while running"));
+    RequestStop(ExitStatus::Stopped("machine destroyed while running"));
     (void)Wait();
   }
   if (host_) host_->RunStopHooks();

@@ -665,7 +665,7 @@ Status Vm::Shutdown() {
   std::unique_lock lk(runners_mutex_);
   if (runners_ > 0 && !stop_requested()) {
     lk.unlock();
-    RequestStop(ExitStatus::VmmError(
+    RequestStop(ExitStatus::Stopped(
         fmt::format("VM '{}' shut down while its vCPUs were running",
                     opts_.name)));
     lk.lock();

@@ -134,6 +134,7 @@ struct ExitStatus {
     kReset,       // guest asked for a reset (not supported yet): 2
     kGuestCrash,  // triple fault / shutdown / crash event: 4
     kVmmError,    // strata failed or the guest did something invalid: 6
+    kStopped,     // stopped from outside (an embedder, a signal): 6
   };
   Why why = Why::kPowerOff;
   int code = 0;
@@ -149,6 +150,11 @@ struct ExitStatus {
   }
   static ExitStatus VmmError(std::string m) {
     return {Why::kVmmError, kExitVmmError, std::move(m)};
+  }
+  // Not the guest's doing and not a failure: someone asked the VM to stop.
+  // bhyverun still exits 6 (the guest did not finish).
+  static ExitStatus Stopped(std::string m) {
+    return {Why::kStopped, kExitVmmError, std::move(m)};
   }
 
   static constexpr int kExitReset = 2;

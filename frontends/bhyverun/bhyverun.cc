@@ -175,7 +175,7 @@ class SignalWatcher {
       while (!done_.load()) {
         int sig = sigtimedwait(&set_, nullptr, &tick);
         if (sig > 0) {
-          machine.RequestStop(ExitStatus::VmmError(
+          machine.RequestStop(ExitStatus::Stopped(
               fmt::format("stopped by signal {} ({})", sig, strsignal(sig))));
         }
       }
@@ -212,6 +212,7 @@ int Run(Config config) {
       break;
     case ExitStatus::Why::kGuestCrash:
     case ExitStatus::Why::kVmmError:
+    case ExitStatus::Why::kStopped:
       std::fprintf(stderr, "bhyverun: %s\n", st.message.c_str());
       break;
   }

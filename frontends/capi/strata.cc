@@ -79,7 +79,7 @@ namespace strata::capi {
 namespace {
 
 // The stop reason strata_stop gives; strata_wait reports it as
-// STRATA_EXIT_STOPPED. No other code path produces this message.
+// STRATA_EXIT_STOPPED (ExitStatus::Why::kStopped).
 constexpr std::string_view kStopMessage =
     "stopped by the embedder (strata_stop)";
 
@@ -404,14 +404,11 @@ struct strata_machine {
       case Why::kGuestExit: exit.kind = STRATA_EXIT_GUEST_EXIT; break;
       case Why::kReset: exit.kind = STRATA_EXIT_RESET; break;
       case Why::kGuestCrash: exit.kind = STRATA_EXIT_GUEST_CRASH; break;
-      case Why::kVmmError:
-        if (st.message == capi::kStopMessage) {
-          exit.kind = STRATA_EXIT_STOPPED;
-          exit.status = 0;
-          exit_message.clear();
-        } else {
-          exit.kind = STRATA_EXIT_VMM_ERROR;
-        }
+      case Why::kVmmError: exit.kind = STRATA_EXIT_VMM_ERROR; break;
+      case Why::kStopped:
+        exit.kind = STRATA_EXIT_STOPPED;
+        exit.status = 0;
+        exit_message.clear();
         break;
     }
     exit.message = exit_message.c_str();
@@ -590,7 +587,7 @@ strata_status strata_machine_free(strata_machine* m) {
     STRATA_TRY(capi::NotOnVcpuThread());
     if (m->created()) {
       m->machine->RequestStop(
-          strata::ExitStatus::VmmError(std::string(capi::kStopMessage)));
+          strata::ExitStatus::Stopped(std::string(capi::kStopMessage)));
       m->Unpause();
       std::lock_guard lk(m->wait_mu);
       if (m->state.load() == strata_machine::State::kStarted && !m->waited) {
@@ -887,7 +884,7 @@ strata_status strata_stop(strata_machine* m) {
   return Call(m, __func__, [&]() -> Status {
     STRATA_TRY(m->RequireCreated());
     m->machine->RequestStop(
-        strata::ExitStatus::VmmError(std::string(capi::kStopMessage)));
+        strata::ExitStatus::Stopped(std::string(capi::kStopMessage)));
     // On a vCPU thread the machine is not paused (its vCPUs would be held).
     if (strata::CurrentVcpu() == nullptr) m->Unpause();
     return Ok();

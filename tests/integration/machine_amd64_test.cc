@@ -200,10 +200,10 @@ TEST(MachineEmbedder, RequestStopFromAnotherThread) {
   struct pollfd p = {(*m)->exit_fd(), POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 300), 0);  // still running
   std::thread stopper(
-      [&] { (*m)->RequestStop(ExitStatus::VmmError("embedder says stop")); });
+      [&] { (*m)->RequestStop(ExitStatus::Stopped("embedder says stop")); });
   stopper.join();
   const ExitStatus st = (*m)->Wait();
-  EXPECT_EQ(st.why, ExitStatus::Why::kVmmError);
+  EXPECT_EQ(st.why, ExitStatus::Why::kStopped);
   EXPECT_EQ(st.message, "embedder says stop");
   EXPECT_EQ(poll(&p, 1, 0), 1);
 }
