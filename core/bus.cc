@@ -135,6 +135,7 @@ Status Bus::Register(uint64_t base, uint64_t length,
   std::unique_lock lock(mu_);
   STRATA_TRY(CheckOverlap(base, last, dev->name(), std::nullopt));
   ranges_.emplace(base, Entry{last, std::move(dev)});
+  generation_.fetch_add(1, std::memory_order_release);
   return Ok();
 }
 
@@ -150,6 +151,7 @@ Status Bus::Unregister(uint64_t base) {
     }
     dropped = std::move(it->second.dev);
     ranges_.erase(it);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   return Ok();
 }
@@ -171,20 +173,36 @@ Status Bus::Move(uint64_t old_base, uint64_t new_base) {
   Entry e{last, std::move(it->second.dev)};
   ranges_.erase(it);
   ranges_.emplace(new_base, std::move(e));
+  generation_.fetch_add(1, std::memory_order_release);
   return Ok();
 }
 
-std::shared_ptr<IoDevice> Bus::Find(uint64_t addr, uint32_t size,
-                                    uint64_t* offset) const {
+IoDevice* Bus::Lookup(uint64_t addr, uint32_t size, uint64_t* offset,
+                      BusCache* cache, std::shared_ptr<IoDevice>* hold) const {
+  const uint64_t access_last = addr + (size - 1);
+  if (cache != nullptr &&
+      cache->generation == generation_.load(std::memory_order_acquire) &&
+      addr >= cache->base && access_last >= addr &&
+      access_last <= cache->last) {
+    *offset = addr - cache->base;
+    return cache->dev.get();
+  }
   std::shared_lock lock(mu_);
   auto it = ranges_.upper_bound(addr);
   if (it == ranges_.begin()) return nullptr;
   --it;
-  const uint64_t access_last = addr + (size - 1);
-  // access_last < addr: the access itself wraps, which no range can hold.
   if (access_last < addr || access_last > it->second.last) return nullptr;
   *offset = addr - it->first;
-  return it->second.dev;
+  if (cache != nullptr) {
+    // The generation read under the lock matches the table it describes.
+    cache->generation = generation_.load(std::memory_order_relaxed);
+    cache->base = it->first;
+    cache->last = it->second.last;
+    cache->dev = it->second.dev;
+    return cache->dev.get();
+  }
+  *hold = it->second.dev;
+  return hold->get();
 }
 
 Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
@@ -224,14 +242,15 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
 }
 
 Result<uint64_t> Bus::Read(const IoContext& ctx, uint64_t addr,
-                           uint32_t size) {
+                           uint32_t size, BusCache* cache) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for read at {:#x}",
                      BusKindName(kind_), size, addr);
   }
   uint64_t offset = 0;
-  if (std::shared_ptr<IoDevice> dev = Find(addr, size, &offset)) {
+  std::shared_ptr<IoDevice> hold;
+  if (IoDevice* dev = Lookup(addr, size, &offset, cache, &hold)) {
     return MaskToSize(dev->Read(ctx, offset, size), size);
   }
   STRATA_TRY(Unclaimed(addr, size, /*is_write=*/false, 0));
@@ -239,7 +258,7 @@ Result<uint64_t> Bus::Read(const IoContext& ctx, uint64_t addr,
 }
 
 Status Bus::Write(const IoContext& ctx, uint64_t addr, uint32_t size,
-                  uint64_t value) {
+                  uint64_t value, BusCache* cache) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for write at {:#x}",
@@ -247,7 +266,8 @@ Status Bus::Write(const IoContext& ctx, uint64_t addr, uint32_t size,
   }
   value = MaskToSize(value, size);
   uint64_t offset = 0;
-  if (std::shared_ptr<IoDevice> dev = Find(addr, size, &offset)) {
+  std::shared_ptr<IoDevice> hold;
+  if (IoDevice* dev = Lookup(addr, size, &offset, cache, &hold)) {
     dev->Write(ctx, offset, size, value);
     return Ok();
   }

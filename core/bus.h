@@ -22,7 +22,8 @@
 // from inside an access (a PCI BAR relocation through config space), and
 // Unregister never waits for in-flight accesses: an access that found the
 // device before Unregister returned may still finish on it, and the device
-// object lives until that access is done. Devices do their own locking.
+// object lives until that access is done (and, for a vCPU that had it in
+// its BusCache, until that vCPU's next miss). Devices do their own locking.
 //
 // Accelerated paths. A Bus attached to a VM (Vm::pio_bus(), Vm::mmio_bus())
 // also offers the hypervisor's in-kernel shortcuts: ioeventfd (a guest write
@@ -143,6 +144,19 @@ class IoEventFd {
   int fd_;
 };
 
+// A one-entry lookup cache for one thread's accesses to one bus (each vCPU
+// keeps one per bus): the last range it hit and a reference to its device,
+// valid while the bus's generation — bumped by every Register, Unregister
+// and Move — is unchanged. A hit costs one atomic load instead of the
+// table's lock and search; a device unregistered meanwhile stays referenced
+// until the cache's owner next misses (or goes away).
+struct BusCache {
+  uint64_t generation = 0;  // 0: empty
+  uint64_t base = 0;
+  uint64_t last = 0;  // inclusive
+  std::shared_ptr<IoDevice> dev;
+};
+
 class Bus {
  public:
   // PIO buses read unclaimed addresses as all-ones (masked to the access
@@ -176,9 +190,12 @@ class Bus {
   // first unclaimed access to each address is logged (warn). With
   // set_unclaimed_fatal(true) an unclaimed access is still counted but returns
   // Errc::kGuestFault naming the bus, address, size and direction instead.
-  Result<uint64_t> Read(const IoContext& ctx, uint64_t addr, uint32_t size);
+  // With a cache (owned by the calling thread), a repeated access to the
+  // same range skips the table.
+  Result<uint64_t> Read(const IoContext& ctx, uint64_t addr, uint32_t size,
+                        BusCache* cache = nullptr);
   Status Write(const IoContext& ctx, uint64_t addr, uint32_t size,
-               uint64_t value);
+               uint64_t value, BusCache* cache = nullptr);
 
   // The hypervisor shortcuts (kUnsupported on a detached bus).
   // An eventfd signalled by guest writes of exactly `size` bytes (1, 2, 4 or
@@ -221,9 +238,11 @@ class Bus {
   Status CheckOverlap(uint64_t base, uint64_t last, std::string_view dev_name,
                       std::optional<uint64_t> ignore_base) const;
   // The device whose range holds [addr, addr+size), or null, with *offset
-  // set to addr - base. Takes and releases mu_ (shared).
-  std::shared_ptr<IoDevice> Find(uint64_t addr, uint32_t size,
-                                 uint64_t* offset) const;
+  // set to addr - base; through `cache` if given (a hit takes no lock). The
+  // device stays alive through *hold or the cache until the caller's access
+  // is done.
+  IoDevice* Lookup(uint64_t addr, uint32_t size, uint64_t* offset,
+                   BusCache* cache, std::shared_ptr<IoDevice>* hold) const;
   // Counts/logs an unclaimed access; returns an error in fatal mode.
   Status Unclaimed(uint64_t addr, uint32_t size, bool is_write,
                    uint64_t value);
@@ -236,6 +255,7 @@ class Bus {
 
   std::atomic<bool> unclaimed_fatal_{false};
   std::atomic<uint64_t> unclaimed_count_{0};
+  std::atomic<uint64_t> generation_{1};  // bumped under mu_ (exclusive)
 
   // Addresses already warned about. Bounded so a guest sweeping the address
   // space cannot grow it without limit; past the bound we stop logging.

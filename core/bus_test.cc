@@ -491,5 +491,35 @@ TEST(BusTest, AnUnregisteredDeviceLivesUntilItsAccessEnds) {
   EXPECT_EQ(*bus.Read({}, 0x40, 1), 0xffu);
 }
 
+// A vCPU's one-entry cache: hits skip the table, and every change of the
+// table (register, move, unregister) invalidates it.
+TEST(BusTest, TheLookupCacheFollowsEveryChangeOfTheTable) {
+  Bus bus(BusKind::kMmio);
+  auto a = std::make_shared<FakeDevice>("a");
+  auto b = std::make_shared<FakeDevice>("b");
+  ASSERT_TRUE(bus.Register(0x1000, 0x100, a));
+  BusCache cache;
+  EXPECT_EQ(*bus.Read({}, 0x1010, 4, &cache), (0x10u << 8) | 4);
+  EXPECT_EQ(cache.dev.get(), a.get());
+  EXPECT_EQ(*bus.Read({}, 0x1020, 2, &cache), (0x20u << 8) | 2);  // hit
+  EXPECT_EQ(a->reads.load(), 2);
+  // Outside the cached range: a miss that refills it.
+  ASSERT_TRUE(bus.Register(0x2000, 0x100, b));
+  EXPECT_EQ(*bus.Read({}, 0x2004, 4, &cache), (0x4u << 8) | 4);
+  EXPECT_EQ(cache.dev.get(), b.get());
+  // Moved: the cached base is stale, the access lands at the new offset.
+  ASSERT_TRUE(bus.Move(0x2000, 0x3000));
+  EXPECT_EQ(*bus.Read({}, 0x2004, 4, &cache), 0u);  // unclaimed now
+  EXPECT_EQ(*bus.Read({}, 0x3008, 4, &cache), (0x8u << 8) | 4);
+  // Unregistered: no hit on the old entry.
+  ASSERT_TRUE(bus.Unregister(0x3000));
+  EXPECT_EQ(*bus.Read({}, 0x3008, 4, &cache), 0u);
+  EXPECT_EQ(b->reads.load(), 2);
+  // An access straddling the end of the cached range is not a hit.
+  EXPECT_EQ(*bus.Read({}, 0x1010, 4, &cache), (0x10u << 8) | 4);
+  EXPECT_EQ(*bus.Read({}, 0x10fe, 4, &cache), 0u);
+  EXPECT_EQ(bus.unclaimed_count(), 3u);
+}
+
 }  // namespace
 }  // namespace strata

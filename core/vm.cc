@@ -34,13 +34,37 @@ bool ThisThreadHoldsReadLock(const Vm* vm) {
   return false;
 }
 
+// amd64 and arm64 hosts are little endian. Fixed-size copies for the sizes
+// an exit has, so the hot path makes no library call.
 uint64_t LoadLe(const uint8_t* p, uint32_t size) {
-  uint64_t v = 0;
-  std::memcpy(&v, p, size);  // amd64 and arm64 hosts are little endian
-  return v;
+  switch (size) {
+    case 1: return p[0];
+    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
+    case 8: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+    default: {
+      uint64_t v = 0;
+      std::memcpy(&v, p, std::min<uint32_t>(size, 8));
+      return v;
+    }
+  }
 }
 
-void StoreLe(uint8_t* p, uint32_t size, uint64_t v) { std::memcpy(p, &v, size); }
+void StoreLe(uint8_t* p, uint32_t size, uint64_t v) {
+  switch (size) {
+    case 1: p[0] = static_cast<uint8_t>(v); return;
+    case 2: { uint16_t x = static_cast<uint16_t>(v); std::memcpy(p, &x, 2); return; }
+    case 4: { uint32_t x = static_cast<uint32_t>(v); std::memcpy(p, &x, 4); return; }
+    case 8: std::memcpy(p, &v, 8); return;
+    default: std::memcpy(p, &v, std::min<uint32_t>(size, 8)); return;
+  }
+}
+
+// A counter only its vCPU's thread writes: a plain add (no locked
+// instruction on the hot path); other threads still read it atomically.
+void Bump(std::atomic<uint64_t>& c) {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 // The vCPU of `vm` the calling thread runs, or null.
 Vcpu* CurrentVcpuOf(const Vm& vm) {
@@ -397,11 +421,15 @@ Status Vcpu::Run() {
       if (!ServiceRequests()) break;
       continue;
     }
-    if (kick_pending_.exchange(false, std::memory_order_seq_cst)) {
-      stats_.kicks.fetch_add(1, std::memory_order_relaxed);
+    // A kick missed by this look still interrupts the entry (immediate_exit
+    // or the signal), so the load may be plain; only a set flag needs the
+    // exchange.
+    if (kick_pending_.load(std::memory_order_relaxed) &&
+        kick_pending_.exchange(false, std::memory_order_acq_rel)) {
+      Bump(stats_.kicks);
       continue;
     }
-    stats_.entries.fetch_add(1, std::memory_order_relaxed);
+    Bump(stats_.entries);
     Status s = backend_->Run(&exit);
     if (!s) {
       FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
@@ -440,13 +468,10 @@ void Vcpu::FailVm(const std::string& what) {
 
 // Statistics wrap the dispatcher, not each handler.
 void Vcpu::Dispatch(VmExit& exit) {
-  stats_.exits[static_cast<size_t>(exit.kind)].fetch_add(
-      1, std::memory_order_relaxed);
+  Bump(stats_.exits[static_cast<size_t>(exit.kind)]);
   if (exit.kind == ExitKind::kArch) {
     auto r = static_cast<size_t>(exit.arch.reason);
-    if (r < stats_.arch_exits.size()) {
-      stats_.arch_exits[r].fetch_add(1, std::memory_order_relaxed);
-    }
+    if (r < stats_.arch_exits.size()) Bump(stats_.arch_exits[r]);
   }
   DispatchInner(exit);
 }
@@ -559,10 +584,11 @@ void Vcpu::HandleIo(const IoExit& io) {
   for (uint32_t i = 0; i < io.count; ++i) {
     uint8_t* p = io.data + static_cast<size_t>(i) * io.size;
     if (io.write) {
-      Status s = bus.Write(ctx, io.port, io.size, LoadLe(p, io.size));
+      Status s = bus.Write(ctx, io.port, io.size, LoadLe(p, io.size),
+                           &pio_cache_);
       if (!s) return FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
     } else {
-      Result<uint64_t> v = bus.Read(ctx, io.port, io.size);
+      Result<uint64_t> v = bus.Read(ctx, io.port, io.size, &pio_cache_);
       if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
       StoreLe(p, io.size, *v);
     }
@@ -573,10 +599,11 @@ void Vcpu::HandleMmio(const MmioExit& mmio) {
   Bus& bus = vm_->mmio_bus();
   const IoContext ctx{this};
   if (mmio.write) {
-    Status s = bus.Write(ctx, mmio.gpa, mmio.size, LoadLe(mmio.data, mmio.size));
+    Status s = bus.Write(ctx, mmio.gpa, mmio.size, LoadLe(mmio.data, mmio.size),
+                         &mmio_cache_);
     if (!s) FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
   } else {
-    Result<uint64_t> v = bus.Read(ctx, mmio.gpa, mmio.size);
+    Result<uint64_t> v = bus.Read(ctx, mmio.gpa, mmio.size, &mmio_cache_);
     if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
     StoreLe(mmio.data, mmio.size, *v);
   }

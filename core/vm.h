@@ -290,6 +290,8 @@ class Vcpu {
   std::atomic<pthread_t> runner_thread_{};  // for lock-free self checks
   CurrentGuest record_;
   VcpuStats stats_;
+  BusCache pio_cache_;   // runner thread only
+  BusCache mmio_cache_;  // runner thread only
 };
 
 struct VmOptions {

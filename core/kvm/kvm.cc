@@ -374,8 +374,13 @@ void KvmVcpu::RequestImmediateExit() {
 }
 
 void KvmVcpu::ClearImmediateExit() {
-  // A full barrier: the run loop's look at its requests must not pass it.
-  (void)__atomic_exchange_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+  // When set, cleared with a full barrier: the run loop's look at its
+  // requests must not pass it. When already clear there is no store for a
+  // poster's RequestImmediateExit to be lost against, so a load suffices
+  // (the common case, no locked instruction).
+  if (__atomic_load_n(&run_->immediate_exit, __ATOMIC_RELAXED) != 0) {
+    (void)__atomic_exchange_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+  }
 }
 
 Status KvmVcpu::SetGuestSignalMask(const sigset_t& mask) {
