@@ -610,23 +610,6 @@ bool MatchesPattern(const std::vector<std::string_view>& key,
   return true;
 }
 
-// Levenshtein distance (insert, delete, substitute: 1 each). Keys are at
-// most kMaxKeyLength bytes, so this is cheap.
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 // The pattern as it would read for `key`: each `*` replaced by the key's
 // component there, so "uart.*.backend" suggests "uart.com1.backend" for
@@ -739,6 +722,24 @@ std::string Config::DumpFlat() const {
     out += '\n';
   }
   return out;
+}
+
+// Levenshtein distance (insert, delete, substitute: 1 each). Keys are at
+// most kMaxKeyLength bytes, so this is cheap.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace strata

@@ -37,6 +37,10 @@ namespace strata {
 // kInvalidArgument; a value above 2^64-1 is kOutOfRange.
 Result<uint64_t> ParseSize(std::string_view text);
 
+// Levenshtein distance (insert, delete, substitute: 1 each), for "did you
+// mean" suggestions of config keys, device models and register names.
+size_t EditDistance(std::string_view a, std::string_view b);
+
 class Config {
  public:
   // Limits on keys (and so on JSON nesting): generous for real settings

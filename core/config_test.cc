@@ -646,5 +646,12 @@ TEST_F(ConfigFileTest, OversizedFileIsRejected) {
   ExpectError(c.MergeJsonFile(path_), Errc::kOutOfRange, {path_, "limit"});
 }
 
+TEST(EditDistance, Basics) {
+  EXPECT_EQ(EditDistance("", ""), 0u);
+  EXPECT_EQ(EditDistance("abc", ""), 3u);
+  EXPECT_EQ(EditDistance("uart16550", "uart_16550"), 1u);
+  EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
+}
+
 }  // namespace
 }  // namespace strata

@@ -267,7 +267,4 @@ class DeviceSet {
   std::vector<Created> devices_;
 };
 
-// Edit distance between two strings (for "did you mean" suggestions).
-size_t EditDistance(std::string_view a, std::string_view b);
-
 }  // namespace strata

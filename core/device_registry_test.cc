@@ -375,12 +375,6 @@ TEST(DeviceSet, CheckRunsTheModelsCheckAndCreateNeedsAVm) {
   EXPECT_FALSE(set.Check(unknown));
 }
 
-TEST(EditDistance, Basics) {
-  EXPECT_EQ(EditDistance("", ""), 0u);
-  EXPECT_EQ(EditDistance("abc", ""), 3u);
-  EXPECT_EQ(EditDistance("uart16550", "uart_16550"), 1u);
-  EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
-}
 
 }  // namespace
 }  // namespace strata

@@ -183,6 +183,19 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
   return a;
 }
 
+namespace {
+
+// The GSI of an IOAPIC input, which is its pin number (0..23).
+Result<uint32_t> CheckIoapicPin(const IrqPin& pin) {
+  if (pin.gsi >= kIrqPinCount) {
+    return MakeError(Errc::kOutOfRange, "{} is not an IOAPIC input (0..{})",
+                     IrqPinName(pin), kIrqPinCount - 1);
+  }
+  return pin.gsi;
+}
+
+}  // namespace
+
 Result<uint32_t> KvmVmArch::IrqLineArg(const IrqPin& pin) const {
   if (opts_.irqchip == IrqchipMode::kSplit) {
     // KVM would take the GSI, but only through whatever route the VMM put
@@ -193,12 +206,7 @@ Result<uint32_t> KvmVmArch::IrqLineArg(const IrqPin& pin) const {
                      "through KVM",
                      IrqPinName(pin));
   }
-  if (pin.gsi >= kIrqPinCount) {
-    return MakeError(Errc::kOutOfRange,
-                     "{} is not an IOAPIC input (0..{})", IrqPinName(pin),
-                     kIrqPinCount - 1);
-  }
-  return pin.gsi;
+  return CheckIoapicPin(pin);
 }
 
 Result<uint32_t> KvmVmArch::IrqFdGsi(const IrqPin& pin) const {
@@ -212,14 +220,9 @@ Result<uint32_t> KvmVmArch::SplitPinGsi(const IrqPin& pin) const {
                      "(x86.irqchip=split); this VM's IOAPIC is KVM's",
                      IrqPinName(pin));
   }
-  if (pin.gsi >= kIrqPinCount) {
-    return MakeError(Errc::kOutOfRange,
-                     "{} is not an IOAPIC input (0..{})", IrqPinName(pin),
-                     kIrqPinCount - 1);
-  }
   // The IOAPIC's pin n owns GSI n, one of the routes reserved by
   // KVM_CAP_SPLIT_IRQCHIP.
-  return pin.gsi;
+  return CheckIoapicPin(pin);
 }
 
 Status KvmVmArch::FillMsi(const MsiMessage& msi, kvm_msi* out) const {
