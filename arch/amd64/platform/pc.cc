@@ -27,6 +27,7 @@
 #include "arch/amd64/cpuid.h"
 #include "arch/amd64/loader/multiboot.h"
 #include "arch/amd64/platform/demo_guest.h"
+#include "arch/amd64/platform/pc_layout.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
@@ -40,8 +41,8 @@ namespace strata::platform {
 
 namespace {
 
-constexpr uint64_t kLowMemLimit = 3ull << 30;  // RAM below the PCI hole
-constexpr uint64_t kHighMemBase = 4ull << 30;
+using pc::kLowMemLimit;  // RAM below the PCI hole (pc_layout.h)
+using pc::kHighMemBase;
 constexpr uint64_t kIoapicBase = 0xfec00000;
 constexpr uint64_t kApicPageSize = 0x1000;
 
