@@ -10,6 +10,10 @@ namespace strata::testing {
 // True if /dev/kvm can be opened; otherwise prints a "SKIPPED: ..." line.
 bool KvmAvailableOrSay();
 
+// The host's KVM_CAP_MAX_VCPUS (KVM_CAP_NR_VCPUS if that is 0, as the KVM
+// API doc says); 0 without /dev/kvm.
+int KvmMaxVcpus();
+
 }  // namespace strata::testing
 
 #define STRATA_REQUIRE_KVM()                                   \

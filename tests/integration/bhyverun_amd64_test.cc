@@ -105,6 +105,27 @@ TEST(BhyverunAmd64, DemoGuestCountsFourVcpusAndSeesTheVendor) {
       << Describe(amd);
 }
 
+// Every vCPU the host allows (1024 on our machines), with APIC ids past
+// 255: the demo's BSP switches to x2APIC mode and broadcasts INIT/SIPI, and
+// each AP records the x2APIC id CPUID gives it.
+TEST(BhyverunAmd64, DemoGuestBringsUpEveryVcpuTheHostAllows) {
+  STRATA_REQUIRE_KVM();
+  const int n = std::min(strata::testing::KvmMaxVcpus(), 1024);
+  ASSERT_GT(n, 256) << "this host's KVM allows only " << n << " vCPUs";
+  auto r = Bhyverun({"-c", std::to_string(n)});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("vcpus: " + std::to_string(n) + " of " +
+                       std::to_string(n) + " checked in"),
+            std::string::npos)
+      << Describe(r);
+  EXPECT_NE(r.out.find("apic: x2APIC mode, " + std::to_string(n) +
+                       " distinct ids, highest " + std::to_string(n - 1) +
+                       ", 0 mismatched"),
+            std::string::npos)
+      << Describe(r);
+  EXPECT_EQ(r.err, "");
+}
+
 TEST(BhyverunAmd64, HelloInLongMode) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("hello"), "-a", "one two"});
@@ -142,6 +163,14 @@ TEST(BhyverunAmd64, SmpStartsEveryVcpuThroughInitSipi) {
                      "-a", "broadcast"});
   EXPECT_EQ(b.exit_code, 1) << Describe(b);
   EXPECT_NE(b.out.find("smp: 6 of 6 cpus up"), std::string::npos) << Describe(b);
+  // Past 255 vCPUs, in x2APIC mode, each with its own id.
+  auto x = Bhyverun({"-c", "300", "-k", Guest("smp"), "-a", "broadcast"});
+  EXPECT_EQ(x.exit_code, 1) << Describe(x);
+  EXPECT_NE(x.out.find("smp: 300 of 300 cpus up (x2APIC mode)"),
+            std::string::npos)
+      << Describe(x);
+  EXPECT_NE(x.out.find(" 254 255 256 "), std::string::npos) << Describe(x);
+  EXPECT_NE(x.out.find("smp: PASS"), std::string::npos) << Describe(x);
 }
 
 TEST(BhyverunAmd64, ExceptionsAreCaughtByTheGuestIdt) {

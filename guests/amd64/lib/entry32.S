@@ -135,21 +135,26 @@ ap_entry32:
 	movw %ax, %ss
 	movw %ax, %fs
 	movw %ax, %gs
-	movl (LAPIC_BASE + LAPIC_ID), %eax
-	shrl $24, %eax			/* xAPIC ID is bits 31:24 */
-	cmpl $SMP_MAX_CPUS, %eax
+	/* A stack: the next free slot, by ticket (APIC ids can be sparse and
+	 * exceed the slot count). Slot 0 is never used, so slot n's top is
+	 * ap_stacks + (n + 1) << AP_STACK_SHIFT with n + 1 < SMP_MAX_CPUS. */
+	movl $1, %ecx
+	lock xaddl %ecx, ap_stack_next
+	cmpl $(SMP_MAX_CPUS - 1), %ecx
 	jae 1f				/* no stack for it: park uncounted */
-	leal 1(%eax), %ecx
+	leal 1(%ecx), %ecx
 	shll $AP_STACK_SHIFT, %ecx
 	leal ap_stacks(%ecx), %esp
 	lidt idt_descr
-	pushl %eax
-	call ap_main
+	call ap_main			/* finds its own APIC id */
 1:	cli
 	hlt
 	jmp 1b
 
 	.data
+	.balign 4
+ap_stack_next:
+	.long 0
 	.balign 8
 	.globl gdt, gdt_end
 gdt:

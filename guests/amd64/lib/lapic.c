@@ -1,14 +1,69 @@
-/* Local APIC (xAPIC MMIO) helpers; see lapic.h. */
+/* Local APIC helpers (xAPIC MMIO or x2APIC MSRs); see lapic.h. */
 #include "lapic.h"
 
 #include "exceptions.h"
 #include "x86.h"
 
-uint32_t lapic_read(uint32_t reg) { return mmio_read32(LAPIC_BASE + reg); }
+#define MSR_APIC_BASE 0x1B
+#define APIC_BASE_EXTD (1u << 10)
+#define APIC_BASE_EN (1u << 11)
+#define MSR_X2APIC_FIRST 0x800
+#define MSR_X2APIC_ICR 0x830
+#define CPUID_1_ECX_X2APIC (1u << 21)
 
-void lapic_write(uint32_t reg, uint32_t val) { mmio_write32(LAPIC_BASE + reg, val); }
+#define LAPIC_ICR_LO 0x300
+#define LAPIC_ICR_HI 0x310
+#define LAPIC_ICR_SEND_PENDING (1u << 12)
 
-uint32_t lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
+/* Only the BSP switches (APs keep to xAPIC MMIO or CPUID), so one flag. */
+static bool x2apic_mode;
+
+bool lapic_x2apic_supported(void) { return (cpuid(1, 0).ecx & CPUID_1_ECX_X2APIC) != 0; }
+
+bool lapic_enable_x2apic(void) {
+  if (!lapic_x2apic_supported()) return false;
+  wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EN | APIC_BASE_EXTD);
+  x2apic_mode = true;
+  return true;
+}
+
+bool lapic_x2apic_mode(void) { return x2apic_mode; }
+
+uint32_t lapic_read(uint32_t reg) {
+  if (x2apic_mode) return (uint32_t)rdmsr(MSR_X2APIC_FIRST + reg / 16);
+  return mmio_read32(LAPIC_BASE + reg);
+}
+
+void lapic_write(uint32_t reg, uint32_t val) {
+  if (x2apic_mode) {
+    wrmsr(MSR_X2APIC_FIRST + reg / 16, val);
+  } else {
+    mmio_write32(LAPIC_BASE + reg, val);
+  }
+}
+
+uint32_t lapic_id(void) {
+  uint32_t id = lapic_read(LAPIC_ID);
+  return x2apic_mode ? id : id >> 24;
+}
+
+static void wait_icr_idle(void) {
+  for (int i = 0; i < 1000 && (lapic_read(LAPIC_ICR_LO) & LAPIC_ICR_SEND_PENDING); ++i) {
+    cpu_relax();
+  }
+}
+
+void lapic_send_ipi(uint32_t dest, uint32_t icr_lo) {
+  if (x2apic_mode) {
+    /* No delivery-status bit in x2APIC mode (§11.12.9). */
+    wrmsr(MSR_X2APIC_ICR, ((uint64_t)dest << 32) | icr_lo);
+    return;
+  }
+  wait_icr_idle();
+  lapic_write(LAPIC_ICR_HI, dest << 24);
+  lapic_write(LAPIC_ICR_LO, icr_lo); /* the low-half write sends it */
+  wait_icr_idle();
+}
 
 #if defined(__x86_64__)
 /* A spurious interrupt is not in service: no EOI (SDM Vol. 3 §11.9). */

@@ -22,7 +22,11 @@
 
 /* Stacks. */
 #define BOOT_STACK_SIZE 16384
-#define SMP_MAX_CPUS 64
+/* vCPUs the runtime starts (KVM_CAP_MAX_VCPUS on the development hosts)
+ * and the APIC ids it can record (KVM_CAP_MAX_VCPU_ID there: sparse
+ * topologies leave gaps in the ids). */
+#define SMP_MAX_CPUS 1024
+#define SMP_MAX_APIC_ID 4096
 #define AP_STACK_SHIFT 11 /* 2 KiB per AP: ap_main only counts itself in */
 
 /* AP start-up: trampoline copied to 0x8000, SIPI vector = address >> 12. */

@@ -86,6 +86,10 @@ static inline uint64_t rdmsr(uint32_t msr) {
   return ((uint64_t)hi << 32) | lo;
 }
 
+static inline void wrmsr(uint32_t msr, uint64_t v) {
+  __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+}
+
 #define MSR_EFER 0xC0000080
 #define EFER_LME (1u << 8)
 #define EFER_LMA (1u << 10)
