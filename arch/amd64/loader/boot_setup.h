@@ -37,6 +37,7 @@ struct BootInfo {
   uint64_t entry = 0;          // RIP
   uint64_t rbx = 0, rax = 0;   // Multiboot: rax = magic, rbx = info address
   uint64_t rsp = 0;            // undefined under Multiboot; 0
+  uint64_t rsi = 0;            // Linux: the zero page (boot_params)
   uint64_t rflags = md::kRflagsReserved1;  // IF = 0, VM = 0 (Multiboot §3.2)
   md::VcpuState sregs;         // segments, descriptor tables, CRs, EFER
   uint64_t kernel_end = 0;     // end of the loaded image, page aligned

@@ -16,8 +16,8 @@
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
 // Firmware: fw_cfg items (RAM size, vCPU counts).
-// Guest: an ELF32/ELF64/Multiboot kernel through arch/amd64/loader (or the
-// built-in demo guest); vCPU 0 gets its entry state, the others wait in
+// Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
+// protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0 gets its entry state, the others wait in
 // wait-for-SIPI for the guest to start them.
 #include "core/platform.h"
 
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "arch/amd64/cpuid.h"
+#include "arch/amd64/loader/bzimage.h"
 #include "arch/amd64/loader/multiboot.h"
 #include "arch/amd64/platform/demo_guest.h"
 #include "arch/amd64/platform/pc_layout.h"
@@ -357,6 +358,26 @@ Status LoadGuest(PlatformContext& m) {
     params.cmdline = "demo";
   }
   params.holes = PlatformHoles();
+  if (!builtin && amd64::IsBzImage(image)) {
+    // Linux: the command line is the kernel's own, with no program name.
+    amd64::BzImageParams linux;
+    linux.cmdline = STRATA_TRY(m.config.GetString("kernel.cmdline", ""));
+    linux.holes = params.holes;
+    if (m.initrd) {
+      linux.initrd = std::move(*m.initrd);
+      m.initrd.reset();
+    }
+    amd64::BzImageLayout lay;
+    State(m).boot = STRATA_TRY_CTX(
+        amd64::LoadBzImage(image, linux, m.vm.memory(), &lay),
+        "loading the Linux kernel");
+    m.vm.log().info(
+        "Linux boot protocol {}.{:02}: kernel at {:#x} ({} bytes, init_size "
+        "{:#x}), initrd at {:#x} ({} bytes), {} E820 entries",
+        lay.version >> 8, lay.version & 0xff, lay.kernel_addr, lay.kernel_size,
+        lay.init_size, lay.initrd_addr, lay.initrd_size, lay.e820_entries);
+    return Ok();
+  }
   // Multiboot convention (and kvm-unit-tests'): "<program> <args>".
   const std::string args =
       STRATA_TRY(m.config.GetString("kernel.cmdline", ""));
@@ -382,6 +403,7 @@ Status StartVcpu(PlatformContext& m, Vcpu& vcpu) {
   STRATA_TRY(vcpu.SetRegister(md::Reg::kRax, boot.rax));
   STRATA_TRY(vcpu.SetRegister(md::Reg::kRbx, boot.rbx));
   STRATA_TRY(vcpu.SetRegister(md::Reg::kRsp, boot.rsp));
+  STRATA_TRY(vcpu.SetRegister(md::Reg::kRsi, boot.rsi));
   return vcpu.SetRegister(md::Reg::kRflags, boot.rflags);
 }
 
