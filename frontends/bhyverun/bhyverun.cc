@@ -77,7 +77,7 @@ void Usage(FILE* f) {
       "[,threads=T][,maxcpus=M]\n"
       "                        (default 1; maxcpus fixes the VM's vCPU limit)\n"
       "  -m, --memory SIZE     guest RAM, e.g. 256M, 2G (default 256M)\n"
-      "  -k, --kernel FILE     guest kernel: ELF32/ELF64, Multiboot v1\n"
+      "  -k, --kernel FILE     guest kernel: ELF32/ELF64, Multiboot v1, Linux bzImage\n"
       "  -a, --append ARGS     kernel command line\n"
       "  -i, --initrd FILE     initrd / Multiboot module\n"
       "  -o KEY=VALUE          set a config key (repeatable)\n"
