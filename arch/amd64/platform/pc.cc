@@ -17,8 +17,9 @@
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
 // Firmware: fw_cfg items (RAM size, vCPU counts).
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
-// protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0 gets its entry state, the others wait in
-// wait-for-SIPI for the guest to start them.
+// protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0
+// gets its entry state, the others wait in wait-for-SIPI for the guest to
+// start them.
 #include "core/platform.h"
 
 #include <algorithm>
@@ -44,11 +45,9 @@ namespace {
 
 using pc::kLowMemLimit;  // RAM below the PCI hole (pc_layout.h)
 using pc::kHighMemBase;
-constexpr uint64_t kIoapicBase = 0xfec00000;
 constexpr uint64_t kApicPageSize = 0x1000;
 
 constexpr uint64_t kCom1Port = 0x3f8;
-constexpr uint64_t kCom1Gsi = 4;
 // SLP_TYP that means S5 (soft off): the value the \_S5 package of the DSDT
 // advertises; 0 as in QEMU's q35/piix4 tables (ACPI 6.4 §7.4.2).
 constexpr uint32_t kSlpTypS5 = 0;
@@ -69,7 +68,7 @@ PcState& State(PlatformContext& m) {
 std::vector<amd64::MemoryHole> PlatformHoles() {
   return {
       {"the LAPIC page", amd64::kApicBaseDefault, kApicPageSize},
-      {"the IOAPIC page", kIoapicBase, kApicPageSize},
+      {"the IOAPIC page", kIoapicMmioBase, kApicPageSize},
       {"the pc-testdev MMIO window", kPcTestdevMmioBase, kPcTestdevMmioSize},
       {"the MMIO hole below 4 GiB", kLowMemLimit, kHighMemBase - kLowMemLimit},
   };
@@ -281,7 +280,7 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
 
 std::vector<DeviceInstance> FixedDevices() {
   return {
-      Fixed("com1", "uart_16550", {{"port", kCom1Port}, {"irq", kCom1Gsi}},
+      Fixed("com1", "uart_16550", {{"port", kCom1Port}, {"irq", pc::kGsiCom1}},
             "COM1 (port 0x3f8, IRQ 4)"),
       Fixed("isa-debug-exit", "isa-debug-exit", {{"port", kDebugExitPort}},
             "port 0xf4"),

@@ -15,7 +15,8 @@
 #define LAPIC_ICR_HI 0x310
 #define LAPIC_ICR_SEND_PENDING (1u << 12)
 
-/* Only the BSP switches (APs keep to xAPIC MMIO or CPUID), so one flag. */
+/* One flag for every CPU: the BSP switches first and the APs follow it
+ * (smp.c) before they touch the LAPIC, so all use one mode. */
 static bool x2apic_mode;
 
 bool lapic_x2apic_supported(void) { return (cpuid(1, 0).ecx & CPUID_1_ECX_X2APIC) != 0; }
