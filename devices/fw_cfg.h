@@ -15,20 +15,36 @@
 // items are) and named files with AddFile, which maintains the
 // FW_CFG_FILE_DIR listing.
 //
-// Missing: the DMA interface (ports 0x514-0x51b; the ID says it is absent),
-// the write channel, and the MMIO variant used on arm64 (its register
-// layout differs; a separate front end over the same item store would
-// provide it).
+// The DMA interface (fw_cfg.rst "DMA interface") is a second device over the
+// same item store, FwCfgDma, registered at 0x514 (8 bytes): its register is
+// the big-endian guest-physical address of a FWCfgDmaAccess descriptor
+// (be32 control, be32 length, be64 address). A 32-bit write at offset 0
+// sets the high half, a 32-bit write at offset 4 sets the low half and runs
+// the transfer (an 8-byte write at offset 0 does both); reads return the
+// signature "QEMU CFG". Control bits: SELECT (selector in bits 31-16),
+// READ, SKIP, WRITE, ERROR. Every guest address — the descriptor, its data
+// buffer — goes through GuestMemory's bounds checks: a descriptor outside
+// RAM is ignored (there is nowhere to report), a data buffer that leaves RAM
+// stops the transfer with ERROR and copies nothing of that chunk. Reads past
+// the end of an item fill the buffer with zeros, as in QEMU; WRITE is
+// refused with ERROR (no item is writable). The transfer runs on the vCPU
+// thread that wrote the register; the ID item gains the DMA bit.
+//
+// Missing: the write channel, and the MMIO variant used on arm64 (its
+// register layout differs; a separate front end over the same item store
+// would provide it).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/bus.h"
+#include "core/guest_memory.h"
 #include "core/result.h"
 
 namespace strata {
@@ -37,6 +53,19 @@ inline constexpr uint64_t kFwCfgIoPort = 0x510;
 inline constexpr uint64_t kFwCfgIoLength = 2;
 inline constexpr uint64_t kFwCfgSelectorOffset = 0;
 inline constexpr uint64_t kFwCfgDataOffset = 1;
+// The DMA address register (FwCfgDma), 8 bytes, big-endian.
+inline constexpr uint64_t kFwCfgDmaIoPort = 0x514;
+inline constexpr uint64_t kFwCfgDmaIoLength = 8;
+// What reading the DMA register returns: "QEMU CFG", big-endian.
+inline constexpr uint64_t kFwCfgDmaSignature = 0x51454d5520434647ull;
+
+// FWCfgDmaAccess.control bits.
+inline constexpr uint32_t kFwCfgDmaError = 0x01;
+inline constexpr uint32_t kFwCfgDmaRead = 0x02;
+inline constexpr uint32_t kFwCfgDmaSkip = 0x04;
+inline constexpr uint32_t kFwCfgDmaSelect = 0x08;
+inline constexpr uint32_t kFwCfgDmaWrite = 0x10;
+inline constexpr size_t kFwCfgDmaAccessSize = 16;
 
 // Selector keys (qemu_fw_cfg.h).
 inline constexpr uint16_t kFwCfgSignature = 0x00;
@@ -100,7 +129,14 @@ class FwCfg : public IoDevice {
   [[nodiscard]] Result<uint16_t> AddFile(std::string_view name,
                                          std::vector<uint8_t> data);
 
+  // Runs the DMA transfer whose descriptor is at guest-physical `desc`
+  // (FwCfgDma calls it). memory must be safe to access from the caller:
+  // a vCPU thread handling an exit, or a holder of the VM read lock.
+  void DmaTransfer(GuestMemory& memory, uint64_t desc);
+
  private:
+  friend class FwCfgDma;
+  void SetDmaAvailable();
   void RebuildFileDir();  // mu_ held
 
   std::mutex mu_;
@@ -110,6 +146,23 @@ class FwCfg : public IoDevice {
   uint16_t next_file_ = kFwCfgFileFirst;
   uint16_t selector_ = kFwCfgSignature;
   size_t pos_ = 0;  // next byte of the selected item
+};
+
+// The DMA address register at 0x514 (see the file comment).
+class FwCfgDma : public IoDevice {
+ public:
+  FwCfgDma(std::shared_ptr<FwCfg> fw_cfg, GuestMemory& memory);
+
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size,
+             uint64_t value) override;
+  std::string_view name() const override { return "fw_cfg-dma"; }
+
+ private:
+  const std::shared_ptr<FwCfg> fw_cfg_;
+  GuestMemory& memory_;
+  std::mutex mu_;
+  uint32_t address_high_ = 0;  // guarded by mu_
 };
 
 }  // namespace strata

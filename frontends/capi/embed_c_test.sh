@@ -73,7 +73,7 @@ expect "boot: mmio 0xfe000000: 3 reads, 1 writes (last 0xffffffff)"
 expect "boot: PASS"
 # The guest's console reached boot's stdout.
 expect "PASS: unclaimed port 0x9f0 reads all-ones (0xff 0xffff 0xffffffff)"
-expect "SUMMARY: 23 tests, 0 unexpected failures"
+expect "SUMMARY: 29 tests, 0 unexpected failures"
 if [ -s "$tmp/boot.err" ]; then fail "boot wrote to stderr"; fi
 
 if ((failures)); then

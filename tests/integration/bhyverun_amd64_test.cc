@@ -202,7 +202,7 @@ TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("io"), "-c", "2", "-m", "64M"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
+  EXPECT_NE(r.out.find("SUMMARY: 29 tests, 0 unexpected failures"),
             std::string::npos)
       << Describe(r);
   EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << Describe(r);
@@ -212,7 +212,7 @@ TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-o", "x86.irqchip=false", "-k", Guest("io")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
+  EXPECT_NE(r.out.find("SUMMARY: 29 tests, 0 unexpected failures"),
             std::string::npos)
       << Describe(r);
 }
@@ -629,7 +629,7 @@ TEST(BhyverunAmd64, DeclaredPlatformDevicesAreCreated) {
                      "-o", "platform.com2.port=0x2f8", "-o",
                      "platform.com2.irq=3"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_NE(r.out.find("SUMMARY: 23 tests, 0 unexpected failures"),
+  EXPECT_NE(r.out.find("SUMMARY: 29 tests, 0 unexpected failures"),
             std::string::npos)
       << Describe(r);
   // Its range is taken: a device declared on top of it fails to be created.

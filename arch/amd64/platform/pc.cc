@@ -15,7 +15,8 @@
 // PM1a_EVT, PM1a_CNT for S5, PM_TMR at 0x608), pc-testdev (0xe0 latch,
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
-// Firmware: fw_cfg items (RAM size, vCPU counts).
+// Firmware: fw_cfg items (RAM size, vCPU counts, etc/e820), over the I/O
+// and DMA interfaces.
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
 // protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0
 // gets its entry state, the others wait in wait-for-SIPI for the guest to
@@ -76,17 +77,22 @@ std::vector<amd64::MemoryHole> PlatformHoles() {
 
 // --- The pc machine's own device models ---
 
-// fw_cfg at its legacy I/O port; InitFirmware fills in the items.
+// fw_cfg at its legacy I/O ports: selector and data at port, the DMA
+// address register at port + 4; InitFirmware fills in the items.
 DeviceModel FwCfgModel() {
+  constexpr uint64_t kDmaOffset = kFwCfgDmaIoPort - kFwCfgIoPort;
   DeviceModel m;
   m.name = "fw_cfg";
-  m.help = "QEMU's firmware configuration device (I/O ports)";
-  m.keys = {{"port", "I/O port base (2 ports)", true}};
+  m.help = "QEMU's firmware configuration device (I/O ports, DMA)";
+  m.keys = {{"port", "I/O port base (selector, data; DMA at +4)", true}};
   m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
-    const uint64_t port = STRATA_TRY(
-        ctx.Resource("port", 0, kPioMaxPort + 1 - kFwCfgIoLength));
+    const uint64_t port = STRATA_TRY(ctx.Resource(
+        "port", 0, kPioMaxPort + 1 - kDmaOffset - kFwCfgDmaIoLength));
     auto fw = std::make_shared<FwCfg>();
+    auto dma = std::make_shared<FwCfgDma>(fw, ctx.vm().memory());
     STRATA_TRY(ctx.vm().pio_bus().Register(port, kFwCfgIoLength, fw));
+    STRATA_TRY(ctx.vm().pio_bus().Register(port + kDmaOffset,
+                                           kFwCfgDmaIoLength, dma));
     return std::shared_ptr<void>(fw);
   };
   return m;
@@ -233,6 +239,20 @@ Status InitFirmware(PlatformContext& m) {
   fw.SetU16(kFwCfgNbCpus, static_cast<uint16_t>(m.cpus));
   fw.SetU16(kFwCfgMaxCpus, static_cast<uint16_t>(m.vm.max_vcpus()));
   fw.SetU64(kFwCfgKernelData, 0);
+  fw.SetU16(kFwCfgNoGraphic, 1);
+  fw.SetItem(kFwCfgUuid, std::vector<uint8_t>(16, 0));
+  // etc/e820: QEMU's RAM map for firmware (le64 address, le64 length,
+  // le32 type 1 = RAM per entry).
+  std::vector<uint8_t> e820;
+  auto put = [&e820](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) e820.push_back(uint8_t(v >> (8 * i)));
+  };
+  for (const auto& seg : m.vm.memory().segments()) {
+    put(seg->gpa, 8);
+    put(seg->size, 8);
+    put(1, 4);
+  }
+  STRATA_TRY(fw.AddFile("etc/e820", std::move(e820)));
   return Ok();
 }
 
@@ -284,7 +304,8 @@ std::vector<DeviceInstance> FixedDevices() {
             "COM1 (port 0x3f8, IRQ 4)"),
       Fixed("isa-debug-exit", "isa-debug-exit", {{"port", kDebugExitPort}},
             "port 0xf4"),
-      Fixed("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}}, "port 0x510"),
+      Fixed("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}},
+            "ports 0x510-0x511, DMA 0x514-0x51b"),
       Fixed("acpi_pm", "acpi_pm", {{"port", kAcpiPmPort}},
             "ports 0x600-0x60b"),
       Fixed("pc-testdev", "pc-testdev", {}, "ports 0xe0-0xe7, 0x2000-0x2017"),

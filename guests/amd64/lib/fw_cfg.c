@@ -29,3 +29,21 @@ bool fw_cfg_present(void) {
   fw_cfg_read(sig, sizeof(sig));
   return memcmp(sig, "QEMU", 4) == 0;
 }
+
+uint32_t fw_cfg_dma_to(uint32_t control, uint64_t gpa, uint32_t len) {
+  static volatile struct {
+    uint32_t control, length;
+    uint64_t address;
+  } __attribute__((aligned(16))) access;
+  access.control = __builtin_bswap32(control);
+  access.length = __builtin_bswap32(len);
+  access.address = __builtin_bswap64(gpa);
+  uint64_t desc = (uintptr_t)&access;
+  outl(FW_CFG_PORT_DMA, __builtin_bswap32((uint32_t)(desc >> 32)));
+  outl(FW_CFG_PORT_DMA + 4, __builtin_bswap32((uint32_t)desc));
+  return __builtin_bswap32(access.control);
+}
+
+uint32_t fw_cfg_dma(uint32_t control, void *buf, uint32_t len) {
+  return fw_cfg_dma_to(control, (uintptr_t)buf, len);
+}

@@ -26,6 +26,9 @@
 /* QEMU fw_cfg, I/O port interface (docs/specs/fw_cfg.rst in QEMU). */
 #define FW_CFG_PORT_SEL 0x510
 #define FW_CFG_PORT_DATA 0x511
+#define FW_CFG_PORT_DMA 0x514
+#define FW_CFG_ID 0x0001
+#define FW_CFG_FILE_DIR 0x0019
 #define FW_CFG_SIGNATURE 0x0000
 #define FW_CFG_RAM_SIZE 0x0003
 #define FW_CFG_NB_CPUS 0x0005

@@ -6,7 +6,10 @@
  *   - pc-testdev MMIO buffer at 0xFF000000: 1/2/4-byte round trips, mixed
  *     widths, the last dword of the 64 KiB window, and 8-byte MMX movq;
  *   - unclaimed MMIO reads 0 and ignores writes;
- *   - fw_cfg signature, vCPU count and RAM size.
+ *   - fw_cfg signature, vCPU count and RAM size; the DMA interface: its
+ *     signature and ID bit, the file directory and etc/e820 read by DMA
+ *     (checked against the I/O interface and the RAM size), a skip, and a
+ *     buffer outside RAM answered with the error bit.
  * One "PASS:"/"FAIL:"/"SKIP:" line per check, then "SUMMARY: ..."; exit code
  * 0 if nothing failed, else 1.
  */
@@ -162,6 +165,70 @@ static void test_fw_cfg(void) {
   report(ram >= (4u << 20), "fw_cfg: RAM size (key 0x03) = %u MiB", (uint32_t)(ram >> 20));
 }
 
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void test_fw_cfg_dma(void) {
+  uint32_t id = fw_cfg_read_u32(FW_CFG_ID);
+  report(id & 2, "fw_cfg DMA: ID 0x%x has the DMA bit", id);
+  char sig[9] = {0};
+  for (int i = 0; i < 8; ++i) sig[i] = (char)inb(FW_CFG_PORT_DMA + i);
+  report(memcmp(sig, "QEMU CFG", 8) == 0, "fw_cfg DMA: register reads \"%s\"", sig);
+
+  /* The directory: be32 count, then 64-byte entries (be32 size, be16
+   * select, be16 reserved, name[56]). */
+  static uint8_t dir[4 + 8 * 64];
+  uint32_t ctl = fw_cfg_dma(FW_CFG_DMA_SELECT | FW_CFG_FILE_DIR << 16 | FW_CFG_DMA_READ, dir,
+                            sizeof(dir));
+  uint32_t count = be32(dir), e820_size = 0;
+  uint16_t e820_key = 0;
+  for (uint32_t i = 0; i < count && i < 8; ++i) {
+    const uint8_t *e = dir + 4 + 64 * i;
+    if (strcmp((const char *)e + 8, "etc/e820") == 0) {
+      e820_size = be32(e);
+      e820_key = (uint16_t)(e[4] << 8 | e[5]);
+    }
+  }
+  report(ctl == 0 && e820_key != 0 && e820_size % 20 == 0 && e820_size > 0,
+         "fw_cfg DMA: directory (%u files, control 0x%x) lists etc/e820 (%u bytes)", count,
+         ctl, e820_size);
+
+  static uint8_t e820[20 * 8], e820_io[20 * 8];
+  if (e820_size > sizeof(e820)) e820_size = sizeof(e820);
+  ctl = fw_cfg_dma(FW_CFG_DMA_SELECT | (uint32_t)e820_key << 16 | FW_CFG_DMA_READ, e820,
+                   e820_size);
+  fw_cfg_select(e820_key);
+  fw_cfg_read(e820_io, e820_size);
+  uint64_t ram = 0;
+  for (uint32_t off = 0; off + 20 <= e820_size; off += 20) {
+    uint64_t len;
+    uint32_t type;
+    memcpy(&len, e820 + off + 8, 8);
+    memcpy(&type, e820 + off + 16, 4);
+    if (type == 1) ram += len;
+  }
+  uint64_t ram_size = fw_cfg_read_u64(FW_CFG_RAM_SIZE);
+  report(ctl == 0 && memcmp(e820, e820_io, e820_size) == 0 && ram == ram_size,
+         "fw_cfg DMA: etc/e820 matches the I/O read and sums to %u MiB (RAM size %u MiB)",
+         (uint32_t)(ram >> 20), (uint32_t)(ram_size >> 20));
+
+  /* Skip the first entry's address, read its length. */
+  uint64_t len0 = 0, want;
+  memcpy(&want, e820 + 8, 8);
+  uint32_t c1 = fw_cfg_dma(FW_CFG_DMA_SELECT | (uint32_t)e820_key << 16 | FW_CFG_DMA_SKIP,
+                           0, 8);
+  uint32_t c2 = fw_cfg_dma(FW_CFG_DMA_READ, &len0, 8);
+  report(c1 == 0 && c2 == 0 && len0 == want,
+         "fw_cfg DMA: skip 8 then read 8 (the first entry's length, %u KiB)",
+         (uint32_t)(len0 >> 10));
+
+  ctl = fw_cfg_dma_to(FW_CFG_DMA_SELECT | FW_CFG_FILE_DIR << 16 | FW_CFG_DMA_READ,
+                      UNCLAIMED_MMIO, 64);
+  report(ctl & FW_CFG_DMA_ERROR, "fw_cfg DMA: a buffer outside RAM sets the error bit (0x%x)",
+         ctl);
+}
+
 int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi) {
   (void)mb_magic;
   (void)mbi;
@@ -172,5 +239,6 @@ int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi) {
   test_mmio64();
   test_unclaimed_mmio();
   test_fw_cfg();
+  test_fw_cfg_dma();
   return report_summary();
 }
