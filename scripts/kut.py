@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""Runs kvm-unit-tests under bhyverun (scripts/kut.sh is the entry point).
+
+Reads <KUT_TREE>/x86/unittests.cfg as KUT's own scripts do
+(scripts/common.bash, scripts/runtime.bash): each [section] is a test with
+file, smp, test_args, qemu_params/extra_params, timeout (default 90 s),
+groups, arch, accel, check and disabled_if. Every test, or the ones named,
+runs under bhyverun with its options translated (translate_params): -smp,
+-m, -append, -initrd, -cpu with the models and flags strata's CPUID policy
+can honour, and the devices strata has. A test whose options ask for
+something strata cannot provide is SKIPped with the option named, never run
+without it. The env file KUT's scripts would make (TARGET, QEMU_ACCEL, the
+host kernel's version and the ERRATA_<sha>=y lines of errata.txt that it
+satisfies, merged with $KVM_UNIT_TESTS_ENV) is the Multiboot module.
+
+Status as KUT's runner computes it (scripts/arch-run.bash,
+qemu_fixup_return_code): bhyverun's (code << 1) | 1 exit status 1 is PASS
+unless stderr holds anything but warnings, 77 is SKIP, a timeout is FAIL
+(status 124), anything else FAIL. Prints `PASS|FAIL|SKIP <test> (<detail>)`
+per test and `N passed, N failed, N skipped`; --json writes a report with
+each test's status, seconds, SUMMARY line and first error line.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TIMEOUT = 90.0
+
+# -cpu models: strata gives every vCPU the host's KVM-supported CPUID,
+# filtered by its policy (arch/amd64/cpuid.h), whatever the model; these are
+# the models whose tests expect no more than that.
+CPU_MODELS = {"qemu64", "kvm64", "max", "host"}
+# -cpu flags with a strata config key: flag -> (key, value when "+flag").
+CPU_FLAGS = {
+    "x2apic": "x86.x2apic",
+    "tsc-deadline": "x86.tsc_deadline",
+}
+# Flags that change nothing under strata: strata's guest physical-address
+# width is the host's already, and nothing migrates.
+CPU_NOOP_FLAGS = {"host-phys-bits", "migratable"}
+VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+
+
+class Unsupported(Exception):
+    """A test option strata cannot provide (the test is skipped)."""
+
+
+def parse_cfg(path):
+    """The tests of a unittests.cfg, in order, as dicts of their keys."""
+    tests, cur, key = [], None, None
+    with open(path) as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            if key and cur is not None and cur[key].endswith("\\"):
+                cur[key] = cur[key][:-1] + " " + line.strip()  # continuation
+                continue
+            key = None
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            m = re.match(r"^\[(.+)\]$", s)
+            if m:
+                cur = {"name": m.group(1)}
+                tests.append(cur)
+                continue
+            m = re.match(r"^([a-z_]+)\s*=\s*(.*)$", s)
+            if m and cur is not None:
+                key = m.group(1)
+                cur[key] = m.group(2).strip()
+    return tests
+
+
+def shell_words(text):
+    """Words of text as bash's eval makes them (quotes, backticks)."""
+    if not text:
+        return []
+    out = subprocess.run(
+        ["bash", "-c", 'eval "set -- $1"; (($#)) && printf "%s\\0" "$@"; :',
+         "kut", text],
+        capture_output=True, text=True, check=True)
+    return [w for w in out.stdout.split("\0")[:-1]]
+
+
+def memory_arg(value):
+    m = re.fullmatch(r"(\d+)([kKmMgGtT]?)[bB]?", value)
+    if not m:
+        raise Unsupported(f"-m {value}: not a size")
+    return m.group(1) + (m.group(2).upper() or "M")
+
+
+def translate_cpu(spec, args):
+    parts = spec.split(",")
+    model, flags = parts[0], parts[1:]
+    if model not in CPU_MODELS:
+        raise Unsupported(f"-cpu {model}: strata offers the host's KVM CPUID "
+                          f"(models {', '.join(sorted(CPU_MODELS))})")
+    for flag in flags:
+        if flag.startswith(("+", "-")):
+            name, on = flag[1:], flag[0] == "+"
+        elif "=" in flag:
+            name, value = flag.split("=", 1)
+            if name == "vendor":
+                if value not in VENDORS:
+                    raise Unsupported(f"-cpu vendor={value}")
+                args += ["--cpu-vendor", VENDORS[value]]
+                continue
+            if value not in ("on", "off", "yes", "no", "true", "false"):
+                raise Unsupported(f"-cpu {flag}")
+            on = value in ("on", "yes", "true")
+        else:
+            name, on = flag, True
+        if name in CPU_NOOP_FLAGS:
+            continue
+        if name not in CPU_FLAGS:
+            raise Unsupported(f"-cpu flag {flag}: strata's CPUID policy has "
+                              f"no control for it")
+        args += ["-o", f"{CPU_FLAGS[name]}={'true' if on else 'false'}"]
+
+
+def translate_params(words, caps):
+    """bhyverun arguments and the extra -append text for QEMU options."""
+    args, append = [], []
+    i = 0
+
+    def value():
+        nonlocal i
+        if i + 1 >= len(words):
+            raise Unsupported(f"{words[i]} without a value")
+        i += 1
+        return words[i]
+
+    while i < len(words):
+        w = words[i]
+        opt = "-" + w.lstrip("-")
+        if opt == "-cpu":
+            translate_cpu(value(), args)
+        elif opt == "-m":
+            args += ["-m", memory_arg(value())]
+        elif opt == "-smp":
+            args += ["-c", value().split(",")[0].replace("cpus=", "")]
+        elif opt == "-append":
+            append.append(value())
+        elif opt == "-initrd":
+            args += ["-i", value()]
+        elif opt in ("-enable-kvm",):
+            pass
+        elif opt == "-accel" or opt == "-machine" or opt == "-M":
+            v = value()
+            if opt == "-accel" and v == "kvm":
+                continue
+            raise Unsupported(f"{w} {v}")
+        elif opt == "-device":
+            dev = value().split(",")[0]
+            if dev == "pci-testdev" and caps["pci-testdev"]:
+                continue  # added to every test when strata has it
+            if dev in ("isa-debug-exit", "pc-testdev"):
+                continue  # always present
+            raise Unsupported(f"-device {dev}")
+        else:
+            raise Unsupported(f"QEMU option {w}")
+        i += 1
+    return args, append
+
+
+def kernel_version():
+    rel = platform.release()
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", rel)
+    nums = [int(x) if x else 0 for x in m.groups()] if m else [0, 0, 0]
+    return rel, nums
+
+
+def errata_lines(tree):
+    """ERRATA_<commit>=y for each errata.txt entry this host kernel has."""
+    path = os.path.join(tree, "errata.txt")
+    out = []
+    if not os.path.exists(path):
+        return out
+    _, have = kernel_version()
+    for raw in open(path):
+        line = raw.split("#", 1)[0].replace(" ", "").replace("\t", "")
+        fields = line.split(":")
+        if len(fields) < 2 or not fields[0]:
+            continue
+        want = [int(x) for x in re.findall(r"\d+", fields[1])[:3]]
+        want += [0] * (3 - len(want))
+        if have >= want and not os.environ.get(f"ERRATA_{fields[0]}"):
+            out.append(f"ERRATA_{fields[0]}=y")
+    return out
+
+
+def write_env(tree, directory):
+    rel, (v, p, s) = kernel_version()
+    lines = ["TARGET=qemu", "QEMU_ACCEL=kvm",
+             f"KERNEL_VERSION_STRING={rel}", f"KERNEL_VERSION={v}",
+             f"KERNEL_PATCHLEVEL={p}", f"KERNEL_SUBLEVEL={s}",
+             "KERNEL_EXTRAVERSION="]
+    old = os.environ.get("KVM_UNIT_TESTS_ENV")
+    if old and os.path.exists(old):
+        keys = {l.split("=", 1)[0] for l in lines}
+        for l in open(old):
+            l = l.strip()
+            if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", l) and \
+                    l.split("=", 1)[0] not in keys:
+                lines.append(l)
+    lines += [e for e in errata_lines(tree)
+              if e.split("=")[0] not in {l.split("=")[0] for l in lines}]
+    path = os.path.join(directory, "env")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def timeout_seconds(text):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not m:
+        return DEFAULT_TIMEOUT
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600,
+                                "d": 86400}[m.group(2)]
+
+
+def first_error(out, err):
+    for line in out.splitlines():
+        if line.startswith("FAIL") or "abort" in line.lower():
+            return line.strip()
+    for line in err.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
+            explicit):
+    """(status, detail, record) of one test."""
+    name = t["name"]
+    rec = {"name": name, "status": None, "seconds": 0.0, "summary": "",
+           "first_error": "", "command": []}
+
+    def done(status, detail):
+        rec["status"], rec["detail"] = status, detail
+        return status, detail, rec
+
+    groups = t.get("groups", "").split()
+    if "nodefault" in groups and not explicit:
+        return done("SKIP", "test marked as manual run only")
+    if t.get("arch") and t["arch"] != arch:
+        return done("SKIP", f"{t['arch']} only")
+    accel = t.get("accel", "")
+    if accel and accel != "kvm":
+        return done("SKIP", f"{accel} only, strata is kvm")
+    if t.get("disabled_if"):
+        r = subprocess.run(["bash", "-c", t["disabled_if"]],
+                           env=dict(os.environ, TARGET="qemu", ACCEL="kvm"))
+        if r.returncode == 0:
+            return done("SKIP", f"disabled because: {t['disabled_if']}")
+    for c in t.get("check", "").split():
+        path, _, want = c.partition("=")
+        try:
+            have = open(path).read().strip()
+        except OSError:
+            have = None
+        if have != want:
+            return done("SKIP", f"{path} not equal to {want}")
+    kernel = os.path.join(tree, "x86", t.get("file", ""))
+    if not os.path.isfile(kernel):
+        return done("SKIP", f"Test file '{kernel}' not found")
+    try:
+        params = shell_words(t.get("qemu_params", "") + " " +
+                             t.get("extra_params", ""))
+        extra, append = translate_params(params, caps)
+        test_args = shell_words(t.get("test_args", ""))
+    except Unsupported as e:
+        return done("SKIP", f"not supported by strata: {e}")
+    except subprocess.CalledProcessError as e:
+        return done("FAIL", f"cannot expand the test's options: {e}")
+    cmd = [bhyverun, "-k", kernel, "-c", t.get("smp", "1"), "-i", env_path]
+    if caps["pci-testdev"]:
+        cmd += ["-o", "pci.0.3.0.device=pci-testdev"]
+    cmd += extra
+    args = " ".join(test_args + append)
+    if args:
+        cmd += ["-a", args]
+    rec["command"] = cmd
+    limit = timeout_override or timeout_seconds(t.get("timeout", "90"))
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         errors="replace", start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=limit)
+        ret = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        ret = 124
+    rec["seconds"] = round(time.monotonic() - start, 3)
+    rec["exit_status"] = ret
+    summaries = [l for l in out.splitlines() if l.startswith("SUMMARY: ")]
+    summary = summaries[-1][len("SUMMARY: "):] if summaries else ""
+    rec["summary"] = summary
+    rec["first_error"] = first_error(out, err)
+    rec["stdout"], rec["stderr"] = out[-4000:], err[-4000:]
+    if ret == 1:
+        bad = [l for l in err.splitlines()
+               if l.strip() and "warn" not in l.lower()]
+        if bad:
+            return done("FAIL", f"stderr: {bad[0].strip()}")
+        return done("PASS", summary)
+    if ret == 77:
+        return done("SKIP", summary)
+    if ret == 124:
+        return done("FAIL", f"timeout; duration={limit:g}s")
+    if ret < 0:
+        return done("FAIL", f"terminated on {signal.Signals(-ret).name}")
+    return done("FAIL", summary or f"exit status {ret}: {rec['first_error']}")
+
+
+def probe(bhyverun):
+    """What this bhyverun offers, from its -h (and that it names a missing
+    kernel, as KUT's premature-failure probe expects)."""
+    h = subprocess.run([bhyverun, "-h"], capture_output=True, text=True)
+    if h.returncode != 0:
+        sys.exit(f"kut: {bhyverun} -h failed (status {h.returncode})")
+    return {"pci-testdev": re.search(r"^\s+pci-testdev\s", h.stdout,
+                                     re.M) is not None}
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        prog="kut.sh",
+        description="Run kvm-unit-tests (x86) under bhyverun.")
+    ap.add_argument("tree", help="a built kvm-unit-tests tree")
+    ap.add_argument("tests", nargs="*", help="tests to run (default: all)")
+    ap.add_argument("--json", help="write a JSON report here")
+    ap.add_argument("--timeout", type=float,
+                    help="seconds per test, overriding unittests.cfg")
+    ap.add_argument("--bhyverun", default=os.environ.get(
+        "BHYVERUN", os.path.join(ROOT, "out", "bin", "bhyverun")))
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="print each command and a failing test's output")
+    a = ap.parse_args()
+
+    cfg = os.path.join(a.tree, "x86", "unittests.cfg")
+    if not os.path.isfile(cfg):
+        sys.exit(f"kut: {cfg} not found (is {a.tree} a kvm-unit-tests tree?)")
+    if not os.access(a.bhyverun, os.X_OK):
+        sys.exit(f"kut: {a.bhyverun} is not executable; run scripts/build.sh "
+                 f"or pass --bhyverun")
+    arch = "x86_64"
+    mak = os.path.join(a.tree, "config.mak")
+    if os.path.exists(mak):
+        m = re.search(r"^ARCH=(\S+)", open(mak).read(), re.M)
+        if m:
+            arch = m.group(1)
+    tests = parse_cfg(cfg)
+    known = {t["name"] for t in tests}
+    for n in a.tests:
+        if n not in known:
+            sys.exit(f"kut: no test '{n}' in {cfg}")
+    chosen = [t for t in tests if not a.tests or t["name"] in a.tests]
+    caps = probe(a.bhyverun)
+    counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    records = []
+    with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
+        env_path = write_env(a.tree, tmp)
+        for t in chosen:
+            status, detail, rec = run_one(t, a.tree, a.bhyverun, caps,
+                                          env_path, a.timeout, arch,
+                                          bool(a.tests))
+            counts[status] += 1
+            records.append(rec)
+            print(f"{status} {t['name']} ({detail})", flush=True)
+            if a.verbose:
+                print("  $ " + shlex.join(rec["command"]))
+                if status == "FAIL":
+                    for l in (rec.get("stdout", "") +
+                              rec.get("stderr", "")).splitlines()[-20:]:
+                        print("  | " + l)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"tree": os.path.abspath(a.tree),
+                       "bhyverun": a.bhyverun, "tests": records,
+                       "passed": counts["PASS"], "failed": counts["FAIL"],
+                       "skipped": counts["SKIP"]}, f, indent=1)
+    print(f"{counts['PASS']} passed, {counts['FAIL']} failed, "
+          f"{counts['SKIP']} skipped")
+    return 1 if counts["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

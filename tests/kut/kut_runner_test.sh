@@ -1,0 +1,181 @@
+#!/bin/bash
+# scripts/kut.sh against a kvm-unit-tests-shaped tree made of strata's own
+# guests (CI cannot reach kvm-unit-tests itself): unittests.cfg parsing,
+# option translation, the env module, status mapping (pass, fail, timeout,
+# skip for arch/nodefault/missing file/unsupported option), the per-test and
+# total lines and the JSON report.
+# args: kut.sh kut.py bhyverun io.elf smp.elf hello.elf console.elf
+set -uo pipefail
+kut_sh=$1 kut_py=$2 bhyverun=$3 io=$4 smp=$5 hello=$6 console=$7
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+  echo "SKIPPED: /dev/kvm is missing or not accessible; this test needs KVM" >&2
+  if [ -n "${XML_OUTPUT_FILE:-}" ]; then
+    cat > "$XML_OUTPUT_FILE" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="kut_runner_test" tests="1" failures="0" errors="0" skipped="1">
+<testcase name="RunsAKutShapedTree" classname="kut_runner_test" status="notrun"><skipped message="/dev/kvm is missing or not accessible"/></testcase>
+</testsuite></testsuites>
+XML
+  fi
+  exit 0
+fi
+
+# kut.sh finds kut.py beside itself.
+mkdir -p "$tmp/scripts" "$tmp/tree/x86"
+cp "$kut_sh" "$kut_py" "$tmp/scripts/"
+cp "$io" "$tmp/tree/x86/io.flat"
+cp "$smp" "$tmp/tree/x86/smp.flat"
+cp "$hello" "$tmp/tree/x86/hello.flat"
+cp "$console" "$tmp/tree/x86/console.flat"
+cat > "$tmp/tree/config.mak" <<'EOF2'
+ARCH=x86_64
+EOF2
+# An erratum every kernel has, and one none has.
+cat > "$tmp/tree/errata.txt" <<'EOF2'
+#---------------:-------------------------------:----------------
+aaaaaaaaaaaa    : 2.6                           : old fix
+bbbbbbbbbbbb    : 99.0                          : future fix
+EOF2
+cat > "$tmp/tree/x86/unittests.cfg" <<'EOF2'
+# A comment
+[io]
+file = io.flat
+
+[smp3]
+file = smp.flat
+smp = 3
+
+[args]
+file = hello.flat
+test_args = "one 'two three' `echo four`"
+qemu_params = -cpu qemu64,-x2apic,vendor=GenuineIntel -m 64 \
+    -append five
+
+[intel-max]
+file = hello.flat
+qemu_params = -enable-kvm -cpu max,host-phys-bits -m 1g
+
+[vmx]
+file = hello.flat
+qemu_params = -cpu max,+vmx
+
+[q35]
+file = hello.flat
+qemu_params = -M q35
+
+[oldcpu]
+file = hello.flat
+qemu_params = -cpu Opteron_G1
+
+[i386-only]
+file = hello.flat
+arch = i386
+
+[tcg-only]
+file = hello.flat
+accel = tcg
+
+[manual]
+file = hello.flat
+groups = nodefault
+
+[missing]
+file = nothere.flat
+
+[tiny]
+file = hello.flat
+qemu_params = -m 1
+
+[hang]
+file = console.flat
+test_args = echo 4
+timeout = 3s
+EOF2
+
+out=$("$tmp/scripts/kut.sh" --bhyverun "$bhyverun" --json "$tmp/r.json" \
+  "$tmp/tree" 2>&1)
+rc=$?
+echo "$out"
+line() { grep -qxF -- "$1" <<<"$out" || fail "no line '$1'"; }
+match() { grep -qE -- "$1" <<<"$out" || fail "no line matching '$1'"; }
+line "PASS io (29 tests, 0 unexpected failures)"
+line "PASS smp3 ()"
+line "PASS args ()"
+line "PASS intel-max ()"
+line "SKIP vmx (not supported by strata: -cpu flag +vmx: strata's CPUID policy has no control for it)"
+line "SKIP q35 (not supported by strata: -M q35)"
+match "^SKIP oldcpu \(not supported by strata: -cpu Opteron_G1: "
+line "SKIP i386-only (i386 only)"
+line "SKIP tcg-only (tcg only, strata is kvm)"
+line "SKIP manual (test marked as manual run only)"
+match "^SKIP missing \(Test file '.*/x86/nothere.flat' not found\)$"
+match "^FAIL tiny \(exit status 8: .*\)$"
+line "FAIL hang (timeout; duration=3s)"
+line "4 passed, 2 failed, 7 skipped"
+[ "$rc" = 1 ] || fail "kut.sh exited $rc with failures, expected 1"
+
+# The JSON report: every test, and what each guest saw.
+python3 - "$tmp/r.json" <<'PY' || fail "JSON report checks"
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = {x["name"]: x for x in r["tests"]}
+assert (r["passed"], r["failed"], r["skipped"]) == (4, 2, 7), r
+assert len(t) == 13, sorted(t)
+assert t["io"]["summary"] == "29 tests, 0 unexpected failures", t["io"]
+assert t["io"]["status"] == "PASS" and t["io"]["seconds"] > 0
+assert "3 of 3" in t["smp3"]["stdout"], t["smp3"]["stdout"]
+out = t["args"]["stdout"]
+assert "cmdline: " in out and out.split("cmdline: ")[1].split("\n")[0].endswith(
+    "hello.flat one 'two three' four five"), out  # eval'd as KUT does
+assert "modules: 1" in out, out           # the env file
+assert "memory: lower" in out and "upper 64512 KiB" in out, out   # -m 64
+cmd = t["args"]["command"]
+assert ["-o", "x86.x2apic=false"] == cmd[cmd.index("x86.x2apic=false") - 1:
+                                         cmd.index("x86.x2apic=false") + 1]
+assert "intel" == cmd[cmd.index("--cpu-vendor") + 1], cmd
+assert t["hang"]["status"] == "FAIL" and t["hang"]["exit_status"] == 124
+assert t["tiny"]["first_error"], t["tiny"]
+PY
+
+# The env module: the host kernel's errata, not the future one, and the
+# entries of $KVM_UNIT_TESTS_ENV.
+printf 'FOO=bar\nTARGET=ignored\n' > "$tmp/old.env"
+KVM_UNIT_TESTS_ENV="$tmp/old.env" python3 - "$tmp/scripts" "$tmp/tree" "$tmp" <<'PY' || fail "env file checks"
+import sys
+sys.path.insert(0, sys.argv[1])
+import kut
+lines = open(kut.write_env(sys.argv[2], sys.argv[3])).read().splitlines()
+assert "ERRATA_aaaaaaaaaaaa=y" in lines, lines
+assert not any(l.startswith("ERRATA_bbbb") for l in lines), lines
+assert "FOO=bar" in lines and "TARGET=qemu" in lines, lines
+assert not any(l == "TARGET=ignored" for l in lines), lines
+assert any(l.startswith("KERNEL_VERSION=") for l in lines), lines
+PY
+
+# Named tests: only those run; a nodefault test runs when named.
+out=$("$tmp/scripts/kut.sh" --bhyverun "$bhyverun" "$tmp/tree" manual io 2>&1)
+echo "$out"
+line "PASS manual ()"
+line "PASS io (29 tests, 0 unexpected failures)"
+line "2 passed, 0 failed, 0 skipped"
+
+# Unknown test names and trees are refused.
+if "$tmp/scripts/kut.sh" --bhyverun "$bhyverun" "$tmp/tree" nosuch 2>"$tmp/err"; then
+  fail "an unknown test name was accepted"
+fi
+grep -q "no test 'nosuch'" "$tmp/err" || fail "unknown test: $(cat "$tmp/err")"
+if "$tmp/scripts/kut.sh" --bhyverun "$bhyverun" "$tmp" 2>"$tmp/err"; then
+  fail "a directory without x86/unittests.cfg was accepted"
+fi
+grep -q "unittests.cfg not found" "$tmp/err" || fail "bad tree: $(cat "$tmp/err")"
+
+if [ "$failures" != 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "kut_runner_test: all checks passed"
