@@ -39,11 +39,15 @@ DEFAULT_TIMEOUT = 90.0
 # filtered by its policy (arch/amd64/cpuid.h), whatever the model; these are
 # the models whose tests expect no more than that.
 CPU_MODELS = {"qemu64", "kvm64", "max", "host"}
-# -cpu flags with a strata config key: flag -> (key, value when "+flag").
+# -cpu flags with a strata config key of their own (flag -> key); every
+# other flag goes to x86.cpu_features, whose names bhyverun checks (probe).
 CPU_FLAGS = {
     "x2apic": "x86.x2apic",
     "tsc-deadline": "x86.tsc_deadline",
 }
+# What bhyverun says when KVM on this host lacks a feature a test forces on:
+# the test cannot run as configured, so it is skipped, naming the feature.
+NO_HOST_SUPPORT = "is not supported by KVM on this host"
 # Flags that change nothing under strata: strata's guest physical-address
 # width is the host's already, and nothing migrates.
 CPU_NOOP_FLAGS = {"host-phys-bits", "migratable"}
@@ -97,12 +101,13 @@ def memory_arg(value):
     return m.group(1) + (m.group(2).upper() or "M")
 
 
-def translate_cpu(spec, args):
+def translate_cpu(spec, args, caps):
     parts = spec.split(",")
     model, flags = parts[0], parts[1:]
     if model not in CPU_MODELS:
         raise Unsupported(f"-cpu {model}: strata offers the host's KVM CPUID "
                           f"(models {', '.join(sorted(CPU_MODELS))})")
+    features = []
     for flag in flags:
         if flag.startswith(("+", "-")):
             name, on = flag[1:], flag[0] == "+"
@@ -120,10 +125,15 @@ def translate_cpu(spec, args):
             name, on = flag, True
         if name in CPU_NOOP_FLAGS:
             continue
-        if name not in CPU_FLAGS:
+        if name in CPU_FLAGS:
+            args += ["-o", f"{CPU_FLAGS[name]}={'true' if on else 'false'}"]
+        elif caps["feature"](name):
+            features.append(("+" if on else "-") + name)
+        else:
             raise Unsupported(f"-cpu flag {flag}: strata's CPUID policy has "
                               f"no control for it")
-        args += ["-o", f"{CPU_FLAGS[name]}={'true' if on else 'false'}"]
+    if features:
+        args += ["-o", "x86.cpu_features=" + ",".join(features)]
 
 
 def translate_params(words, caps):
@@ -142,7 +152,7 @@ def translate_params(words, caps):
         w = words[i]
         opt = "-" + w.lstrip("-")
         if opt == "-cpu":
-            translate_cpu(value(), args)
+            translate_cpu(value(), args, caps)
         elif opt == "-m":
             args += ["-m", memory_arg(value())]
         elif opt == "-smp":
@@ -308,6 +318,9 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
     rec["summary"] = summary
     rec["first_error"] = first_error(out, err)
     rec["stdout"], rec["stderr"] = out[-4000:], err[-4000:]
+    if ret != 1 and NO_HOST_SUPPORT in err:
+        line = next(l for l in err.splitlines() if NO_HOST_SUPPORT in l)
+        return done("SKIP", line.split(": ")[-1].strip())
     if ret == 1:
         bad = [l for l in err.splitlines()
                if l.strip() and "warn" not in l.lower()]
@@ -329,8 +342,21 @@ def probe(bhyverun):
     h = subprocess.run([bhyverun, "-h"], capture_output=True, text=True)
     if h.returncode != 0:
         sys.exit(f"kut: {bhyverun} -h failed (status {h.returncode})")
+    known = {}
+
+    def feature(name):
+        # Whether x86.cpu_features knows the name (bhyverun checks names
+        # before it creates a VM; --dump-config creates none).
+        if name not in known:
+            r = subprocess.run(
+                [bhyverun, "--dump-config", "-o",
+                 f"x86.cpu_features=+{name}"], capture_output=True, text=True)
+            known[name] = r.returncode == 0
+        return known[name]
+
     return {"pci-testdev": re.search(r"^\s+pci-testdev\s", h.stdout,
-                                     re.M) is not None}
+                                     re.M) is not None,
+            "feature": feature}
 
 
 def main():

@@ -230,6 +230,142 @@ Status CheckCpuidOptions(const CpuidOptions& opts) {
   return Ok();
 }
 
+namespace {
+
+enum class Reg { kEax, kEbx, kEcx, kEdx };
+
+// One named feature bit (SDM Vol. 2A Table 3-8ff, AMD APM Vol. 3 App. E;
+// names as QEMU's target/i386/cpu.c spells them).
+struct FeatureBit {
+  std::string_view name;
+  uint32_t function;
+  uint32_t index;
+  Reg reg;
+  uint32_t bit;
+};
+
+constexpr FeatureBit kFeatureBits[] = {
+    {"vmx", kLeafFeatures, 0, Reg::kEcx, 5},
+    {"pcid", kLeafFeatures, 0, Reg::kEcx, 17},
+    {"x2apic", kLeafFeatures, 0, Reg::kEcx, 21},
+    {"tsc-deadline", kLeafFeatures, 0, Reg::kEcx, 24},
+    {"xsave", kLeafFeatures, 0, Reg::kEcx, 26},
+    {"avx", kLeafFeatures, 0, Reg::kEcx, 28},
+    {"rdrand", kLeafFeatures, 0, Reg::kEcx, 30},
+    {"fsgsbase", kLeafStructuredFeatures, 0, Reg::kEbx, 0},
+    {"smep", kLeafStructuredFeatures, 0, Reg::kEbx, 7},
+    {"invpcid", kLeafStructuredFeatures, 0, Reg::kEbx, 10},
+    {"rtm", kLeafStructuredFeatures, 0, Reg::kEbx, 11},
+    {"smap", kLeafStructuredFeatures, 0, Reg::kEbx, 20},
+    {"umip", kLeafStructuredFeatures, 0, Reg::kEcx, 2},
+    {"pku", kLeafStructuredFeatures, 0, Reg::kEcx, 3},
+    {"la57", kLeafStructuredFeatures, 0, Reg::kEcx, 16},
+    {"rdpid", kLeafStructuredFeatures, 0, Reg::kEcx, 22},
+    {"svm", kLeafExtFeatures, 0, Reg::kEcx, 2},
+    {"skinit", kLeafExtFeatures, 0, Reg::kEcx, 12},
+    {"pdpe1gb", kLeafExtFeatures, 0, Reg::kEdx, 26},
+    {"rdtscp", kLeafExtFeatures, 0, Reg::kEdx, 27},
+    {"npt", kLeafAmdSvm, 0, Reg::kEdx, 0},
+};
+
+const FeatureBit* FindFeature(std::string_view name) {
+  for (const FeatureBit& f : kFeatureBits) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+uint32_t& RegOf(CpuidEntry& e, Reg r) {
+  switch (r) {
+    case Reg::kEax: return e.eax;
+    case Reg::kEbx: return e.ebx;
+    case Reg::kEcx: return e.ecx;
+    case Reg::kEdx: return e.edx;
+  }
+  return e.eax;
+}
+
+std::string FeatureWhere(const FeatureBit& f) {
+  static constexpr const char* kRegNames[] = {"EAX", "EBX", "ECX", "EDX"};
+  return fmt::format("CPUID.{:X}H.{}:{}[{}]", f.function, f.index,
+                     kRegNames[static_cast<int>(f.reg)], f.bit);
+}
+
+// Applies opts.features to `leaves`; "+" only where `supported` has the bit.
+Status ApplyFeatureOverrides(std::vector<CpuidEntry>& leaves,
+                             std::span<const CpuidEntry> supported,
+                             const CpuidOptions& opts) {
+  for (const CpuFeatureOverride& o : opts.features) {
+    const FeatureBit* f = FindFeature(o.name);
+    if (f == nullptr) {
+      return MakeError(Errc::kInvalidArgument, "unknown CPU feature '{}'",
+                       o.name);
+    }
+    const uint32_t mask = 1u << f->bit;
+    CpuidEntry* leaf = FindLeaf(leaves, f->function, f->index);
+    if (!o.on) {
+      if (leaf != nullptr) RegOf(*leaf, f->reg) &= ~mask;
+      continue;
+    }
+    const CpuidEntry* host = FindLeaf(supported, f->function, f->index);
+    CpuidEntry copy = host ? *host : CpuidEntry{};
+    if (host == nullptr || leaf == nullptr || !(RegOf(copy, f->reg) & mask)) {
+      return MakeError(Errc::kUnsupported,
+                       "CPU feature +{} ({}) is not supported by KVM on this "
+                       "host",
+                       o.name, FeatureWhere(*f));
+    }
+    RegOf(*leaf, f->reg) |= mask;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::vector<std::string_view> CpuFeatureNames() {
+  std::vector<std::string_view> names;
+  for (const FeatureBit& f : kFeatureBits) names.push_back(f.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(
+    std::string_view text) {
+  std::vector<CpuFeatureOverride> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view()
+                                           : text.substr(comma + 1);
+    if (item.empty()) continue;
+    CpuFeatureOverride o;
+    if (item[0] == '+' || item[0] == '-') {
+      o.on = item[0] == '+';
+      item.remove_prefix(1);
+    } else if (const size_t eq = item.find('='); eq != std::string_view::npos) {
+      const std::string_view v = item.substr(eq + 1);
+      if (v == "on" || v == "true") {
+        o.on = true;
+      } else if (v == "off" || v == "false") {
+        o.on = false;
+      } else {
+        return MakeError(Errc::kInvalidArgument,
+                         "CPU feature '{}': the value must be on or off",
+                         item);
+      }
+      item = item.substr(0, eq);
+    }
+    if (FindFeature(item) == nullptr) {
+      return MakeError(Errc::kInvalidArgument,
+                       "unknown CPU feature '{}' (known: {})", item,
+                       fmt::join(CpuFeatureNames(), ", "));
+    }
+    o.name = std::string(item);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 Result<std::vector<CpuidEntry>> BuildGuestCpuid(
     std::span<const CpuidEntry> supported, const CpuidOptions& opts,
     uint32_t vcpu_index) {
@@ -323,6 +459,7 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   // Leaf 0xA (PMU) stays as KVM reports it: kvm-unit-tests' boot code reads
   // it, and version 0 (no PMU) is a valid answer.
   policy->Apply(leaves, opts, vcpu_index);
+  STRATA_TRY(ApplyFeatureOverrides(leaves, supported, opts));
   // KVM does not care about order; sorted tables read and diff better.
   std::stable_sort(leaves.begin(), leaves.end(),
                    [](const CpuidEntry& a, const CpuidEntry& b) {

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -123,6 +124,12 @@ uint32_t CoreIdBits(const CpuTopology& t);
 // (BuildGuestCpuid rejects them).
 uint32_t ApicIdFor(const CpuTopology& t, uint32_t vcpu_index);
 
+// A named CPUID feature bit forced on or off (QEMU's -cpu +flag/-flag).
+struct CpuFeatureOverride {
+  std::string name;
+  bool on = true;
+};
+
 struct CpuidOptions {
   CpuVendor vendor = CpuVendor::kIntel;
   CpuTopology topo;
@@ -131,7 +138,16 @@ struct CpuidOptions {
   bool tsc_deadline = true;    // KVM emulates it but leaves it out of
                                // KVM_GET_SUPPORTED_CPUID (KVM_CAP_TSC_DEADLINE_TIMER)
   uint32_t max_vcpus = 0;      // vCPUs the VM may have; 0 = sockets*cores*threads
+  // Applied last, in order. "+" needs the bit in KVM's supported table.
+  std::vector<CpuFeatureOverride> features;
 };
+
+// The feature names CpuFeatureOverride knows (QEMU's spellings: pcid,
+// invpcid, umip, xsave, rdtscp, vmx, svm, ...), sorted.
+std::vector<std::string_view> CpuFeatureNames();
+// Parses "+name,-name,name=on|off,..." (empty: none). kInvalidArgument
+// naming an unknown feature and the closest known one.
+Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(std::string_view text);
 
 class VendorPolicy {
  public:

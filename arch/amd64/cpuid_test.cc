@@ -593,5 +593,70 @@ TEST(CpuidHostKvm, BuildsForBothVendorsAndKvmAcceptsIt) {
   close(kvm);
 }
 
+
+// --- Named feature overrides (x86.cpu_features) -----------------------------
+
+TEST(CpuidFeatures, Parse) {
+  auto r = ParseCpuFeatures("+pcid,-xsave,umip=off,,invpcid=on");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[0].name, "pcid");
+  EXPECT_TRUE((*r)[0].on);
+  EXPECT_EQ((*r)[1].name, "xsave");
+  EXPECT_FALSE((*r)[1].on);
+  EXPECT_FALSE((*r)[2].on);
+  EXPECT_TRUE((*r)[3].on);
+  EXPECT_TRUE(ParseCpuFeatures("")->empty());
+  auto unknown = ParseCpuFeatures("+pcid,+warp-drive");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Errc::kInvalidArgument);
+  EXPECT_NE(unknown.error().message().find("'warp-drive'"), std::string::npos);
+  EXPECT_NE(unknown.error().message().find("invpcid"), std::string::npos);
+  EXPECT_FALSE(ParseCpuFeatures("umip=maybe"));
+  auto names = CpuFeatureNames();
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+}
+
+TEST(CpuidFeatures, OffClearsAndOnKeepsSupportedBits) {
+  CpuidOptions o = Opts(CpuVendor::kIntel, 1, 1, 1);
+  o.features = *ParseCpuFeatures("-pcid,-xsave,-invpcid,-umip,-rdtscp");
+  auto v = Build(o, 0);
+  EXPECT_EQ(Leaf(v, 1).ecx & (1u << 17), 0u);  // pcid
+  EXPECT_EQ(Leaf(v, 1).ecx & (1u << 26), 0u);  // xsave
+  EXPECT_EQ(Leaf(v, 7).ebx & (1u << 10), 0u);  // invpcid
+  EXPECT_EQ(Leaf(v, 7).ecx & (1u << 2), 0u);   // umip
+  EXPECT_EQ(Leaf(v, 0x80000001).edx & (1u << 27), 0u);  // rdtscp
+  // Everything else as without overrides.
+  auto plain = Build(Opts(CpuVendor::kIntel, 1, 1, 1), 0);
+  EXPECT_EQ(Leaf(v, 1).ecx | (1u << 17) | (1u << 26), Leaf(plain, 1).ecx);
+  EXPECT_EQ(Leaf(v, 7).eax, Leaf(plain, 7).eax);
+
+  // Last one wins; "+" of a supported bit sets it again.
+  o.features = *ParseCpuFeatures("-pcid,+pcid,+umip,+la57");
+  v = Build(o, 0);
+  EXPECT_NE(Leaf(v, 1).ecx & (1u << 17), 0u);
+  EXPECT_NE(Leaf(v, 7).ecx & (1u << 2), 0u);
+  EXPECT_NE(Leaf(v, 7).ecx & (1u << 16), 0u);
+}
+
+TEST(CpuidFeatures, OnNeedsKvmSupport) {
+  CpuidOptions o = Opts(CpuVendor::kIntel, 1, 1, 1);
+  o.features = *ParseCpuFeatures("+rtm");  // 7.0:EBX[11] absent above
+  auto r = BuildGuestCpuid(SyntheticSupported(), o, 0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kUnsupported);
+  EXPECT_NE(r.error().message().find("+rtm (CPUID.7H.0:EBX[11])"),
+            std::string::npos)
+      << r.error().message();
+  // A leaf the host table lacks entirely.
+  auto t = SyntheticSupported();
+  EraseLeaf(t, 0x8000000a);
+  o.features = *ParseCpuFeatures("+npt");
+  EXPECT_FALSE(BuildGuestCpuid(t, o, 0));
+  // Turning off a bit of a missing leaf is fine.
+  o.features = *ParseCpuFeatures("-npt");
+  EXPECT_TRUE(BuildGuestCpuid(t, o, 0));
+}
+
 }  // namespace
 }  // namespace strata::amd64

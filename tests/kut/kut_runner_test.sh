@@ -60,9 +60,17 @@ qemu_params = -cpu qemu64,-x2apic,vendor=GenuineIntel -m 64 \
 file = hello.flat
 qemu_params = -enable-kvm -cpu max,host-phys-bits -m 1g
 
-[vmx]
+[nopcid]
 file = hello.flat
-qemu_params = -cpu max,+vmx
+qemu_params = -cpu qemu64,-pcid,-xsave
+
+[skinit]
+file = hello.flat
+qemu_params = -cpu max,+skinit
+
+[hyperv]
+file = hello.flat
+qemu_params = -cpu host,hv_passthrough
 
 [q35]
 file = hello.flat
@@ -107,7 +115,10 @@ line "PASS io (29 tests, 0 unexpected failures)"
 line "PASS smp3 ()"
 line "PASS args ()"
 line "PASS intel-max ()"
-line "SKIP vmx (not supported by strata: -cpu flag +vmx: strata's CPUID policy has no control for it)"
+line "PASS nopcid ()"
+# KVM never offers SKINIT, on either vendor.
+line "SKIP skinit (CPU feature +skinit (CPUID.80000001H.0:ECX[12]) is not supported by KVM on this host)"
+line "SKIP hyperv (not supported by strata: -cpu flag hv_passthrough: strata's CPUID policy has no control for it)"
 line "SKIP q35 (not supported by strata: -M q35)"
 match "^SKIP oldcpu \(not supported by strata: -cpu Opteron_G1: "
 line "SKIP i386-only (i386 only)"
@@ -116,7 +127,7 @@ line "SKIP manual (test marked as manual run only)"
 match "^SKIP missing \(Test file '.*/x86/nothere.flat' not found\)$"
 match "^FAIL tiny \(exit status 8: .*\)$"
 line "FAIL hang (timeout; duration=3s)"
-line "4 passed, 2 failed, 7 skipped"
+line "5 passed, 2 failed, 8 skipped"
 [ "$rc" = 1 ] || fail "kut.sh exited $rc with failures, expected 1"
 
 # The JSON report: every test, and what each guest saw.
@@ -124,8 +135,9 @@ python3 - "$tmp/r.json" <<'PY' || fail "JSON report checks"
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = {x["name"]: x for x in r["tests"]}
-assert (r["passed"], r["failed"], r["skipped"]) == (4, 2, 7), r
-assert len(t) == 13, sorted(t)
+assert (r["passed"], r["failed"], r["skipped"]) == (5, 2, 8), r
+assert len(t) == 15, sorted(t)
+assert "x86.cpu_features=-pcid,-xsave" in t["nopcid"]["command"], t["nopcid"]
 assert t["io"]["summary"] == "29 tests, 0 unexpected failures", t["io"]
 assert t["io"]["status"] == "PASS" and t["io"]["seconds"] > 0
 assert "3 of 3" in t["smp3"]["stdout"], t["smp3"]["stdout"]

@@ -176,10 +176,13 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
   c.hypervisor_bit = opts.hypervisor_bit;
   c.x2apic = opts.x2apic;
   c.tsc_deadline = opts.tsc_deadline;  // both modes have KVM's LAPIC timer
+  c.features = STRATA_TRY_CTX(amd64::ParseCpuFeatures(opts.cpu_features),
+                              "x86.cpu_features");
   c.max_vcpus = max_vcpus;
   // Validate the whole configuration once, up front.
   STRATA_TRY_CTX(amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
-                 "building the guest CPUID");
+                 "building the guest CPUID (x86.cpu_vendor, x86.x2apic, "
+                 "x86.cpu_features, the topology)");
   return a;
 }
 

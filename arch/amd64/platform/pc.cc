@@ -267,6 +267,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("x86.x2apic", "true"));
   STRATA_TRY(c.SetDefault("x86.tsc_deadline", "true"));
   STRATA_TRY(c.SetDefault("x86.hypervisor_bit", "true"));
+  STRATA_TRY(c.SetDefault("x86.cpu_features", ""));
   return Ok();
 }
 
@@ -280,6 +281,9 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"x86.tsc_deadline", "advertise the TSC-deadline timer (default true)"},
       {"x86.hypervisor_bit",
        "CPUID hypervisor bit, leaves 0x4000000x (default true)"},
+      {"x86.cpu_features",
+       "CPUID feature bits forced on (+name, if KVM supports it) or off "
+       "(-name), e.g. +invpcid,-pcid,-xsave (default none)"},
   };
   return kKeys;
 }
@@ -287,6 +291,8 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
 std::span<const CommandLineOption> CommandLineOptions() {
   static constexpr CommandLineOption kOptions[] = {
       {"cpu-vendor", "x86.cpu_vendor", "guest CPU vendor: host, intel, amd"},
+      {"cpu-features", "x86.cpu_features",
+       "CPUID features on/off: +name,-name (x86.cpu_features)"},
   };
   return kOptions;
 }
@@ -341,6 +347,10 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
+  m.cpu_features = STRATA_TRY(c.GetString("x86.cpu_features", ""));
+  // Checked now (names, syntax) so that it is reported as bad input; what
+  // KVM supports is checked when the VM is created.
+  STRATA_TRY_CTX(amd64::ParseCpuFeatures(m.cpu_features), "x86.cpu_features");
   // What the CPUID policy will demand of the topology (APIC ids in range),
   // checked now so that it is reported as bad input, not a VM failure.
   amd64::CpuidOptions cpuid;
