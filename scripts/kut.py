@@ -372,7 +372,7 @@ def main():
         "BHYVERUN", os.path.join(ROOT, "out", "bin", "bhyverun")))
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print each command and a failing test's output")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
 
     cfg = os.path.join(a.tree, "x86", "unittests.cfg")
     if not os.path.isfile(cfg):

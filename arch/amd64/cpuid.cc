@@ -322,6 +322,29 @@ Status ApplyFeatureOverrides(std::vector<CpuidEntry>& leaves,
 
 }  // namespace
 
+std::vector<uint32_t> UnenumeratedSpeculationMsrs(
+    std::span<const CpuidEntry> guest) {
+  auto bit = [&](uint32_t fn, uint32_t idx, Reg r, uint32_t b) {
+    const CpuidEntry* e = FindLeaf(guest, fn, idx);
+    if (e == nullptr) return false;
+    CpuidEntry copy = *e;
+    return (RegOf(copy, r) & (1u << b)) != 0;
+  };
+  const bool spec_ctrl = bit(kLeafStructuredFeatures, 0, Reg::kEdx, 26);
+  const bool flush_l1d = bit(kLeafStructuredFeatures, 0, Reg::kEdx, 28);
+  const bool amd_ibpb = bit(kLeafAddressSizes, 0, Reg::kEbx, 12);
+  const bool amd_ibrs = bit(kLeafAddressSizes, 0, Reg::kEbx, 14);
+  const bool amd_stibp = bit(kLeafAddressSizes, 0, Reg::kEbx, 15);
+  const bool amd_ssbd = bit(kLeafAddressSizes, 0, Reg::kEbx, 24);
+  std::vector<uint32_t> out;
+  if (!spec_ctrl && !amd_ibrs && !amd_stibp && !amd_ssbd) {
+    out.push_back(kMsrSpecCtrl);
+  }
+  if (!spec_ctrl && !amd_ibpb) out.push_back(kMsrPredCmd);
+  if (!flush_l1d) out.push_back(kMsrFlushCmd);
+  return out;
+}
+
 std::vector<std::string_view> CpuFeatureNames() {
   std::vector<std::string_view> names;
   for (const FeatureBit& f : kFeatureBits) names.push_back(f.name);

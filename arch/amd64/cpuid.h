@@ -142,6 +142,20 @@ struct CpuidOptions {
   std::vector<CpuFeatureOverride> features;
 };
 
+// Speculation-control MSRs that must #GP for a guest whose CPUID does not
+// enumerate them (SDM Vol. 4 Table 2-2; AMD's 0x8000_0008 EBX bits), as KVM
+// itself gates them (arch/x86/kvm/cpuid.h guest_has_spec_ctrl_msr,
+// guest_has_pred_cmd_msr): IA32_SPEC_CTRL (0x48) without SPEC_CTRL or AMD
+// IBRS/STIBP/SSBD, IA32_PRED_CMD (0x49) without SPEC_CTRL or AMD IBPB,
+// IA32_FLUSH_CMD (0x10b) without FLUSH_L1D. Not every host KVM enforces
+// this (PLATFORM.md's paravirtual one does not), so the backend installs
+// an MSR filter for the ones returned.
+inline constexpr uint32_t kMsrSpecCtrl = 0x48;
+inline constexpr uint32_t kMsrPredCmd = 0x49;
+inline constexpr uint32_t kMsrFlushCmd = 0x10b;
+std::vector<uint32_t> UnenumeratedSpeculationMsrs(
+    std::span<const CpuidEntry> guest);
+
 // The feature names CpuFeatureOverride knows (QEMU's spellings: pcid,
 // invpcid, umip, xsave, rdtscp, vmx, svm, ...), sorted.
 std::vector<std::string_view> CpuFeatureNames();

@@ -658,5 +658,28 @@ TEST(CpuidFeatures, OnNeedsKvmSupport) {
   EXPECT_TRUE(BuildGuestCpuid(t, o, 0));
 }
 
+
+TEST(CpuidSpeculationMsrs, FollowTheGuestCpuid) {
+  std::vector<CpuidEntry> v = {{0x7, 0, kSig, 0, 0, 0, 0},
+                               {0x80000008, 0, 0, 0, 0, 0, 0}};
+  EXPECT_EQ(UnenumeratedSpeculationMsrs(v),
+            (std::vector<uint32_t>{kMsrSpecCtrl, kMsrPredCmd, kMsrFlushCmd}));
+  v[0].edx = 1u << 26;  // SPEC_CTRL: IBRS and IBPB
+  EXPECT_EQ(UnenumeratedSpeculationMsrs(v),
+            (std::vector<uint32_t>{kMsrFlushCmd}));
+  v[0].edx = 1u << 28;  // FLUSH_L1D only
+  EXPECT_EQ(UnenumeratedSpeculationMsrs(v),
+            (std::vector<uint32_t>{kMsrSpecCtrl, kMsrPredCmd}));
+  v[0].edx = 0;
+  v[1].ebx = 1u << 12;  // AMD IBPB: PRED_CMD only
+  EXPECT_EQ(UnenumeratedSpeculationMsrs(v),
+            (std::vector<uint32_t>{kMsrSpecCtrl, kMsrFlushCmd}));
+  v[1].ebx = 1u << 24;  // AMD SSBD: SPEC_CTRL
+  EXPECT_EQ(UnenumeratedSpeculationMsrs(v),
+            (std::vector<uint32_t>{kMsrPredCmd, kMsrFlushCmd}));
+  // No leaves at all: nothing is enumerated.
+  EXPECT_EQ(UnenumeratedSpeculationMsrs({}).size(), 3u);
+}
+
 }  // namespace
 }  // namespace strata::amd64

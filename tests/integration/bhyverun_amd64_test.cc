@@ -189,7 +189,7 @@ TEST(BhyverunAmd64, LongModeExceptionsIncludingPageFaults) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-k", Guest("exceptions64")});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_NE(r.out.find("SUMMARY: 10 tests, 0 unexpected failures"),
+  EXPECT_NE(r.out.find("SUMMARY: 14 tests, 0 unexpected failures"),
             std::string::npos)
       << Describe(r);
   EXPECT_NE(r.out.find("PASS: #PF: read of an unmapped address above 4 GiB"),

@@ -81,6 +81,33 @@ Segment FromKvm(const kvm_segment& k) {
   return s;
 }
 
+// KVM_X86_SET_MSR_FILTER denying `UnenumeratedSpeculationMsrs(guest)`, read
+// and write: with KVM_MSR_EXIT_REASON_FILTER not enabled, KVM answers a
+// filtered access with #GP itself. A host without the capability is left as
+// it is (its KVM's own checks apply).
+Status FilterSpeculationMsrs(int sys_fd, int vm_fd,
+                             std::span<const amd64::CpuidEntry> guest) {
+  const std::vector<uint32_t> deny = amd64::UnenumeratedSpeculationMsrs(guest);
+  if (deny.empty() ||
+      ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0) {
+    return Ok();
+  }
+  kvm_msr_filter filter{};
+  filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+  uint8_t bitmaps[KVM_MSR_FILTER_MAX_RANGES] = {};  // bit 0 clear: deny
+  for (size_t i = 0; i < deny.size() && i < KVM_MSR_FILTER_MAX_RANGES; ++i) {
+    kvm_msr_filter_range& r = filter.ranges[i];
+    r.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    r.nmsrs = 1;
+    r.base = deny[i];
+    r.bitmap = &bitmaps[i];
+  }
+  if (Ioctl(vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+    return SysError("KVM_X86_SET_MSR_FILTER");
+  }
+  return Ok();
+}
+
 }  // namespace
 
 struct KvmVmArch::Impl {
@@ -180,9 +207,14 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
                               "x86.cpu_features");
   c.max_vcpus = max_vcpus;
   // Validate the whole configuration once, up front.
-  STRATA_TRY_CTX(amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
-                 "building the guest CPUID (x86.cpu_vendor, x86.x2apic, "
-                 "x86.cpu_features, the topology)");
+  const std::vector<amd64::CpuidEntry> guest = STRATA_TRY_CTX(
+      amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
+      "building the guest CPUID (x86.cpu_vendor, x86.x2apic, "
+      "x86.cpu_features, the topology)");
+  // Every vCPU has the same features (only topology fields differ), so one
+  // VM-wide filter makes the speculation MSRs #GP as the guest's CPUID says
+  // (cpuid.h), on hosts whose KVM would let them through.
+  STRATA_TRY(FilterSpeculationMsrs(sys_fd, vm_fd, guest));
   return a;
 }
 

@@ -12,6 +12,11 @@
  * to a copy of them in which the 2 MiB page holding `ro_page` is split into
  * 4 KiB pages, `ro_page` read-only, and set CR0.WP; both are undone after.
  *
+ * The speculation-control MSRs (IA32_SPEC_CTRL, IA32_PRED_CMD,
+ * IA32_FLUSH_CMD) must #GP exactly when CPUID does not enumerate them
+ * (SPEC_CTRL/FLUSH_L1D in leaf 7, AMD's IBRS/STIBP/SSBD/IBPB in 0x8000_0008),
+ * as on hardware: the VMM filters them where the host KVM does not.
+ *
  * On a host that instruction-emulates supervisor code (the paravirtual KVM
  * of the development machines; see host_emulates_supervisor_code()) #BP is
  * reported as SKIP with the reason: KVM's emulator has no INT3 outside real
@@ -203,6 +208,63 @@ static void test_general_protection(void) {
         (struct expect){GP_VECTOR, at, sp, selector});
 }
 
+/* Accesses `msr` (a write of 0, or a read) and checks for #GP exactly when
+ * `enumerated` is false. */
+static void msr_check(const char *what, uint32_t msr, bool write, bool enumerated) {
+  uint64_t at, sp;
+  arm();
+  if (write) {
+    __asm__ volatile(
+        "movq $2f, %[fix]\n\t"
+        "movq $1f, %[at]\n\t"
+        "movq %%rsp, %[sp]\n"
+        "1:\twrmsr\n"
+        "2:\n"
+        : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp)
+        : "c"(msr), "a"(0), "d"(0)
+        : "memory");
+  } else {
+    uint32_t lo, hi;
+    __asm__ volatile(
+        "movq $2f, %[fix]\n\t"
+        "movq $1f, %[at]\n\t"
+        "movq %%rsp, %[sp]\n"
+        "1:\trdmsr\n"
+        "2:\n"
+        : [fix] "=m"(fixup_rip), [at] "=&r"(at), [sp] "=&r"(sp), "=a"(lo), "=d"(hi)
+        : "c"(msr)
+        : "memory");
+  }
+  if (!enumerated) {
+    check(what, (struct expect){GP_VECTOR, at, sp, 0});
+    return;
+  }
+  fixup_rip = 0;
+  report(!hit.seen, "%s (enumerated: no fault%s)", what, hit.seen ? ", but it faulted" : "");
+}
+
+static void test_speculation_msrs(void) {
+  bool spec_ctrl = false, flush_l1d = false, amd_ibpb = false, amd_ibrs_stibp_ssbd = false;
+  if (cpuid(0, 0).eax >= 7) {
+    uint32_t edx = cpuid(7, 0).edx;
+    spec_ctrl = edx & (1u << 26);
+    flush_l1d = edx & (1u << 28);
+  }
+  if (cpuid(0x80000000, 0).eax >= 0x80000008) {
+    uint32_t ebx = cpuid(0x80000008, 0).ebx;
+    amd_ibpb = ebx & (1u << 12);
+    amd_ibrs_stibp_ssbd = ebx & ((1u << 14) | (1u << 15) | (1u << 24));
+  }
+  msr_check("MSR: RDMSR(IA32_SPEC_CTRL) #GP iff CPUID does not enumerate it", 0x48, false,
+            spec_ctrl || amd_ibrs_stibp_ssbd);
+  msr_check("MSR: WRMSR(IA32_SPEC_CTRL, 0) #GP iff CPUID does not enumerate it", 0x48, true,
+            spec_ctrl || amd_ibrs_stibp_ssbd);
+  msr_check("MSR: WRMSR(IA32_PRED_CMD, 0) #GP iff CPUID does not enumerate it", 0x49, true,
+            spec_ctrl || amd_ibpb);
+  msr_check("MSR: WRMSR(IA32_FLUSH_CMD, 0) #GP iff CPUID does not enumerate it", 0x10b, true,
+            flush_l1d);
+}
+
 /* 4-level paging entries (SDM Vol. 3 §4.5, Tables 4-15 to 4-19). */
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
@@ -349,6 +411,7 @@ int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi) {
   test_breakpoint(run_int3);
   test_invalid_opcode();
   test_general_protection();
+  test_speculation_msrs();
   test_page_faults();
   set_exception_hook(NULL);
   return report_summary();
