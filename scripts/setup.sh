@@ -16,6 +16,11 @@ PACKAGES=(
   # arm64 libraries through Debian multiarch, qemu-user to run the tests
   g++-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
   libgtest-dev:arm64 libgmock-dev:arm64 qemu-user-static
+  # Peer tools the tests check strata's output with
+  acpica-tools dmidecode
+  # The nested testbeds (scripts/nested.sh): QEMU's TCG with SVM and EL2,
+  # and the L1 initramfs
+  qemu-system-x86 qemu-system-arm busybox-static cpio
 )
 
 SUDO=""

@@ -2,7 +2,8 @@
 # strata — set up and run every test: unit and integration tests under the
 # normal build, the core library's tests again under ThreadSanitizer,
 # everything again under AddressSanitizer+UBSan, and the MI core and devices
-# cross-built for arm64 with their unit tests under qemu-user. Ends with
+# cross-built for arm64 with their unit tests under qemu-user, and strata's
+# guests in the nested SVM testbed (scripts/nested.sh svm). Ends with
 # "N passed, N failed, N skipped" counting every test case run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,5 +83,10 @@ if ((${#arm64_tests[@]})); then
 else
   echo "FAIL arm64:tests (none found)" >> "$RESULTS/arm64-build.txt"
 fi
+
+# The nested SVM testbed: Debian's cloud kernel as an L1 under QEMU's TCG
+# with SVM, strata's guests under its kvm-amd (scripts/nested.sh).
+echo "=== nested-svm: scripts/nested.sh svm"
+./scripts/nested.sh svm --results "$RESULTS/nested-svm.txt"
 
 python3 scripts/test_summary.py "$RESULTS"

@@ -1,0 +1,172 @@
+#!/bin/bash
+# strata — the nested testbeds: real SVM (amd64) and real ARMv8 EL2 (arm64)
+# semantics one level down, on any host (PLATFORM.md).
+#
+#   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
+#
+# Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
+# apt-get download from Debian's mirror and cached in
+# ${STRATA_CACHE:-~/.cache/strata}/nested, outside the tree) as the L1 under
+# QEMU's TCG:
+#   svm       qemu-system-x86_64 -accel tcg -cpu max (SVM), kvm-amd in L1
+#   el2-nvhe  qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
+#             -cpu cortex-a57 (ARMv8.0: KVM runs nVHE, ThunderX-class)
+#   el2-vhe   the same with -cpu max (ARMv8.1+ VHE, ThunderX2-class)
+# with an initramfs of busybox, the kernel's KVM modules, bhyverun (with its
+# shared libraries), strata's guests and a driver (tests/nested/init.sh) that
+# runs the mode's cases (tests/nested/<mode>_cases.sh) against the L1's
+# /dev/kvm. Each case prints `nested: PASS|FAIL|SKIP <name> (...)`; this
+# script prints them, then `nested-<mode>: N passed, N failed, N skipped`,
+# and with --results writes `PASS|FAIL|SKIP nested-<mode>:<name>` lines for
+# scripts/test_summary.py. An L1 that does not come up, has no /dev/kvm, or
+# does not finish is a failure, never a skip. Exit status 1 if anything
+# failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+mode=${1:-}
+shift || true
+results="" keep=""
+while (($#)); do
+  case $1 in
+    --results) results=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
+    *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+
+case $mode in
+  svm) arch=amd64 ;;
+  el2-nvhe|el2-vhe) arch=arm64 ;;
+  *) echo "usage: scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]" >&2
+     exit 2 ;;
+esac
+
+label="nested-$mode"
+cache=${STRATA_CACHE:-$HOME/.cache/strata}/nested
+mkdir -p "$cache"
+work=$(mktemp -d /tmp/strata-nested.XXXXXX)
+if [ -z "$keep" ]; then trap 'rm -rf "$work"' EXIT; else mkdir -p "$keep"; fi
+
+fail_all() {  # the testbed itself failed: one failing case, said loudly
+  echo "$label: FAIL testbed ($*)" >&2
+  [ -n "$results" ] && echo "FAIL $label:testbed ($*)" >> "$results"
+  echo "$label: 0 passed, 1 failed, 0 skipped"
+  exit 1
+}
+
+# --- The L1 kernel: Debian's cloud kernel, cached ---
+pkg_arch=$arch
+meta=linux-image-cloud-$arch
+apt_meta=$meta
+[ "$arch" = arm64 ] && apt_meta="$meta:arm64"
+resolve() {
+  apt-cache depends "$apt_meta" 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*\).*/\1/p' | head -1
+}
+pkg=$(resolve)
+if [ -z "$pkg" ]; then  # no package lists yet on this machine
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq >&2 || true
+  pkg=$(resolve)
+fi
+if [ -z "$pkg" ]; then
+  fail_all "apt-cache cannot resolve $apt_meta (run scripts/setup.sh; apt-get update)"
+fi
+kver=${pkg#linux-image-}
+kdir="$cache/$pkg"
+if [ ! -f "$kdir/.complete" ]; then
+  echo "$label: fetching $pkg ($pkg_arch) into $cache" >&2
+  rm -rf "$kdir" && mkdir -p "$kdir/deb"
+  if [ "$(id -u)" = 0 ]; then chown _apt "$kdir/deb" 2>/dev/null || true; fi
+  (cd "$kdir/deb" && apt-get download -qq "$pkg:$pkg_arch" 2>&1 | grep -v "^W: Download is performed unsandboxed") ||
+    true
+  deb=$(ls "$kdir"/deb/*.deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || fail_all "apt-get download $pkg:$pkg_arch failed"
+  dpkg-deb -x "$deb" "$kdir/root" || fail_all "cannot unpack $deb"
+  rm -rf "$kdir/deb"
+  touch "$kdir/.complete"
+fi
+kernel=$(ls "$kdir"/root/boot/vmlinuz-* 2>/dev/null | head -1)
+[ -n "$kernel" ] || fail_all "no vmlinuz in $pkg"
+moddir="$kdir/root/lib/modules/$kver"
+
+# --- strata's side: bhyverun and the guests, from the normal build ---
+if [ "$arch" = amd64 ]; then
+  bazel build --noshow_progress --ui_event_filters=-info,-debug \
+    //frontends/bhyverun //tests/guests/amd64:all >&2 ||
+    fail_all "bazel build of bhyverun and the amd64 guests failed"
+  bin=$(bazel info bazel-bin 2>/dev/null)
+  bhyverun="$bin/frontends/bhyverun/bhyverun"
+  guests=("$bin"/tests/guests/amd64/*.elf)
+else
+  fail_all "the arm64 KVM backend does not exist yet (issue 7): there is no \
+arm64 bhyverun to run in the $mode L1"
+fi
+
+# --- The initramfs ---
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"/{bin,sbin,dev,proc,sys,tmp,modules,guests,lib/strata,etc}
+busybox=/bin/busybox
+[ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
+  busybox=$(command -v busybox)
+[ -n "$busybox" ] || fail_all "busybox-static is not installed (scripts/setup.sh)"
+cp "$busybox" "$rootfs/bin/busybox"
+for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg \
+         uname printf echo sleep wc mkdir ls cut; do
+  ln -s busybox "$rootfs/bin/$a"
+done
+if [ "$arch" = amd64 ]; then
+  mods=(kernel/virt/lib/irqbypass.ko kernel/arch/x86/kvm/kvm.ko
+        kernel/arch/x86/kvm/kvm-amd.ko)
+fi
+for m in "${mods[@]}"; do
+  [ -f "$moddir/$m" ] || fail_all "$pkg has no $m"
+  cp "$moddir/$m" "$rootfs/modules/"
+done
+printf '%s\n' "${mods[@]##*/}" > "$rootfs/modules/order"
+cp "$bhyverun" "$rootfs/bin/bhyverun"
+# Its shared libraries and the loader, at the paths ldd names.
+while read -r lib; do
+  [ -f "$lib" ] || continue
+  mkdir -p "$rootfs$(dirname "$lib")"
+  cp -L "$lib" "$rootfs$lib"
+done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
+cp "${guests[@]}" "$rootfs/guests/"
+cp tests/nested/init.sh "$rootfs/init"
+cp "tests/nested/${mode}_cases.sh" "$rootfs/cases.sh"
+chmod +x "$rootfs/init"
+initrd="$work/initrd.cpio.gz"
+(cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
+  fail_all "cannot build the initramfs"
+
+# --- Boot the L1 and collect what it reports ---
+log="$work/l1.log"
+start=$(date +%s)
+if [ "$arch" = amd64 ]; then
+  timeout -k 5 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 \
+    -nographic -no-reboot -nodefaults -serial stdio \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 quiet" </dev/null > "$log" 2>&1
+  rc=$?
+fi
+secs=$(( $(date +%s) - start ))
+[ -n "$keep" ] && cp "$log" "$initrd" "$keep/"
+tr -d '\r' < "$log" | grep '^nested' | sed 's/^/  /' >&2
+passed=$(tr -d '\r' < "$log" | grep -c '^nested: PASS ')
+failed=$(tr -d '\r' < "$log" | grep -c '^nested: FAIL ')
+skipped=$(tr -d '\r' < "$log" | grep -c '^nested: SKIP ')
+if [ -n "$results" ]; then
+  tr -d '\r' < "$log" |
+    sed -n 's/^nested: \(PASS\|FAIL\|SKIP\) \([^ ]*\).*/\1 '"$label"':\2/p' >> "$results"
+fi
+if ! tr -d '\r' < "$log" | grep -q '^nested: done'; then
+  echo "$label: the L1 did not finish (qemu status $rc after ${secs} s); its last lines:" >&2
+  tr -d '\r' < "$log" | tail -n 20 >&2
+  [ -n "$results" ] && echo "FAIL $label:l1-finished" >> "$results"
+  failed=$((failed + 1))
+fi
+echo "$label: L1 $kver under TCG, ${secs} s" >&2
+echo "$label: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

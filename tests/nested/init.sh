@@ -1,0 +1,41 @@
+#!/bin/sh
+# strata — /init of the nested testbeds' L1 initramfs (scripts/nested.sh):
+# loads KVM, checks /dev/kvm, runs the cases of /cases.sh against it and
+# powers the L1 off. busybox sh. Every line meant for the host starts with
+# "nested: ".
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp
+for m in $(cat /modules/order); do
+  insmod "/modules/$m" || echo "nested: insmod $m failed"
+done
+echo "nested: L1 $(uname -r) $(uname -m), $(grep -c ^processor /proc/cpuinfo) cpus"
+dmesg | grep -iE 'kvm|svm|hyp mode|vhe' | sed 's/^/nested: dmesg: /' | tail -n 8
+
+if [ ! -c /dev/kvm ]; then
+  echo "nested: FAIL kvm (no /dev/kvm in the L1)"
+  echo "nested: done"
+  poweroff -f
+fi
+echo "nested: PASS kvm (/dev/kvm is there)"
+
+# case NAME STATUS TEXT ARGS...: runs bhyverun ARGS; passes if it exits with
+# STATUS and its stdout contains TEXT (and no "FAIL:" line).
+case_() {
+  name=$1 want=$2 text=$3
+  shift 3
+  timeout 300 /bin/bhyverun "$@" </dev/null >/tmp/out 2>/tmp/err
+  rc=$?
+  if [ "$rc" = "$want" ] && grep -qF -- "$text" /tmp/out && ! grep -q '^FAIL:' /tmp/out; then
+    echo "nested: PASS $name"
+  else
+    echo "nested: FAIL $name (exit $rc, wanted $want and \"$text\")"
+    tail -n 6 /tmp/out | sed 's/^/nested:   out| /'
+    tail -n 4 /tmp/err | sed 's/^/nested:   err| /'
+  fi
+}
+
+. /cases.sh
+echo "nested: done"
+poweroff -f

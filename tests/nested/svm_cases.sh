@@ -1,0 +1,20 @@
+# strata — what the nested SVM testbed runs in its L1 (kvm-amd on QEMU's
+# SVM): strata's own guests under real SVM semantics, with both vendor
+# policies and both irqchips. Sourced by tests/nested/init.sh; see case_.
+G=/guests
+case_ demo 0 "vcpus: 2 of 2 checked in" -c 2
+case_ demo-intel-policy 0 "cpu vendor: GenuineIntel" -c 2 --cpu-vendor intel
+case_ hello64 1 "hello: done" -k $G/hello.elf -a "one two"
+case_ hello32-multiboot 1 "hello: done" -k $G/hello32.elf
+case_ smp4 1 "smp: 4 of 4 cpus up" -c 4 -k $G/smp.elf
+# Non-contiguous APIC ids (0-2, 4-6): the guest starts them by broadcast.
+case_ smp-topology 1 "smp: 6 of 6 cpus up" -c cpus=6,sockets=2,cores=3 -k $G/smp.elf -a broadcast
+case_ exceptions32 1 "SUMMARY: 8 tests, 0 unexpected failures" -k $G/exceptions.elf
+# Under real SVM nothing is instruction-emulated: #BP runs, no skip.
+case_ exceptions64 1 "SUMMARY: 14 tests, 0 unexpected failures" -k $G/exceptions64.elf
+case_ io 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf -c 2 -m 64M
+case_ io-amd-policy 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf --cpu-vendor amd
+case_ io-split-irqchip 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf -o x86.irqchip=split
+case_ ioapic-split 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf -o x86.irqchip=split
+case_ ioapic-kernel 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf
+case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 64"
