@@ -101,22 +101,39 @@ if [ "$arch" = amd64 ]; then
   bhyverun="$bin/frontends/bhyverun/bhyverun"
   guests=("$bin"/tests/guests/amd64/*.elf)
 else
-  fail_all "the arm64 KVM backend does not exist yet (issue 7): there is no \
-arm64 bhyverun to run in the $mode L1"
+  # No arm64 KVM backend yet (issue 7): the EL2 L1s check the testbed
+  # itself (KVM's hyp mode, the vGIC) until bhyverun runs there.
+  bhyverun="" guests=()
 fi
 
 # --- The initramfs ---
 rootfs="$work/rootfs"
 mkdir -p "$rootfs"/{bin,sbin,dev,proc,sys,tmp,modules,guests,lib/strata,etc}
-busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
-  busybox=$(command -v busybox)
-[ -n "$busybox" ] || fail_all "busybox-static is not installed (scripts/setup.sh)"
+if [ "$arch" = amd64 ]; then
+  busybox=/bin/busybox  # busybox-static
+  [ -x "$busybox" ] || fail_all "busybox-static is not installed (scripts/setup.sh)"
+else
+  # busybox-static:arm64, unpacked from its .deb (not installed: it would
+  # replace the host's).
+  bbdir="$cache/busybox-static-arm64"
+  if [ ! -f "$bbdir/.complete" ]; then
+    rm -rf "$bbdir" && mkdir -p "$bbdir/deb"
+    if [ "$(id -u)" = 0 ]; then chown _apt "$bbdir/deb" 2>/dev/null || true; fi
+    (cd "$bbdir/deb" && apt-get download -qq busybox-static:arm64 2>&1 |
+       grep -v "^W: Download is performed unsandboxed") || true
+    deb=$(ls "$bbdir"/deb/*.deb 2>/dev/null | head -1)
+    [ -n "$deb" ] || fail_all "apt-get download busybox-static:arm64 failed"
+    dpkg-deb -x "$deb" "$bbdir/root" || fail_all "cannot unpack $deb"
+    touch "$bbdir/.complete"
+  fi
+  busybox="$bbdir/root/bin/busybox"
+fi
 cp "$busybox" "$rootfs/bin/busybox"
 for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg \
          uname printf echo sleep wc mkdir ls cut; do
   ln -s busybox "$rootfs/bin/$a"
 done
+mods=()  # arm64: KVM is built into Debian's kernel
 if [ "$arch" = amd64 ]; then
   mods=(kernel/virt/lib/irqbypass.ko kernel/arch/x86/kvm/kvm.ko
         kernel/arch/x86/kvm/kvm-amd.ko)
@@ -125,17 +142,21 @@ for m in "${mods[@]}"; do
   [ -f "$moddir/$m" ] || fail_all "$pkg has no $m"
   cp "$moddir/$m" "$rootfs/modules/"
 done
-printf '%s\n' "${mods[@]##*/}" > "$rootfs/modules/order"
-cp "$bhyverun" "$rootfs/bin/bhyverun"
-# Its shared libraries and the loader, at the paths ldd names.
-while read -r lib; do
-  [ -f "$lib" ] || continue
-  mkdir -p "$rootfs$(dirname "$lib")"
-  cp -L "$lib" "$rootfs$lib"
-done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
-cp "${guests[@]}" "$rootfs/guests/"
+printf '%s\n' "${mods[@]##*/}" | grep . > "$rootfs/modules/order"
+if [ -n "$bhyverun" ]; then
+  cp "$bhyverun" "$rootfs/bin/bhyverun"
+  # Its shared libraries and the loader, at the paths ldd names.
+  while read -r lib; do
+    [ -f "$lib" ] || continue
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
+  cp "${guests[@]}" "$rootfs/guests/"
+fi
 cp tests/nested/init.sh "$rootfs/init"
-cp "tests/nested/${mode}_cases.sh" "$rootfs/cases.sh"
+cases="tests/nested/${mode}_cases.sh"
+[ "$arch" = arm64 ] && cases=tests/nested/el2_cases.sh
+cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
 initrd="$work/initrd.cpio.gz"
 (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
@@ -149,6 +170,15 @@ if [ "$arch" = amd64 ]; then
     -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 panic=-1 quiet" </dev/null > "$log" 2>&1
+  rc=$?
+else
+  cpu=cortex-a57  # ARMv8.0: no VHE, so KVM runs nVHE (ThunderX-class)
+  [ "$mode" = el2-vhe ] && cpu=max  # ARMv8.1+ with VHE (ThunderX2-class)
+  timeout -k 5 1200 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
+    -accel tcg -cpu "$cpu" -m 2G -smp 2 -nographic -no-reboot -nodefaults \
+    -serial stdio -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyAMA0 panic=-1 quiet strata.mode=$mode" \
+    </dev/null > "$log" 2>&1
   rc=$?
 fi
 secs=$(( $(date +%s) - start ))

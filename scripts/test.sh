@@ -88,5 +88,11 @@ fi
 # with SVM, strata's guests under its kvm-amd (scripts/nested.sh).
 echo "=== nested-svm: scripts/nested.sh svm"
 ./scripts/nested.sh svm --results "$RESULTS/nested-svm.txt"
+# The nested EL2 testbeds (arm64 L1s, nVHE and VHE): the testbed checks
+# until the arm64 backend runs guests there.
+for m in el2-nvhe el2-vhe; do
+  echo "=== nested-$m: scripts/nested.sh $m"
+  ./scripts/nested.sh $m --results "$RESULTS/nested-$m.txt"
+done
 
 python3 scripts/test_summary.py "$RESULTS"
