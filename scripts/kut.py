@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -247,30 +248,22 @@ def first_error(out, err):
     return ""
 
 
-def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
-            explicit):
-    """(status, detail, record) of one test."""
-    name = t["name"]
-    rec = {"name": name, "status": None, "seconds": 0.0, "summary": "",
-           "first_error": "", "command": []}
-
-    def done(status, detail):
-        rec["status"], rec["detail"] = status, detail
-        return status, detail, rec
-
+def prepare(t, tree, bhyverun, caps, env_path, arch, explicit):
+    """("SKIP"|"FAIL", detail) for a test that does not run, else
+    (None, bhyverun command)."""
     groups = t.get("groups", "").split()
     if "nodefault" in groups and not explicit:
-        return done("SKIP", "test marked as manual run only")
+        return "SKIP", "test marked as manual run only"
     if t.get("arch") and t["arch"] != arch:
-        return done("SKIP", f"{t['arch']} only")
+        return "SKIP", f"{t['arch']} only"
     accel = t.get("accel", "")
     if accel and accel != "kvm":
-        return done("SKIP", f"{accel} only, strata is kvm")
+        return "SKIP", f"{accel} only, strata is kvm"
     if t.get("disabled_if"):
         r = subprocess.run(["bash", "-c", t["disabled_if"]],
                            env=dict(os.environ, TARGET="qemu", ACCEL="kvm"))
         if r.returncode == 0:
-            return done("SKIP", f"disabled because: {t['disabled_if']}")
+            return "SKIP", f"disabled because: {t['disabled_if']}"
     for c in t.get("check", "").split():
         path, _, want = c.partition("=")
         try:
@@ -278,19 +271,19 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
         except OSError:
             have = None
         if have != want:
-            return done("SKIP", f"{path} not equal to {want}")
+            return "SKIP", f"{path} not equal to {want}"
     kernel = os.path.join(tree, "x86", t.get("file", ""))
     if not os.path.isfile(kernel):
-        return done("SKIP", f"Test file '{kernel}' not found")
+        return "SKIP", f"Test file '{kernel}' not found"
     try:
         params = shell_words(t.get("qemu_params", "") + " " +
                              t.get("extra_params", ""))
         extra, append = translate_params(params, caps)
         test_args = shell_words(t.get("test_args", ""))
     except Unsupported as e:
-        return done("SKIP", f"not supported by strata: {e}")
+        return "SKIP", f"not supported by strata: {e}"
     except subprocess.CalledProcessError as e:
-        return done("FAIL", f"cannot expand the test's options: {e}")
+        return "FAIL", f"cannot expand the test's options: {e}"
     cmd = [bhyverun, "-k", kernel, "-c", t.get("smp", "1"), "-i", env_path]
     if caps["pci-testdev"]:
         cmd += ["-o", "pci.0.3.0.device=pci-testdev"]
@@ -298,8 +291,53 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
     args = " ".join(test_args + append)
     if args:
         cmd += ["-a", args]
+    return None, cmd
+
+
+def classify(ret, out, err, limit):
+    """(status, detail, summary, first error) from bhyverun's exit status
+    and output, by KUT's rules (module comment)."""
+    summaries = [l for l in out.splitlines() if l.startswith("SUMMARY: ")]
+    summary = summaries[-1][len("SUMMARY: "):] if summaries else ""
+    first = first_error(out, err)
+    if ret != 1 and NO_HOST_SUPPORT in err:
+        line = next(l for l in err.splitlines() if NO_HOST_SUPPORT in l)
+        return "SKIP", line.split(": ")[-1].strip(), summary, first
+    if ret == 1:
+        bad = [l for l in err.splitlines()
+               if l.strip() and "warn" not in l.lower()]
+        if bad:
+            return "FAIL", f"stderr: {bad[0].strip()}", summary, first
+        return "PASS", summary, summary, first
+    if ret == 77:
+        return "SKIP", summary, summary, first
+    if ret == 124:
+        return "FAIL", f"timeout; duration={limit:g}s", summary, first
+    if ret < 0:
+        return ("FAIL", f"terminated on {signal.Signals(-ret).name}", summary,
+                first)
+    return "FAIL", summary or f"exit status {ret}: {first}", summary, first
+
+
+def test_limit(t, timeout_override):
+    return timeout_override or timeout_seconds(t.get("timeout", "90"))
+
+
+def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
+            explicit):
+    """(status, detail, record) of one test."""
+    rec = {"name": t["name"], "status": None, "seconds": 0.0, "summary": "",
+           "first_error": "", "command": []}
+
+    def done(status, detail):
+        rec["status"], rec["detail"] = status, detail
+        return status, detail, rec
+
+    status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch, explicit)
+    if status:
+        return done(status, cmd)
     rec["command"] = cmd
-    limit = timeout_override or timeout_seconds(t.get("timeout", "90"))
+    limit = test_limit(t, timeout_override)
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
@@ -313,27 +351,81 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
         ret = 124
     rec["seconds"] = round(time.monotonic() - start, 3)
     rec["exit_status"] = ret
-    summaries = [l for l in out.splitlines() if l.startswith("SUMMARY: ")]
-    summary = summaries[-1][len("SUMMARY: "):] if summaries else ""
-    rec["summary"] = summary
-    rec["first_error"] = first_error(out, err)
+    status, detail, rec["summary"], rec["first_error"] = classify(
+        ret, out, err, limit)
     rec["stdout"], rec["stderr"] = out[-4000:], err[-4000:]
-    if ret != 1 and NO_HOST_SUPPORT in err:
-        line = next(l for l in err.splitlines() if NO_HOST_SUPPORT in l)
-        return done("SKIP", line.split(": ")[-1].strip())
-    if ret == 1:
-        bad = [l for l in err.splitlines()
-               if l.strip() and "warn" not in l.lower()]
-        if bad:
-            return done("FAIL", f"stderr: {bad[0].strip()}")
-        return done("PASS", summary)
-    if ret == 77:
-        return done("SKIP", summary)
-    if ret == 124:
-        return done("FAIL", f"timeout; duration={limit:g}s")
-    if ret < 0:
-        return done("FAIL", f"terminated on {signal.Signals(-ret).name}")
-    return done("FAIL", summary or f"exit status {ret}: {rec['first_error']}")
+    return done(status, detail)
+
+
+# --- Running inside a nested testbed's L1 (scripts/nested.sh --kut) ---
+# The L1 has busybox, not python: --plan writes the translated commands as
+# a shell script of `kut_case NAME LIMIT COMMAND...` lines (paths as the L1
+# sees them) and the tests that do not run; tests/nested/init.sh runs it and
+# prints "nested-kut:" lines; --results-from classifies them here by the
+# same rules.
+L1_TREE, L1_BHYVERUN = "/kut", "/bin/bhyverun"
+
+
+def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
+               arch, explicit):
+    os.makedirs(plan_dir, exist_ok=True)
+    shutil.copy(env_path, os.path.join(plan_dir, "env"))
+    entries, lines, files = [], [], set()
+    for t in chosen:
+        status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch,
+                              explicit)
+        limit = test_limit(t, timeout)
+        entries.append({"name": t["name"], "status": status,
+                        "detail": cmd if status else "", "limit": limit})
+        if status:
+            continue
+        files.add(t["file"])
+        l1 = [L1_BHYVERUN] + [
+            c.replace(os.path.join(tree, "x86"), L1_TREE + "/x86")
+             .replace(env_path, L1_TREE + "/env") for c in cmd[1:]]
+        lines.append(f"kut_case {shlex.quote(t['name'])} {int(limit)} " +
+                     shlex.join(l1))
+    with open(os.path.join(plan_dir, "plan.sh"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(plan_dir, "plan.json"), "w") as f:
+        json.dump({"tests": entries, "files": sorted(files)}, f, indent=1)
+
+
+def results_from(plan_dir, log):
+    """(status, detail, record) per planned test from an L1's log."""
+    plan = json.load(open(os.path.join(plan_dir, "plan.json")))
+    got, cur = {}, None
+    for raw in open(log, errors="replace"):
+        line = raw.rstrip("\r\n")
+        if not line.startswith("nested-kut: "):
+            continue
+        kind, _, rest = line[len("nested-kut: "):].partition(" ")
+        if kind == "BEGIN":
+            cur = got[rest] = {"out": [], "err": [], "ret": None, "secs": 0}
+        elif cur is not None and kind == "OUT":
+            cur["out"].append(rest)
+        elif cur is not None and kind == "ERR":
+            cur["err"].append(rest)
+        elif cur is not None and kind == "END":
+            m = re.match(r"rc=(\d+) secs=(\d+)", rest)
+            if m:
+                cur["ret"], cur["secs"] = int(m.group(1)), int(m.group(2))
+            cur = None
+    for e in plan["tests"]:
+        rec = {"name": e["name"], "seconds": 0, "summary": "",
+               "first_error": ""}
+        if e["status"]:
+            rec.update(status=e["status"], detail=e["detail"])
+        elif e["name"] not in got or got[e["name"]]["ret"] is None:
+            rec.update(status="FAIL", detail="did not finish in the L1")
+        else:
+            g = got[e["name"]]
+            status, detail, rec["summary"], rec["first_error"] = classify(
+                g["ret"], "\n".join(g["out"]), "\n".join(g["err"]),
+                e["limit"])
+            rec.update(status=status, detail=detail, seconds=g["secs"],
+                       exit_status=g["ret"])
+        yield rec["status"], rec["detail"], rec
 
 
 def probe(bhyverun):
@@ -372,6 +464,12 @@ def main():
         "BHYVERUN", os.path.join(ROOT, "out", "bin", "bhyverun")))
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print each command and a failing test's output")
+    ap.add_argument("--plan", metavar="DIR",
+                    help="(nested.sh) write the commands for an L1 to DIR "
+                         "instead of running them")
+    ap.add_argument("--results-from", metavar="LOG",
+                    help="(nested.sh) classify the results of --plan DIR's "
+                         "commands from an L1's log")
     a = ap.parse_intermixed_args()
 
     cfg = os.path.join(a.tree, "x86", "unittests.cfg")
@@ -395,16 +493,27 @@ def main():
     caps = probe(a.bhyverun)
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     records = []
+    if a.plan and not a.results_from:
+        with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
+            env_path = write_env(a.tree, tmp)
+            write_plan(a.plan, a.tree, chosen, a.bhyverun, caps, env_path,
+                       a.timeout, arch, bool(a.tests))
+        return 0
     with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
         env_path = write_env(a.tree, tmp)
-        for t in chosen:
-            status, detail, rec = run_one(t, a.tree, a.bhyverun, caps,
-                                          env_path, a.timeout, arch,
-                                          bool(a.tests))
+        if a.results_from:
+            if not a.plan:
+                sys.exit("kut: --results-from needs --plan DIR")
+            runs = results_from(a.plan, a.results_from)
+        else:
+            runs = (run_one(t, a.tree, a.bhyverun, caps, env_path, a.timeout,
+                            arch, bool(a.tests)) for t in chosen)
+        for status, detail, rec in runs:
+            t = rec
             counts[status] += 1
             records.append(rec)
             print(f"{status} {t['name']} ({detail})", flush=True)
-            if a.verbose:
+            if a.verbose and rec.get("command"):
                 print("  $ " + shlex.join(rec["command"]))
                 if status == "FAIL":
                     for l in (rec.get("stdout", "") +

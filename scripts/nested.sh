@@ -3,6 +3,8 @@
 # semantics one level down, on any host (PLATFORM.md).
 #
 #   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
+#                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
+#                      [--kut-tests "T1 T2 ..."]]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -21,17 +23,27 @@
 # scripts/test_summary.py. An L1 that does not come up, has no /dev/kvm, or
 # does not finish is a failure, never a skip. Exit status 1 if anything
 # failed.
+#
+# --kut (svm) also runs a kvm-unit-tests tree built outside strata (as
+# scripts/kut.sh does, through kut.py --plan/--results-from: the L1 has no
+# python) after the cases, and prints its own `PASS|FAIL|SKIP <test>` lines
+# and `nested-svm kvm-unit-tests: N passed, ...`; those are not folded into
+# the case counts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 mode=${1:-}
 shift || true
-results="" keep=""
+results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests=""
 while (($#)); do
   case $1 in
     --results) results=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --kut) kut=$(realpath "$2"); shift 2 ;;
+    --kut-timeout) kut_timeout=$2; shift 2 ;;
+    --kut-json) kut_json=$2; shift 2 ;;
+    --kut-tests) kut_tests=$2; shift 2 ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -158,6 +170,22 @@ cases="tests/nested/${mode}_cases.sh"
 [ "$arch" = arm64 ] && cases=tests/nested/el2_cases.sh
 cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
+l1_timeout=1200
+if [ -n "$kut" ]; then
+  [ "$arch" = amd64 ] || fail_all "--kut needs the arm64 backend in $mode"
+  plan="$work/kutplan"
+  # shellcheck disable=SC2086
+  python3 scripts/kut.py "$kut" --plan "$plan" --bhyverun "$bhyverun" \
+    ${kut_timeout:+--timeout "$kut_timeout"} $kut_tests ||
+    fail_all "kut.py --plan failed"
+  mkdir -p "$rootfs/kut/x86"
+  cp "$plan/plan.sh" "$plan/env" "$rootfs/kut/"
+  for f in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["files"]))' "$plan/plan.json"); do
+    cp "$kut/x86/$f" "$rootfs/kut/x86/"
+  done
+  # Each test's limit, plus slack for the L1's boot.
+  l1_timeout=$(( $(awk '{s += $3} END {print s + 0}' "$plan/plan.sh") + 1200 ))
+fi
 initrd="$work/initrd.cpio.gz"
 (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
   fail_all "cannot build the initramfs"
@@ -166,7 +194,7 @@ initrd="$work/initrd.cpio.gz"
 log="$work/l1.log"
 start=$(date +%s)
 if [ "$arch" = amd64 ]; then
-  timeout -k 5 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 \
+  timeout -k 5 "$l1_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 \
     -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 panic=-1 quiet" </dev/null > "$log" 2>&1
@@ -196,6 +224,13 @@ if ! tr -d '\r' < "$log" | grep -q '^nested: done'; then
   tr -d '\r' < "$log" | tail -n 20 >&2
   [ -n "$results" ] && echo "FAIL $label:l1-finished" >> "$results"
   failed=$((failed + 1))
+fi
+if [ -n "$kut" ]; then
+  echo "=== $label kvm-unit-tests ($kut)" >&2
+  kut_out=$(python3 scripts/kut.py "$kut" --plan "$plan" --results-from "$log" \
+    --bhyverun "$bhyverun" ${kut_json:+--json "$kut_json"})
+  sed '$d' <<<"$kut_out" >&2
+  echo "$label kvm-unit-tests: $(tail -n 1 <<<"$kut_out")" >&2
 fi
 echo "$label: L1 $kver under TCG, ${secs} s" >&2
 echo "$label: $passed passed, $failed failed, $skipped skipped"

@@ -36,6 +36,29 @@ case_() {
   fi
 }
 
+# kut_case NAME LIMIT COMMAND...: one kvm-unit-tests test of /kut/plan.sh
+# (scripts/kut.py --plan): its exit status, SUMMARY and first FAIL line and
+# its stderr without warnings, for kut.py --results-from to classify.
+kut_case() {
+  name=$1 limit=$2
+  shift 2
+  echo "nested-kut: BEGIN $name"
+  start=$(cut -d. -f1 /proc/uptime)
+  timeout -s KILL "$limit" "$@" </dev/null >/tmp/kout 2>/tmp/kerr
+  rc=$?
+  secs=$(($(cut -d. -f1 /proc/uptime) - start))
+  # busybox timeout kills the test: status 137 (KUT's runner says 124).
+  [ "$rc" = 137 ] && [ "$secs" -ge "$((limit - 1))" ] && rc=124
+  grep '^SUMMARY: ' /tmp/kout | tail -n 1 | sed 's/^/nested-kut: OUT /'
+  grep -m 1 -iE '^FAIL|abort' /tmp/kout | sed 's/^/nested-kut: OUT /'
+  grep -vi warn /tmp/kerr | grep . | head -n 3 | sed 's/^/nested-kut: ERR /'
+  echo "nested-kut: END rc=$rc secs=$secs"
+}
+
 . /cases.sh
+if [ -f /kut/plan.sh ]; then
+  echo "nested: kvm-unit-tests: $(grep -c ^kut_case /kut/plan.sh) tests"
+  . /kut/plan.sh
+fi
 echo "nested: done"
 poweroff -f
