@@ -265,6 +265,7 @@ bool Mc146818Rtc::IrqfLocked() const {
 void Mc146818Rtc::NoteLevel() {
   const bool want = IrqfLocked();
   if (want == level_) return;
+  if (!want) fell_ = true;
   level_ = want;
   ++level_seq_;
 }
@@ -403,18 +404,23 @@ void Mc146818Rtc::Finish(const Pending& p) {
   if (irq_ != nullptr) {
     // Apply the latest wanted level. If another thread took a newer one
     // while we were calling the line, our call may have landed after its
-    // call, so apply the latest again.
+    // call, so apply the latest again. A level that fell and rose again
+    // before anyone applied it (register C read, then the next flag) is
+    // applied as a pulse: the edge a PC's IRQ 8 needs must not be lost.
     bool again = false;
     for (;;) {
       uint64_t seq;
-      bool level;
+      bool level, pulse;
       {
         std::lock_guard lock(mu_);
         if (!again && applied_seq_ == level_seq_) break;
         seq = level_seq_;
         level = level_;
+        pulse = level && fell_;
+        fell_ = false;
         applied_seq_ = seq;
       }
+      if (pulse) irq_->SetLevel(false);
       irq_->SetLevel(level);
       std::lock_guard lock(mu_);
       again = applied_seq_ != seq;

@@ -50,9 +50,11 @@
 // clock starts from them; dates are proleptic Gregorian at UTC.
 //
 // Locking: the state is guarded by one mutex; the interrupt line and the
-// alarm callback are called with no lock held (a sequence number makes
+// alarm callback are called with no lock held. A sequence number makes
 // concurrent updates from a vCPU and the timer thread settle on the latest
-// level).
+// level, and a level that fell and rose again before the line was driven
+// (register C read on a vCPU, the next flag on the timer thread) is driven
+// as a low-high pulse, so no edge is lost.
 #pragma once
 
 #include <condition_variable>
@@ -224,6 +226,7 @@ class Mc146818Rtc : public IoDevice {
   uint64_t level_seq_ = 0;
   uint64_t applied_seq_ = 0;
   bool level_ = false;
+  bool fell_ = false;  // level_ went low since the line was last driven
   bool stop_ = false;
   std::condition_variable cv_;  // wakes the timer thread
 
