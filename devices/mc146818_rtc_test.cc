@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -392,6 +393,70 @@ TEST_F(RtcTest, TimerThreadRaisesTheEnabledInterrupt) {
   EXPECT_EQ(Cmos(kRtcRegC) & kRtcCAf, kRtcCAf);
   // Restartable (the destructor stops it again).
   ASSERT_TRUE(rtc_->Start());
+}
+
+// A guest taking interrupts while the timer thread raises them: each read
+// of register C must be followed by a new rising edge when the next flag
+// comes, however the vCPU's lowering and the thread's raising interleave
+// (an edge lost there leaves an ISA edge line high for good).
+class EdgeCountingIrq : public IrqLine {
+ public:
+  void SetLevel(bool asserted) override {
+    std::lock_guard lock(mu);
+    if (asserted && !level) {
+      ++edges;
+      cv.notify_all();
+    }
+    level = asserted;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool level = false;
+  uint64_t edges = 0;
+};
+
+TEST(RtcThreadTest, NoEdgeIsLostBetweenTheGuestAndTheTimerThread) {
+  EdgeCountingIrq irq;
+  std::atomic<int64_t> now{kStart};
+  auto rtc = std::make_shared<Mc146818Rtc>(&irq, [&now] { return now.load(); });
+  Bus bus(BusKind::kPio);
+  ASSERT_TRUE(bus.Register(kPort, kRtcIoLength, rtc));
+  auto out = [&](uint8_t index, uint8_t v) {
+    ASSERT_TRUE(bus.Write({}, kPort, 1, index));
+    ASSERT_TRUE(bus.Write({}, kPort + 1, 1, v));
+  };
+  auto in = [&](uint8_t index) {
+    EXPECT_TRUE(bus.Write({}, kPort, 1, index));
+    auto r = bus.Read({}, kPort + 1, 1);
+    return r ? static_cast<uint8_t>(*r) : uint8_t{0};
+  };
+  out(kRtcRegA, kRtcADivider32k | 3);  // 8192 Hz
+  out(kRtcRegB, kRtcB24h | kRtcBPie);
+  ASSERT_TRUE(rtc->Start());
+  std::atomic<bool> done{false};
+  std::thread clock([&] {
+    while (!done.load()) {
+      now += 50 * kUs;
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  });
+  constexpr int kInterrupts = 300;
+  int handled = 0;
+  for (; handled < kInterrupts; ++handled) {
+    {
+      std::unique_lock lock(irq.mu);
+      if (!irq.cv.wait_for(lock, std::chrono::seconds(5), [&] {
+            return irq.edges > static_cast<uint64_t>(handled);
+          })) {
+        break;
+      }
+    }
+    (void)in(kRtcRegC);  // the handler's acknowledge
+  }
+  done = true;
+  clock.join();
+  rtc->Stop();
+  EXPECT_EQ(handled, kInterrupts);
 }
 
 }  // namespace
