@@ -242,6 +242,7 @@ TEST(MachineConfig, HelpListsKeysFixedDevicesAndModels) {
   for (const char* needle :
        {"com1", "COM1 (port 0x3f8, IRQ 4); keys: com1.backend", "uart_16550",
         "isa-debug-exit", "fw_cfg", "acpi_pm", "pc-testdev",
+        "RTC/CMOS (ports 0x70-0x71, IRQ 8)", "mc146818", "i8042",
         "pci.<bus>.<slot>.<func>.device=<model>",
         "platform.<name>.device=<model>", "backend", "[required]"}) {
     EXPECT_NE(help->find(needle), std::string::npos) << needle << "\n"

@@ -10,7 +10,8 @@
 //   isa-debug-exit  QEMU's debug-exit port (debug_exit.h). Key: port.
 //   pc-testdev      kvm-unit-tests' pc-testdev (pc_testdev.h), at its fixed
 //                   ports and MMIO window.
-// A machine adds its own models (the pc machine: fw_cfg, acpi_pm) and
+// A machine adds its own models (the pc machine: fw_cfg, acpi_pm,
+// mc146818, i8042) and
 // creates its fixed devices from these.
 #pragma once
 

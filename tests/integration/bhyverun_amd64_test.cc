@@ -612,7 +612,8 @@ TEST(BhyverunAmd64, HelpListsTheDevicesAndTheirKeys) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* needle :
        {"Devices of the pc machine", "com1.backend", "uart_16550",
-        "isa-debug-exit", "pc-testdev", "fw_cfg", "acpi_pm",
+        "isa-debug-exit", "pc-testdev", "fw_cfg", "acpi_pm", "mc146818",
+        "i8042",
         "platform.<name>.device=<model>",
         "pci.<bus>.<slot>.<func>.device=<model>", "[required]"}) {
     EXPECT_NE(r.out.find(needle), std::string::npos) << needle << "\n"

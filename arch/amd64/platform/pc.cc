@@ -11,12 +11,17 @@
 // or KVM's LAPICs with our IOAPIC (split) — chosen in PcIrqchip/InitIrqchip
 // alone.
 // Devices, all created through the device registry: COM1 16550 (0x3f8,
-// GSI 4), isa-debug-exit (0xf4), fw_cfg (0x510), the ACPI PM block (0x600:
+// GSI 4), the MC146818 RTC/CMOS (0x70 index, 0x71 data, GSI 8; its timer
+// thread runs while the VM does), the i8042 keyboard controller with no
+// keyboard (0x60 data, 0x64 status/command, GSI 1; a reset through it —
+// 0xfe to 0x64, or output-port bit 0 — stops the VM with the reset status),
+// isa-debug-exit (0xf4), fw_cfg (0x510), the ACPI PM block (0x600:
 // PM1a_EVT, PM1a_CNT for S5, PM_TMR at 0x608), pc-testdev (0xe0 latch,
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
 // Firmware: fw_cfg items (RAM size, vCPU counts, etc/e820), over the I/O
-// and DMA interfaces.
+// and DMA interfaces, and the CMOS memory-size bytes SeaBIOS-style firmware
+// reads (below and above 4 GiB).
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
 // protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0
 // gets its entry state, the others wait in wait-for-SIPI for the guest to
@@ -35,7 +40,9 @@
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
 #include "devices/fw_cfg.h"
+#include "devices/i8042.h"
 #include "devices/ioapic.h"
+#include "devices/mc146818_rtc.h"
 #include "devices/pc_testdev.h"
 #include "devices/registry.h"
 #include "devices/uart_16550.h"
@@ -56,6 +63,7 @@ constexpr uint32_t kSlpTypS5 = 0;
 // What the steps below keep between them.
 struct PcState {
   std::shared_ptr<FwCfg> fw_cfg;
+  std::shared_ptr<Mc146818Rtc> rtc;
   std::shared_ptr<Ioapic> ioapic;  // x86.irqchip=split only
   std::optional<amd64::BootInfo> boot;
 };
@@ -123,6 +131,74 @@ DeviceModel AcpiPmModel() {
     });
     STRATA_TRY(vm.pio_bus().Register(port, kAcpiPmLength, pm));
     return std::shared_ptr<void>(pm);
+  };
+  return m;
+}
+
+// The RTC and its CMOS RAM; InitFirmware fills in the memory sizes. Its
+// timer thread (the periodic, update and alarm interrupts) runs while the
+// VM does.
+struct RtcDevice {
+  std::shared_ptr<VmPinLine> line;  // outlives rtc
+  std::shared_ptr<Mc146818Rtc> rtc;
+};
+
+DeviceModel RtcModel() {
+  DeviceModel m;
+  m.name = "mc146818";
+  m.help = "MC146818 real-time clock and CMOS RAM (index, data ports)";
+  m.keys = {
+      {"port", "I/O port base (2 ports: index, data)", true},
+      {"irq", "interrupt line", true},
+  };
+  m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
+    const uint64_t port =
+        STRATA_TRY(ctx.Resource("port", 0, kPioMaxPort + 1 - kRtcIoLength));
+    const md::IrqPin irq = STRATA_TRY(ctx.Irq("irq"));
+    auto dev = std::make_shared<RtcDevice>();
+    dev->line = std::make_shared<VmPinLine>(ctx.vm(), irq);
+    dev->rtc = std::make_shared<Mc146818Rtc>(dev->line.get());
+    STRATA_TRY(ctx.vm().pio_bus().Register(port, kRtcIoLength, dev->rtc));
+    Mc146818Rtc* rtc = dev->rtc.get();
+    ctx.host().OnStart([rtc] { return rtc->Start(); });
+    ctx.host().OnStop([rtc] { rtc->Stop(); });
+    return std::shared_ptr<void>(dev);
+  };
+  return m;
+}
+
+// The keyboard controller: data at `port`, status/command at port + 4 (as
+// 0x60/0x64 on every PC). Its reset line resets the machine, which strata
+// reports as the VM stopping with the reset status (bhyverun exits 2).
+constexpr uint64_t kI8042CommandOffset = kI8042CommandPort - kI8042DataPort;
+static_assert(pc::kKbdCommandPort - pc::kKbdDataPort == kI8042CommandOffset);
+
+struct I8042Device {
+  std::shared_ptr<VmPinLine> line;  // outlives kbc
+  std::shared_ptr<I8042> kbc;
+};
+
+DeviceModel I8042Model() {
+  DeviceModel m;
+  m.name = "i8042";
+  m.help = "i8042 keyboard controller, no keyboard (reset through 0x64)";
+  m.keys = {
+      {"port", "data port (status/command at port + 4)", true},
+      {"irq", "keyboard interrupt line", true},
+  };
+  m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
+    const uint64_t port = STRATA_TRY(
+        ctx.Resource("port", 0, kPioMaxPort - kI8042CommandOffset));
+    const md::IrqPin irq = STRATA_TRY(ctx.Irq("irq"));
+    Vm& vm = ctx.vm();
+    auto dev = std::make_shared<I8042Device>();
+    dev->line = std::make_shared<VmPinLine>(vm, irq);
+    dev->kbc = std::make_shared<I8042>(
+        [&vm] { vm.RequestStop(ExitStatus::Reset()); }, dev->line.get());
+    STRATA_TRY(vm.pio_bus().Register(port, 1, dev->kbc->DataPort()));
+    STRATA_TRY(vm.pio_bus().Register(port + kI8042CommandOffset, 1,
+                                     dev->kbc->CommandPort()));
+    return std::shared_ptr<void>(dev);
   };
   return m;
 }
@@ -229,10 +305,13 @@ Status InitDevices(PlatformContext& m) {
   }
   State(m).fw_cfg = std::static_pointer_cast<FwCfg>(
       m.devices.Find("fw_cfg")->object);
+  State(m).rtc =
+      std::static_pointer_cast<RtcDevice>(m.devices.Find("rtc")->object)->rtc;
   return Ok();
 }
 
-// fw_cfg items kvm-unit-tests and our guests read.
+// fw_cfg items kvm-unit-tests and our guests read; the RTC's CMOS
+// memory-size bytes.
 Status InitFirmware(PlatformContext& m) {
   FwCfg& fw = *State(m).fw_cfg;
   fw.SetU64(kFwCfgRamSize, m.memory_size);
@@ -253,6 +332,9 @@ Status InitFirmware(PlatformContext& m) {
     put(1, 4);
   }
   STRATA_TRY(fw.AddFile("etc/e820", std::move(e820)));
+  // The same split as InitMemory.
+  const uint64_t low = std::min(m.memory_size, kLowMemLimit);
+  State(m).rtc->SetMemorySizes(low, m.memory_size - low);
   return Ok();
 }
 
@@ -301,6 +383,8 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
   STRATA_TRY(RegisterStandardDeviceModels(registry));
   STRATA_TRY(registry.Register(FwCfgModel()));
   STRATA_TRY(registry.Register(AcpiPmModel()));
+  STRATA_TRY(registry.Register(RtcModel()));
+  STRATA_TRY(registry.Register(I8042Model()));
   return Ok();
 }
 
@@ -308,6 +392,11 @@ std::vector<DeviceInstance> FixedDevices() {
   return {
       Fixed("com1", "uart_16550", {{"port", kCom1Port}, {"irq", pc::kGsiCom1}},
             "COM1 (port 0x3f8, IRQ 4)"),
+      Fixed("rtc", "mc146818", {{"port", pc::kRtcPort}, {"irq", pc::kGsiRtc}},
+            "RTC/CMOS (ports 0x70-0x71, IRQ 8)"),
+      Fixed("i8042", "i8042",
+            {{"port", pc::kKbdDataPort}, {"irq", pc::kGsiKbd}},
+            "keyboard controller (ports 0x60, 0x64; IRQ 1; reset)"),
       Fixed("isa-debug-exit", "isa-debug-exit", {{"port", kDebugExitPort}},
             "port 0xf4"),
       Fixed("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}},

@@ -19,7 +19,7 @@
 // I/O ports: 0x60/0x64 keyboard controller (reset), 0x70/0x71 RTC/CMOS,
 // 0x3f8 COM1, 0x510-0x51b fw_cfg (0x514: DMA), 0x600-0x60b ACPI PM,
 // 0xcf8/0xcfc PCI configuration mechanism #1, 0xcf9 reset control,
-// 0xf4 isa-debug-exit. GSIs: 0-15 ISA (timer on pin 2, COM1 4, RTC 8,
+// 0xf4 isa-debug-exit. GSIs: 0-15 ISA (keyboard 1, timer on pin 2, COM1 4, RTC 8,
 // SCI 9), 16-23 PCI INTx.
 #pragma once
 
@@ -52,6 +52,7 @@ inline constexpr uint16_t kRtcPort = 0x70;  // index 0x70, data 0x71
 // PCI I/O BARs are placed from here to 0xffff.
 inline constexpr uint16_t kPciIoBase = 0xc000;
 
+inline constexpr uint32_t kGsiKbd = 1;    // the i8042's keyboard output
 inline constexpr uint32_t kGsiTimer = 2;  // the PIT, through override 0 -> 2
 inline constexpr uint32_t kGsiCom1 = 4;
 inline constexpr uint32_t kGsiRtc = 8;
