@@ -15,7 +15,8 @@
 // PM1a_EVT, PM1a_CNT for S5, PM_TMR at 0x608), pc-testdev (0xe0 latch,
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
-// Firmware: fw_cfg items (RAM size, vCPU counts).
+// Firmware: fw_cfg items (RAM size, vCPU counts); the ACPI and SMBIOS
+// tables in the firmware area 0xE0000-0xFFFFF (pc_firmware.h).
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
 // protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0
 // gets its entry state, the others wait in wait-for-SIPI for the guest to
@@ -29,6 +30,7 @@
 #include "arch/amd64/loader/bzimage.h"
 #include "arch/amd64/loader/multiboot.h"
 #include "arch/amd64/platform/demo_guest.h"
+#include "arch/amd64/platform/pc_firmware.h"
 #include "arch/amd64/platform/pc_layout.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
@@ -70,6 +72,8 @@ std::vector<amd64::MemoryHole> PlatformHoles() {
       {"the LAPIC page", amd64::kApicBaseDefault, kApicPageSize},
       {"the IOAPIC page", kIoapicMmioBase, kApicPageSize},
       {"the pc-testdev MMIO window", kPcTestdevMmioBase, kPcTestdevMmioSize},
+      {"the firmware area (ACPI and SMBIOS tables)", pc::kFirmwareBase,
+       pc::kFirmwareSize},
       {"the MMIO hole below 4 GiB", kLowMemLimit, kHighMemBase - kLowMemLimit},
   };
 }
@@ -226,8 +230,13 @@ Status InitDevices(PlatformContext& m) {
   return Ok();
 }
 
-// fw_cfg items kvm-unit-tests and our guests read.
+// fw_cfg items kvm-unit-tests and our guests read, and the ACPI and SMBIOS
+// tables in the firmware area (pc_firmware.h).
 Status InitFirmware(PlatformContext& m) {
+  const auto tables = STRATA_TRY(pc::WriteFirmwareTables(m.config, m.vm.memory()));
+  m.vm.log().debug("ACPI RSDP at {:#x}, SMBIOS 3.0 entry point at {:#x}; "
+                   "{} bytes of the firmware area used",
+                   tables.rsdp, tables.smbios_entry, tables.used);
   FwCfg& fw = *State(m).fw_cfg;
   fw.SetU64(kFwCfgRamSize, m.memory_size);
   fw.SetU16(kFwCfgNbCpus, static_cast<uint16_t>(m.cpus));
@@ -331,6 +340,10 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   cpuid.max_vcpus = STRATA_TRY(c.GetUint32("cpu.max", cpus));
   STRATA_TRY(amd64::CheckCpuidOptions(cpuid));
   return m;
+}
+
+Result<std::vector<FirmwareFile>> FirmwareTables(const Config& c) {
+  return pc::FirmwareFiles(c);
 }
 
 Status Init(PlatformContext& m) {
