@@ -570,6 +570,9 @@ TEST(BhyverunAmd64, KernelSegmentsOutsideRamAreNamedPrecisely) {
            Case{0xbffff000, 0x2000,
                 "PT_LOAD segment 1 [0xbffff000, 0xc0001000) overlaps the "
                 "MMIO hole below 4 GiB [0xc0000000, 0x100000000)"},
+           Case{0xf0000, 0x1000,
+                "PT_LOAD segment 1 [0xf0000, 0xf1000) overlaps the firmware "
+                "area (ACPI and SMBIOS tables) [0xe0000, 0x100000)"},
            Case{0x40000000, 0x1000,
                 "PT_LOAD segment 1 [0x40000000, 0x40001000) is outside guest "
                 "RAM (RAM is [0x0, 0x10000000))"},

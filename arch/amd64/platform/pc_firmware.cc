@@ -2,9 +2,17 @@
 
 #include <string>
 
+#include "arch/amd64/loader/e820.h"
+#include "arch/amd64/platform/pc_layout.h"
+
 namespace strata::platform::pc {
 
 namespace fw = amd64::firmware;
+
+// The loaders' E820 and Multiboot maps report the legacy hole reserved; the
+// firmware area must lie inside it, so no guest counts it as RAM.
+static_assert(kFirmwareBase >= amd64::kLegacyHoleStart &&
+              kFirmwareBase + kFirmwareSize <= amd64::kLegacyHoleEnd);
 
 namespace {
 
