@@ -47,6 +47,8 @@ constexpr uint32_t kFadtSlpButton = 1u << 5;  // no fixed sleep button
 constexpr uint32_t kFadtRtcS4 = 1u << 7;
 constexpr uint32_t kFadtResetRegSup = 1u << 10;
 constexpr uint32_t kFadtUsePlatformClock = 1u << 15;
+constexpr uint32_t kFadtForceApicClusterModel = 1u << 18;
+constexpr uint32_t kFlatLogicalMaxApics = 8;
 // IA-PC boot architecture flags (Table 5.11).
 constexpr uint16_t kBootArch8042 = 1u << 1;
 constexpr uint8_t kResetValue = 6;  // 0xcf9: full reset, CPU reset
@@ -215,7 +217,7 @@ Bytes BuildDsdt(const MachineInfo& m) {
   return Finish(std::move(b));
 }
 
-Bytes BuildFadt(uint64_t facs, uint64_t dsdt) {
+Bytes BuildFadt(const MachineInfo& m, uint64_t facs, uint64_t dsdt) {
   const uint64_t pm = kAcpiPmPort;
   Bytes b = Header("FACP", kFadtSize, kFadtRevision);
   Put32(b, 36, facs);
@@ -232,8 +234,12 @@ Bytes BuildFadt(uint64_t facs, uint64_t dsdt) {
   Put16(b, 98, 0xfff);   // P_LVL3_LAT: C3 not supported
   Put8(b, 108, kCenturyIndex);
   Put16(b, 109, kBootArch8042);
-  Put32(b, 112, kFadtWbinvd | kFadtProcC1 | kFadtSlpButton | kFadtRtcS4 |
-                    kFadtResetRegSup | kFadtUsePlatformClock);
+  uint32_t flags = kFadtWbinvd | kFadtProcC1 | kFadtSlpButton | kFadtRtcS4 |
+                   kFadtResetRegSup | kFadtUsePlatformClock;
+  if (std::max(m.cpus, m.max_cpus) > kFlatLogicalMaxApics) {
+    flags |= kFadtForceApicClusterModel;
+  }
+  Put32(b, 112, flags);
   PutGas(b, 116, kGasSystemIo, 8, kGasAccessByte,
          platform::pc::kResetControlPort);
   Put8(b, 128, kResetValue);

@@ -51,7 +51,9 @@ uint8_t MadtProcessorEntryType(uint32_t apic_id);
 
 Bytes BuildFacs();
 Bytes BuildDsdt(const MachineInfo& m);
-Bytes BuildFadt(uint64_t facs, uint64_t dsdt);
+// More than 8 possible vCPUs: FORCE_APIC_CLUSTER_MODEL, as QEMU sets it
+// (flat logical destination mode addresses at most 8 local APICs).
+Bytes BuildFadt(const MachineInfo& m, uint64_t facs, uint64_t dsdt);
 Bytes BuildMadt(const MachineInfo& m);
 Bytes BuildMcfg();
 Bytes BuildRsdt(std::span<const uint64_t> tables);

@@ -66,7 +66,7 @@ TEST(AcpiTest, ChecksumMakesTheSumZero) {
 TEST(AcpiTest, EveryTableSumsToZero) {
   const MachineInfo m = Cpus(4);
   const uint64_t p[] = {0x1000, 0x2000};
-  for (const Bytes& t : {BuildDsdt(m), BuildFadt(0xe0000, 0xe0100),
+  for (const Bytes& t : {BuildDsdt(m), BuildFadt(m, 0xe0000, 0xe0100),
                          BuildMadt(m), BuildMcfg(), BuildRsdt(p), BuildXsdt(p)}) {
     EXPECT_EQ(Get32(t, 4), t.size());
     EXPECT_EQ(Sum(t), 0) << std::string(t.begin(), t.begin() + 4);
@@ -85,7 +85,8 @@ TEST(AcpiTest, RsdpHasBothChecksums) {
 }
 
 TEST(AcpiTest, FadtDescribesThePmBlock) {
-  const Bytes f = BuildFadt(0xe0000, 0xe0100);
+  const MachineInfo m = Cpus(1);
+  const Bytes f = BuildFadt(m, 0xe0000, 0xe0100);
   ASSERT_EQ(f.size(), kFadtSize);
   EXPECT_EQ(f[8], 6);
   EXPECT_EQ(Get32(f, 36), 0xe0000u);  // FIRMWARE_CTRL
@@ -109,6 +110,23 @@ TEST(AcpiTest, FadtDescribesThePmBlock) {
   EXPECT_EQ(Get32(f, 152), 0x600u);    // X_PM1a_EVT_BLK address
   EXPECT_EQ(Get32(f, 176), 0x604u);
   EXPECT_EQ(Get32(f, 212), 0x608u);
+  EXPECT_EQ(Get32(f, 112) & (1u << 18), 0u);
+  EXPECT_NE(Get32(BuildFadt(Cpus(9), 0, 0), 112) & (1u << 18), 0u);
+}
+
+TEST(AcpiTest, MadtSparseTopologyCrosses254BeforeIndex255) {
+  // 3 cores take 2 bits, 2 threads 1: 8 ids per socket, so socket 31's
+  // ids are 248-253 and socket 32's 256-261 — x2APIC entries from index
+  // 192 on.
+  MachineInfo m;
+  m.topo = {40, 3, 2};
+  m.cpus = m.max_cpus = 240;
+  const auto procs = Processors(BuildMadt(m));
+  ASSERT_EQ(procs.size(), 240u);
+  for (uint32_t i = 0; i < 240; ++i) {
+    EXPECT_EQ(procs[i].apic_id, ApicIdFor(m.topo, i));
+    EXPECT_EQ(procs[i].type, i < 192 ? kMadtLocalApic : kMadtLocalX2apic) << i;
+  }
 }
 
 TEST(AcpiTest, MadtEntryTypeAtThe254Boundary) {

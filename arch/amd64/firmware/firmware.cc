@@ -80,7 +80,7 @@ Result<FirmwareImage> BuildFirmwareImage(const MachineInfo& m) {
   const uint64_t rsdp_at = AlignUp(cursor, kAlign16);
   cursor = rsdp_at + kRsdpSize;
   const uint64_t dsdt = place("DSDT", BuildDsdt(m), kTableAlign);
-  const uint64_t fadt = place("FACP", BuildFadt(facs, dsdt), kTableAlign);
+  const uint64_t fadt = place("FACP", BuildFadt(m, facs, dsdt), kTableAlign);
   const uint64_t madt = place("APIC", BuildMadt(m), kTableAlign);
   const uint64_t mcfg = place("MCFG", BuildMcfg(), kTableAlign);
   const uint64_t pointers[] = {fadt, madt, mcfg};
