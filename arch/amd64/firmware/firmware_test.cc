@@ -118,6 +118,27 @@ TEST(FirmwareTest, SmbiosOneProcessorPerSocket) {
   EXPECT_EQ(mapped, 2);  // below and above 4 GiB
 }
 
+TEST(FirmwareTest, SmbiosListsTheSocketsVcpusCanOccupy) {
+  MachineInfo m = Info(4, 2, 1);
+  m.cpus = 3;
+  m.max_cpus = 3;
+  EXPECT_EQ(SmbiosSockets(m), 2u);
+  m.max_cpus = 8;
+  EXPECT_EQ(SmbiosSockets(m), 4u);
+  int populated = 0, procs = 0;
+  for (const auto& [type, f] : Structures(BuildSmbiosTable(m))) {
+    if (type != 4) continue;
+    ++procs;
+    populated += f[0x18] == 0x41;
+  }
+  EXPECT_EQ(procs, 4);
+  EXPECT_EQ(populated, 2);
+  // 2048 sockets of which 1024 can hold a vCPU: fits.
+  MachineInfo big = Info(2048, 1, 1);
+  big.cpus = big.max_cpus = 1024;
+  EXPECT_TRUE(BuildFirmwareImage(big));
+}
+
 TEST(FirmwareTest, SmbiosLargeCounts) {
   for (const auto& [type, f] : Structures(BuildSmbiosTable(Info(1, 300, 2)))) {
     if (type != 4) continue;

@@ -81,10 +81,8 @@ class Structure {
 uint32_t SmbiosSockets(const MachineInfo& m) {
   const uint64_t per_socket = uint64_t{std::max(m.topo.cores, 1u)} *
                               std::max(m.topo.threads, 1u);
-  const uint64_t needed =
-      (std::max(m.cpus, m.max_cpus) + per_socket - 1) / per_socket;
   return static_cast<uint32_t>(
-      std::max<uint64_t>(std::max(m.topo.sockets, 1u), needed));
+      (std::max(m.cpus, m.max_cpus) + per_socket - 1) / per_socket);
 }
 
 std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
