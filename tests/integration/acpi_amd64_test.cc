@@ -2,10 +2,10 @@
 // the BIOS area for the RSDP, follows the XSDT and RSDT to the MADT and
 // counts its processors against fw_cfg's vCPU count, on /dev/kvm through
 // bhyverun. 300 vCPUs put ids past 254 in x2APIC entries.
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/integration/run_vmm.h"
 #include "tests/kvm_testing.h"
@@ -20,10 +20,10 @@ std::string Describe(const ProcessResult& r) {
 }
 
 ProcessResult Boot(const std::string& cpus) {
-  ProcessResult r = RunProcess(
-      {Runfile("strata/frontends/bhyverun/bhyverun"), "-c", cpus, "-k",
-       Runfile("strata/tests/guests/amd64/acpi.elf")},
-      50);
+  ProcessResult r =
+      RunProcess({Runfile("strata/frontends/bhyverun/bhyverun"), "-c", cpus,
+                  "-k", Runfile("strata/tests/guests/amd64/acpi.elf")},
+                 50);
   EXPECT_EQ(SanitizerReport(r.err), "") << Describe(r);
   return r;
 }
@@ -35,12 +35,15 @@ TEST(AcpiAmd64, GuestFindsOneMadtEntryPerVcpu) {
     std::string line;
   };
   for (const Case& c : {
-           Case{"1", "acpi: 1 processors in the MADT (1 local APIC, 0 x2APIC), "
-                     "fw_cfg says 1"},
-           Case{"4", "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), "
-                     "fw_cfg says 4"},
-           Case{"300", "acpi: 300 processors in the MADT (255 local APIC, 45 "
-                       "x2APIC), fw_cfg says 300"},
+           Case{"1",
+                "acpi: 1 processors in the MADT (1 local APIC, 0 x2APIC), "
+                "fw_cfg says 1"},
+           Case{"4",
+                "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), "
+                "fw_cfg says 4"},
+           Case{"300",
+                "acpi: 300 processors in the MADT (255 local APIC, 45 "
+                "x2APIC), fw_cfg says 300"},
        }) {
     SCOPED_TRACE("-c " + c.cpus);
     const ProcessResult r = Boot(c.cpus);

@@ -14,7 +14,7 @@ namespace strata::amd64::firmware {
 
 namespace {
 
-constexpr char kOemId[] = "STRATA";      // 6 bytes
+constexpr char kOemId[] = "STRATA";         // 6 bytes
 constexpr char kOemTableId[] = "STRATAPC";  // 8 bytes
 constexpr uint32_t kOemRevision = 1;
 constexpr char kCreatorId[] = "STRA";
@@ -25,8 +25,8 @@ constexpr uint32_t kMadtPcatCompat = 1u << 0;
 constexpr uint8_t kIoapicId = 0;
 constexpr uint32_t kIoapicGsiBase = 0;
 constexpr uint8_t kLint1 = 1;
-constexpr uint8_t kNmiAllProcessors = 0xff;            // LAPIC NMI UID
-constexpr uint32_t kNmiAllProcessorsX2 = 0xffffffff;   // x2APIC NMI UID
+constexpr uint8_t kNmiAllProcessors = 0xff;           // LAPIC NMI UID
+constexpr uint32_t kNmiAllProcessorsX2 = 0xffffffff;  // x2APIC NMI UID
 // MPS INTI flags (ACPI 6.5 §5.2.12.5, Table 5.26).
 constexpr uint16_t kIntiConforms = 0;
 constexpr uint16_t kIntiActiveHigh = 0x1;
@@ -51,7 +51,7 @@ constexpr uint32_t kFadtForceApicClusterModel = 1u << 18;
 constexpr uint32_t kFlatLogicalMaxApics = 8;
 // IA-PC boot architecture flags (Table 5.11).
 constexpr uint16_t kBootArch8042 = 1u << 1;
-constexpr uint8_t kResetValue = 6;  // 0xcf9: full reset, CPU reset
+constexpr uint8_t kResetValue = 6;       // 0xcf9: full reset, CPU reset
 constexpr uint8_t kCenturyIndex = 0x32;  // CMOS century byte
 
 constexpr uint8_t kSlpTypS3 = 1;
@@ -62,7 +62,8 @@ constexpr uint32_t kPciPins = 4;
 
 void Put(Bytes& b, size_t at, uint64_t v, size_t width) {
   assert(at + width <= b.size());
-  for (size_t i = 0; i < width; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  for (size_t i = 0; i < width; ++i)
+    b[at + i] = static_cast<uint8_t>(v >> (8 * i));
 }
 void Put8(Bytes& b, size_t at, uint64_t v) { Put(b, at, v, 1); }
 void Put16(Bytes& b, size_t at, uint64_t v) { Put(b, at, v, 2); }
@@ -73,7 +74,8 @@ void PutChars(Bytes& b, size_t at, std::string_view s) {
 }
 
 void Push(Bytes& b, uint64_t v, size_t width) {
-  for (size_t i = 0; i < width; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  for (size_t i = 0; i < width; ++i)
+    b.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
 // A table of `length` bytes with its header (§5.2.6); the checksum is
@@ -123,9 +125,9 @@ aml::Bytes PciRoutingTable() {
 }
 
 aml::Bytes SleepPackage(std::string_view name, uint8_t slp_typ) {
-  return aml::Name(name, aml::Package({aml::Integer(slp_typ),
-                                       aml::Integer(slp_typ), aml::Integer(0),
-                                       aml::Integer(0)}));
+  return aml::Name(name,
+                   aml::Package({aml::Integer(slp_typ), aml::Integer(slp_typ),
+                                 aml::Integer(0), aml::Integer(0)}));
 }
 
 }  // namespace
@@ -196,8 +198,7 @@ Bytes BuildDsdt(const MachineInfo& m) {
                    })),
   });
   Bytes pwrb = Concat({
-      Name("_HID", EisaId("PNP0C0C")),
-      Name("_UID", Integer(0)),
+      Name("_HID", EisaId("PNP0C0C")), Name("_UID", Integer(0)),
       MethodReturn("_STA", Integer(0x0b)),  // present, enabled, functioning
   });
   Bytes sb = Concat({
@@ -230,8 +231,8 @@ Bytes BuildFadt(const MachineInfo& m, uint64_t facs, uint64_t dsdt) {
   Put8(b, 88, kAcpiPm1EvtLength);
   Put8(b, 89, kAcpiPm1CntLength);
   Put8(b, 91, kAcpiPmTmrLength);
-  Put16(b, 96, 0xfff);   // P_LVL2_LAT: C2 not supported
-  Put16(b, 98, 0xfff);   // P_LVL3_LAT: C3 not supported
+  Put16(b, 96, 0xfff);  // P_LVL2_LAT: C2 not supported
+  Put16(b, 98, 0xfff);  // P_LVL3_LAT: C3 not supported
   Put8(b, 108, kCenturyIndex);
   Put16(b, 109, kBootArch8042);
   uint32_t flags = kFadtWbinvd | kFadtProcC1 | kFadtSlpButton | kFadtRtcS4 |

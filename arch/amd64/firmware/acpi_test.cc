@@ -47,7 +47,8 @@ std::vector<Entry> Processors(const Bytes& madt) {
   for (size_t at = 44; at < madt.size(); at += madt[at + 1]) {
     if (madt[at + 1] == 0) break;
     if (madt[at] == kMadtLocalApic) {
-      out.push_back({madt[at], madt[at + 3], madt[at + 2], Get32(madt, at + 4)});
+      out.push_back(
+          {madt[at], madt[at + 3], madt[at + 2], Get32(madt, at + 4)});
     } else if (madt[at] == kMadtLocalX2apic) {
       out.push_back({madt[at], Get32(madt, at + 4), Get32(madt, at + 12),
                      Get32(madt, at + 8)});
@@ -66,8 +67,9 @@ TEST(AcpiTest, ChecksumMakesTheSumZero) {
 TEST(AcpiTest, EveryTableSumsToZero) {
   const MachineInfo m = Cpus(4);
   const uint64_t p[] = {0x1000, 0x2000};
-  for (const Bytes& t : {BuildDsdt(m), BuildFadt(m, 0xe0000, 0xe0100),
-                         BuildMadt(m), BuildMcfg(), BuildRsdt(p), BuildXsdt(p)}) {
+  for (const Bytes& t :
+       {BuildDsdt(m), BuildFadt(m, 0xe0000, 0xe0100), BuildMadt(m), BuildMcfg(),
+        BuildRsdt(p), BuildXsdt(p)}) {
     EXPECT_EQ(Get32(t, 4), t.size());
     EXPECT_EQ(Sum(t), 0) << std::string(t.begin(), t.begin() + 4);
   }
@@ -100,7 +102,7 @@ TEST(AcpiTest, FadtDescribesThePmBlock) {
   EXPECT_EQ(f[89], 2);
   EXPECT_EQ(f[91], 4);
   EXPECT_EQ(f[108], 0x32);
-  EXPECT_EQ(Get16(f, 109), 2);  // 8042
+  EXPECT_EQ(Get16(f, 109), 2);                // 8042
   EXPECT_NE(Get32(f, 112) & (1u << 10), 0u);  // RESET_REG_SUP
   EXPECT_EQ(f[116], 1);                       // RESET_REG in I/O space
   EXPECT_EQ(Get32(f, 120), 0xcf9u);

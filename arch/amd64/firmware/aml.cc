@@ -29,9 +29,9 @@ constexpr uint8_t kReturnOp = 0xa4;
 constexpr uint8_t kOnesOp = 0xff;
 
 // Resource descriptor tags (§6.4.2, §6.4.3).
-constexpr uint8_t kIrqTagNoFlags = 0x22;      // small, IRQ, length 2
-constexpr uint8_t kIoTag = 0x47;              // small, I/O port, length 7
-constexpr uint8_t kEndTag = 0x79;             // small, end tag, length 1
+constexpr uint8_t kIrqTagNoFlags = 0x22;  // small, IRQ, length 2
+constexpr uint8_t kIoTag = 0x47;          // small, I/O port, length 7
+constexpr uint8_t kEndTag = 0x79;         // small, end tag, length 1
 constexpr uint8_t kDWordAddressTag = 0x87;
 constexpr uint8_t kWordAddressTag = 0x88;
 constexpr uint8_t kExtendedIrqTag = 0x89;
@@ -44,7 +44,7 @@ constexpr uint8_t kResourceTypeBus = 2;
 constexpr uint8_t kGeneralConsumer = 1u << 0;
 constexpr uint8_t kGeneralMinFixed = 1u << 2;
 constexpr uint8_t kGeneralMaxFixed = 1u << 3;
-constexpr uint8_t kIoEntireRange = 0x3;          // ISA and non-ISA ranges
+constexpr uint8_t kIoEntireRange = 0x3;  // ISA and non-ISA ranges
 constexpr uint8_t kMemReadWrite = 1u << 0;
 constexpr uint8_t kMemNonCacheable = 0u << 1;
 
@@ -77,8 +77,8 @@ Bytes Wrap(std::initializer_list<uint8_t> ops, const Bytes& body) {
 }
 
 // The address space descriptor common part: tag, length, type, flags.
-Bytes AddressHeader(uint8_t tag, uint16_t length, uint8_t type,
-                    uint8_t general, uint8_t specific) {
+Bytes AddressHeader(uint8_t tag, uint16_t length, uint8_t type, uint8_t general,
+                    uint8_t specific) {
   Bytes b = {tag};
   Put<uint16_t>(b, length);
   b.push_back(type);
@@ -263,8 +263,8 @@ constexpr uint8_t kProducerFixed = kGeneralMinFixed | kGeneralMaxFixed;
 }  // namespace
 
 Bytes WordBusNumber(uint16_t min, uint16_t max) {
-  Bytes b = AddressHeader(kWordAddressTag, 13, kResourceTypeBus,
-                          kProducerFixed, 0);
+  Bytes b =
+      AddressHeader(kWordAddressTag, 13, kResourceTypeBus, kProducerFixed, 0);
   for (uint16_t v : {uint16_t{0}, min, max, uint16_t{0},
                      static_cast<uint16_t>(max - min + 1)}) {
     Put<uint16_t>(b, v);
@@ -273,8 +273,8 @@ Bytes WordBusNumber(uint16_t min, uint16_t max) {
 }
 
 Bytes WordIo(uint16_t min, uint16_t max) {
-  Bytes b = AddressHeader(kWordAddressTag, 13, kResourceTypeIo,
-                          kProducerFixed, kIoEntireRange);
+  Bytes b = AddressHeader(kWordAddressTag, 13, kResourceTypeIo, kProducerFixed,
+                          kIoEntireRange);
   for (uint16_t v : {uint16_t{0}, min, max, uint16_t{0},
                      static_cast<uint16_t>(max - min + 1)}) {
     Put<uint16_t>(b, v);

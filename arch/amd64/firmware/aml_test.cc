@@ -19,7 +19,7 @@ TEST(AmlTest, PkgLengthTwoBytes) {
 }
 
 TEST(AmlTest, PkgLengthThreeBytes) {
-  EXPECT_EQ(PkgLength(0xffe), (B{0x81, 0x00, 0x01}));  // total 0x1001
+  EXPECT_EQ(PkgLength(0xffe), (B{0x81, 0x00, 0x01}));    // total 0x1001
   EXPECT_EQ(PkgLength(0xffffc), (B{0x8f, 0xff, 0xff}));  // total 0xfffff
 }
 
@@ -47,8 +47,7 @@ TEST(AmlTest, Integers) {
   EXPECT_EQ(Integer(0x0a), (B{0x0a, 0x0a}));
   EXPECT_EQ(Integer(0x1234), (B{0x0b, 0x34, 0x12}));
   EXPECT_EQ(Integer(0x12345678), (B{0x0c, 0x78, 0x56, 0x34, 0x12}));
-  EXPECT_EQ(Integer(0x100000000ull),
-            (B{0x0e, 0, 0, 0, 0, 1, 0, 0, 0}));
+  EXPECT_EQ(Integer(0x100000000ull), (B{0x0e, 0, 0, 0, 0, 1, 0, 0, 0}));
 }
 
 TEST(AmlTest, StringAndEisaId) {
@@ -60,9 +59,9 @@ TEST(AmlTest, StringAndEisaId) {
 
 TEST(AmlTest, NameAndPackage) {
   // Name (\_S5, Package (0x04) {Zero, Zero, Zero, Zero}), as iasl emits it.
-  EXPECT_EQ(Name("\\_S5", Package({Integer(0), Integer(0), Integer(0),
-                                   Integer(0)})),
-            (B{0x08, '\\', '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0, 0, 0, 0}));
+  EXPECT_EQ(
+      Name("\\_S5", Package({Integer(0), Integer(0), Integer(0), Integer(0)})),
+      (B{0x08, '\\', '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0, 0, 0, 0}));
 }
 
 TEST(AmlTest, DeviceScopeMethod) {
@@ -98,11 +97,11 @@ TEST(AmlTest, ResourceTemplate) {
 
 TEST(AmlTest, AddressDescriptors) {
   EXPECT_EQ(WordBusNumber(0, 0xff),
-            (B{0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x00, 0x00, 0xff,
-               0x00, 0, 0, 0x00, 0x01}));
+            (B{0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x00, 0x00, 0xff, 0x00,
+               0, 0, 0x00, 0x01}));
   EXPECT_EQ(WordIo(0xd00, 0xffff),
-            (B{0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff,
-               0xff, 0, 0, 0x00, 0xf3}));
+            (B{0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff, 0xff,
+               0, 0, 0x00, 0xf3}));
   const Bytes d = DWordMemory(0xc0000000, 0xdfffffff);
   EXPECT_EQ(d.size(), 26u);
   EXPECT_EQ((B(d.begin(), d.begin() + 6)),

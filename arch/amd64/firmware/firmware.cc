@@ -70,7 +70,8 @@ Result<FirmwareImage> BuildFirmwareImage(const MachineInfo& m) {
       return at;
     }
     std::memcpy(img.data.data() + (at - img.base), bytes.data(), bytes.size());
-    img.tables.push_back({std::move(name), at, static_cast<uint32_t>(bytes.size())});
+    img.tables.push_back(
+        {std::move(name), at, static_cast<uint32_t>(bytes.size())});
     cursor = at + bytes.size();
     return at;
   };

@@ -21,14 +21,14 @@
 namespace strata::amd64::firmware {
 
 struct FirmwareTable {
-  std::string name;   // the ACPI signature ("APIC", "RSDP"), "SMBIOS3", "SMBIOS"
+  std::string name;  // the ACPI signature ("APIC", "RSDP"), "SMBIOS3", "SMBIOS"
   uint64_t address = 0;
   uint32_t size = 0;
 };
 
 struct FirmwareImage {
-  uint64_t base = 0;          // guest-physical address of data[0]
-  std::vector<uint8_t> data;  // the whole area, zero where unused
+  uint64_t base = 0;                  // guest-physical address of data[0]
+  std::vector<uint8_t> data;          // the whole area, zero where unused
   std::vector<FirmwareTable> tables;  // ACPI tables, then the SMBIOS ones
 
   uint64_t rsdp = 0;

@@ -42,13 +42,14 @@ TEST(FirmwareTest, LayoutInTheFirmwareArea) {
   }
   // The RSDP is the first "RSD PTR " on a 16-byte boundary.
   for (uint64_t a = img->base; a < img->rsdp; a += 16) {
-    EXPECT_NE(std::memcmp(img->data.data() + (a - img->base), "RSD PTR ", 8), 0);
+    EXPECT_NE(std::memcmp(img->data.data() + (a - img->base), "RSD PTR ", 8),
+              0);
   }
 }
 
 TEST(FirmwareTest, LargestMachinesFit) {
-  for (const MachineInfo& m : {Info(1024, 1, 1, 64ull << 30),
-                               Info(1, 1024, 1), Info(2, 3, 2)}) {
+  for (const MachineInfo& m :
+       {Info(1024, 1, 1, 64ull << 30), Info(1, 1024, 1), Info(2, 3, 2)}) {
     auto img = BuildFirmwareImage(m);
     ASSERT_TRUE(img) << img.error().message();
     EXPECT_LE(img->used, platform::pc::kFirmwareSize);
@@ -56,7 +57,8 @@ TEST(FirmwareTest, LargestMachinesFit) {
   // A 1024-vCPU MADT: 255 8-byte and 769 16-byte processor entries.
   auto img = BuildFirmwareImage(Info(1024, 1, 1));
   ASSERT_TRUE(img);
-  EXPECT_EQ(img->Find("APIC")->size, 44u + 255 * 8 + 769 * 16 + 12 + 20 + 6 + 12);
+  EXPECT_EQ(img->Find("APIC")->size,
+            44u + 255 * 8 + 769 * 16 + 12 + 20 + 6 + 12);
 }
 
 TEST(FirmwareTest, TooManySocketsIsAnError) {
@@ -89,8 +91,8 @@ std::vector<std::pair<uint8_t, std::vector<uint8_t>>> Structures(
   size_t at = 0;
   while (at + 4 <= t.size()) {
     const uint8_t len = t[at + 1];
-    out.push_back({t[at], std::vector<uint8_t>(t.begin() + at,
-                                               t.begin() + at + len)});
+    out.push_back(
+        {t[at], std::vector<uint8_t>(t.begin() + at, t.begin() + at + len)});
     size_t s = at + len;
     while (s + 1 < t.size() && !(t[s] == 0 && t[s + 1] == 0)) ++s;
     at = s + 2;

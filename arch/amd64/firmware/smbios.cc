@@ -53,7 +53,8 @@ class Structure {
   }
   void Put(size_t at, uint64_t v, size_t width) {
     assert(at + width <= b_.size());
-    for (size_t i = 0; i < width; ++i) b_[at + i] = static_cast<uint8_t>(v >> (8 * i));
+    for (size_t i = 0; i < width; ++i)
+      b_[at + i] = static_cast<uint8_t>(v >> (8 * i));
   }
   // Stores the number of the string `s` at `at` (an empty string is 0).
   void PutString(size_t at, std::string_view s) {
@@ -79,10 +80,10 @@ class Structure {
 }  // namespace
 
 uint32_t SmbiosSockets(const MachineInfo& m) {
-  const uint64_t per_socket = uint64_t{std::max(m.topo.cores, 1u)} *
-                              std::max(m.topo.threads, 1u);
-  return static_cast<uint32_t>(
-      (std::max(m.cpus, m.max_cpus) + per_socket - 1) / per_socket);
+  const uint64_t per_socket =
+      uint64_t{std::max(m.topo.cores, 1u)} * std::max(m.topo.threads, 1u);
+  return static_cast<uint32_t>((std::max(m.cpus, m.max_cpus) + per_socket - 1) /
+                               per_socket);
 }
 
 std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
@@ -94,12 +95,12 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
     s.PutString(5, kVersion);
     s.Put(6, 0xe800, 2);  // BIOS starting address segment
     s.PutString(8, kReleaseDate);
-    s.Put(9, 0, 1);                // ROM size: 64 KiB
-    s.Put(0xa, 1u << 3, 8);        // characteristics not supported
-    s.Put(0x13, 1u << 4, 1);       // ext. byte 2: a virtual machine
-    s.Put(0x14, 0, 1);             // system BIOS major release
-    s.Put(0x15, 1, 1);             // minor release
-    s.Put(0x16, 0xff, 1);          // no embedded controller firmware
+    s.Put(9, 0, 1);           // ROM size: 64 KiB
+    s.Put(0xa, 1u << 3, 8);   // characteristics not supported
+    s.Put(0x13, 1u << 4, 1);  // ext. byte 2: a virtual machine
+    s.Put(0x14, 0, 1);        // system BIOS major release
+    s.Put(0x15, 1, 1);        // minor release
+    s.Put(0x16, 0xff, 1);     // no embedded controller firmware
     s.Put(0x17, 0xff, 1);
     s.AppendTo(out);
   }
@@ -109,15 +110,15 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
     s.PutString(5, kProduct);
     s.PutString(6, kVersion);
     for (size_t i = 0; i < m.uuid.size(); ++i) s.Put(8 + i, m.uuid[i], 1);
-    s.Put(0x18, 0x06, 1);  // wake-up type: power switch
+    s.Put(0x18, 0x06, 1);         // wake-up type: power switch
     s.PutString(0x1a, "strata");  // family
     s.AppendTo(out);
   }
   {  // Type 3, chassis (§7.4).
     Structure s(kTypeChassis, 0x15, kHandleChassis);
     s.PutString(4, kVendor);
-    s.Put(5, 0x01, 1);  // type: other
-    s.Put(9, 0x03, 1);  // boot-up state: safe
+    s.Put(5, 0x01, 1);    // type: other
+    s.Put(9, 0x03, 1);    // boot-up state: safe
     s.Put(0xa, 0x03, 1);  // power supply state: safe
     s.Put(0xb, 0x03, 1);  // thermal state: safe
     s.Put(0xc, 0x03, 1);  // security status: none
@@ -131,7 +132,9 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
     // Present vCPUs of this socket, and the cores with at least one.
     const uint64_t first = uint64_t{sock} * cores * threads;
     const uint64_t present =
-        m.cpus > first ? std::min<uint64_t>(m.cpus - first, uint64_t{cores} * threads) : 0;
+        m.cpus > first
+            ? std::min<uint64_t>(m.cpus - first, uint64_t{cores} * threads)
+            : 0;
     const uint64_t cores_enabled = (present + threads - 1) / threads;
     Structure s(kTypeProcessor, 0x30,
                 static_cast<uint16_t>(kHandleProcessor + sock));
@@ -139,12 +142,12 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
     s.Put(5, 0x03, 1);  // central processor
     s.Put(6, 0xfe, 1);  // family: see family 2
     s.PutString(7, kVendor);
-    s.Put(0x11, 0, 1);       // voltage: unknown
-    s.Put(0x14, 2000, 2);    // max speed, MHz
-    s.Put(0x16, 2000, 2);    // current speed
+    s.Put(0x11, 0, 1);     // voltage: unknown
+    s.Put(0x14, 2000, 2);  // max speed, MHz
+    s.Put(0x16, 2000, 2);  // current speed
     // Socket populated; CPU enabled, or a socket left for hot-plug.
     s.Put(0x18, present ? 0x41 : 0x00, 1);
-    s.Put(0x19, 0x01, 1);    // upgrade: other
+    s.Put(0x19, 0x01, 1);  // upgrade: other
     s.Put(0x1a, kHandleNone, 2);
     s.Put(0x1c, kHandleNone, 2);
     s.Put(0x1e, kHandleNone, 2);
@@ -186,7 +189,7 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
                 static_cast<uint16_t>(kHandleMemoryDevice + d));
     s.Put(4, kHandleMemoryArray, 2);
     s.Put(6, kHandleNoErrorInfo, 2);
-    s.Put(8, 0xffff, 2);   // total width: unknown
+    s.Put(8, 0xffff, 2);    // total width: unknown
     s.Put(0xa, 0xffff, 2);  // data width: unknown
     const uint64_t mib = size / kMiB;
     if (mib < 0x7fff) {
@@ -197,7 +200,7 @@ std::vector<uint8_t> BuildSmbiosTable(const MachineInfo& m) {
     }
     s.Put(0xe, 0x09, 1);  // form factor: DIMM
     s.PutString(0x10, "DIMM " + std::to_string(d));
-    s.Put(0x12, 0x07, 1);   // type: RAM
+    s.Put(0x12, 0x07, 1);     // type: RAM
     s.Put(0x13, 1u << 1, 2);  // type detail: other
     s.PutString(0x17, kVendor);
     s.AppendTo(out);
@@ -242,12 +245,14 @@ std::vector<uint8_t> BuildSmbiosEntryPoint(uint64_t table_address,
   const std::string_view anchor = "_SM3_";
   std::copy(anchor.begin(), anchor.end(), b.begin());
   b[6] = kSmbios3EntryPointSize;
-  b[7] = 3;  // major
-  b[8] = 0;  // minor
-  b[9] = 0;  // docrev
+  b[7] = 3;    // major
+  b[8] = 0;    // minor
+  b[9] = 0;    // docrev
   b[0xa] = 1;  // entry point revision: 3.0
-  for (size_t i = 0; i < 4; ++i) b[0xc + i] = static_cast<uint8_t>(table_size >> (8 * i));
-  for (size_t i = 0; i < 8; ++i) b[0x10 + i] = static_cast<uint8_t>(table_address >> (8 * i));
+  for (size_t i = 0; i < 4; ++i)
+    b[0xc + i] = static_cast<uint8_t>(table_size >> (8 * i));
+  for (size_t i = 0; i < 8; ++i)
+    b[0x10 + i] = static_cast<uint8_t>(table_address >> (8 * i));
   b[5] = Checksum(b);
   return b;
 }

@@ -233,7 +233,8 @@ Status InitDevices(PlatformContext& m) {
 // fw_cfg items kvm-unit-tests and our guests read, and the ACPI and SMBIOS
 // tables in the firmware area (pc_firmware.h).
 Status InitFirmware(PlatformContext& m) {
-  const auto tables = STRATA_TRY(pc::WriteFirmwareTables(m.config, m.vm.memory()));
+  const auto tables =
+      STRATA_TRY(pc::WriteFirmwareTables(m.config, m.vm.memory()));
   m.vm.log().debug("ACPI RSDP at {:#x}, SMBIOS 3.0 entry point at {:#x}; "
                    "{} bytes of the firmware area used",
                    tables.rsdp, tables.smbios_entry, tables.used);
