@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +41,13 @@ struct CommandLineOption {
   const char* name;
   const char* key;
   const char* help;
+};
+
+// One firmware table (or set of tables) as a file: bhyverun --dump-tables
+// writes each as <dir>/<name>.
+struct FirmwareFile {
+  std::string name;  // "APIC.dat", "smbios.bin"
+  std::vector<uint8_t> data;
 };
 
 // What a machine's init steps share for one VM (bhyve's globals, made a
@@ -84,6 +92,11 @@ Status CheckPciInstance(const DeviceInstance& instance);
 // machine's keys that needs no host (bad input: kInvalidArgument or
 // kOutOfRange).
 Result<md::MachineOptions> MachineOptions(const Config& config);
+
+// The firmware tables a VM of the prepared `config` gets, built without a
+// VM (pc: each ACPI table as <SIGNATURE>.dat, SMBIOS as smbios.bin in
+// dmidecode --dump-bin's layout); kUnsupported where a machine has none.
+Result<std::vector<FirmwareFile>> FirmwareTables(const Config& config);
 
 // Builds the machine on a new VM: memory map, interrupt controllers, fixed
 // devices, firmware items (bhyve_init_platform).

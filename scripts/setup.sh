@@ -12,6 +12,8 @@ PACKAGES=(
   # The C ABI's install and its tests: pkg-config, and patchelf to drop the
   # build tree's RUNPATH from the installed libstrata.so.1
   pkgconf patchelf
+  # Peer tools for the firmware tables' test (iasl -d, dmidecode --from-dump)
+  acpica-tools dmidecode
   # Cross-build of the arm64 side from amd64 (--config=arm64): compiler,
   # arm64 libraries through Debian multiarch, qemu-user to run the tests
   g++-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross

@@ -2,13 +2,17 @@
 // machine -> run.
 #include "frontends/bhyverun/bhyverun.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <atomic>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,6 +89,11 @@ void Usage(FILE* f) {
       "  -l, --log-level LVL   trace, debug, info, warn (default), error,\n"
       "                        critical, off\n"
       "      --dump-config     print the effective config as JSON and exit\n"
+      "      --dump-tables DIR write the machine's firmware tables for these\n"
+      "                        options to DIR and exit without running a guest\n"
+      "                        (pc: each ACPI table as DIR/<SIGNATURE>.dat for\n"
+      "                        iasl -d, SMBIOS as DIR/smbios.bin for dmidecode\n"
+      "                        --from-dump); needs no /dev/kvm\n"
       "  -h, --help            this text\n");
   for (const CommandLineOption& o : Machine::CommandLineOptions()) {
     // "--cpu-vendor V": every machine option takes one value.
@@ -192,6 +201,35 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// --dump-tables: the tables a VM of `c` would get, one file each.
+int DumpTables(const Config& c, const std::string& dir) {
+  auto files = platform::FirmwareTables(c);
+  if (!files) {
+    std::fprintf(stderr, "bhyverun: --dump-tables: %s\n",
+                 files.error().message().c_str());
+    return IsBadInput(files.error().code()) ? kExitUsage
+                                            : ExitStatus::kExitVmmError;
+  }
+  if (mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
+    std::fprintf(stderr, "bhyverun: --dump-tables: cannot create '%s': %s\n",
+                 dir.c_str(), std::strerror(errno));
+    return kExitUsage;
+  }
+  for (const FirmwareFile& f : *files) {
+    const std::string path = dir + "/" + f.name;
+    FILE* out = std::fopen(path.c_str(), "wb");
+    bool ok = out != nullptr &&
+              std::fwrite(f.data.data(), 1, f.data.size(), out) == f.data.size();
+    if (out != nullptr && std::fclose(out) != 0) ok = false;
+    if (!ok) {
+      std::fprintf(stderr, "bhyverun: --dump-tables: cannot write '%s': %s\n",
+                   path.c_str(), std::strerror(errno));
+      return kExitUsage;
+    }
+  }
+  return 0;
+}
+
 int Run(Config config) {
   Machine::Step step = Machine::Step::kInput;
   auto machine = Machine::Create(std::move(config), Machine::Options(), &step);
@@ -223,7 +261,7 @@ int Run(Config config) {
 
 int Main(int argc, char** argv) {
   Config c;
-  enum { kOptDumpConfig = 1000, kOptMachine = 2000 };
+  enum { kOptDumpConfig = 1000, kOptDumpTables, kOptMachine = 2000 };
   std::vector<struct option> longopts = {
       {"cpus", required_argument, nullptr, 'c'},
       {"memory", required_argument, nullptr, 'm'},
@@ -233,6 +271,7 @@ int Main(int argc, char** argv) {
       {"config", required_argument, nullptr, 'f'},
       {"log-level", required_argument, nullptr, 'l'},
       {"dump-config", no_argument, nullptr, kOptDumpConfig},
+      {"dump-tables", required_argument, nullptr, kOptDumpTables},
       {"help", no_argument, nullptr, 'h'},
   };
   const auto machine_opts = Machine::CommandLineOptions();
@@ -242,6 +281,7 @@ int Main(int argc, char** argv) {
   }
   longopts.push_back({nullptr, 0, nullptr, 0});
   bool dump = false;
+  std::optional<std::string> dump_tables;
   optind = 1;
   opterr = 0;
   int opt;
@@ -258,6 +298,7 @@ int Main(int argc, char** argv) {
       case 'f': s = c.MergeJsonFile(optarg); break;
       case 'l': s = c.Set("log.level", optarg); break;
       case kOptDumpConfig: dump = true; break;
+      case kOptDumpTables: dump_tables = optarg; break;
       case 'h': Usage(stdout); return 0;
       default:
         if (opt >= kOptMachine &&
@@ -289,6 +330,7 @@ int Main(int argc, char** argv) {
     std::printf("%s\n", c.DumpJson().c_str());
     return 0;
   }
+  if (dump_tables) return DumpTables(c, *dump_tables);
   return Run(std::move(c));
 }
 

@@ -61,6 +61,13 @@ ProcessResult Bhyverun(std::vector<std::string> args, int timeout = 90) {
   return r;
 }
 
+bool FileContainsBytes(const std::string& path, const std::string& needle) {
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)),
+                    std::istreambuf_iterator<char>());
+  return bytes.find(needle) != std::string::npos;
+}
+
 TEST(BhyverunAmd64, DemoGuestBootsWithOneVcpu) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({});
@@ -336,6 +343,35 @@ TEST(BhyverunAmd64, DumpConfigShowsTheEffectiveConfig) {
   EXPECT_NE(r.out.find("\"level\": \"info\""), std::string::npos) << Describe(r);
 }
 
+// --dump-tables writes the tables of the options given and runs nothing (no
+// kernel needed, no guest output); its errors are usage errors.
+// tests/integration/firmware_tables_test.sh checks the tables themselves.
+TEST(BhyverunAmd64, DumpTablesWritesEachTableAndRunsNoGuest) {
+  const std::string dir = ::testing::TempDir() + "/tables";
+  auto r = Bhyverun({"--dump-tables", dir, "-c", "cpus=4,sockets=2,cores=2",
+                     "-m", "512M"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "") << Describe(r);
+  for (const char* f : {"APIC.dat", "FACP.dat", "DSDT.dat", "FACS.dat",
+                        "MCFG.dat", "XSDT.dat", "RSDT.dat", "RSDP.dat",
+                        "smbios.bin"}) {
+    struct stat st;
+    EXPECT_EQ(stat((dir + "/" + f).c_str(), &st), 0) << f;
+  }
+  EXPECT_TRUE(FileContainsBytes(dir + "/RSDP.dat", "RSD PTR "));
+  EXPECT_TRUE(FileContainsBytes(dir + "/smbios.bin", "_SM3_"));
+
+  auto bad_dir = Bhyverun({"--dump-tables", "/nonexistent/strata/tables"});
+  EXPECT_EQ(bad_dir.exit_code, 8) << Describe(bad_dir);
+  EXPECT_NE(bad_dir.err.find("cannot create '/nonexistent/strata/tables'"),
+            std::string::npos)
+      << Describe(bad_dir);
+  auto no_dir = Bhyverun({"--dump-tables"});
+  EXPECT_EQ(no_dir.exit_code, 8) << Describe(no_dir);
+  auto bad_key = Bhyverun({"--dump-tables", dir, "-o", "cpu.sokets=2"});
+  EXPECT_EQ(bad_key.exit_code, 8) << Describe(bad_key);
+}
+
 // --- Sanitizer builds -------------------------------------------------------
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -570,6 +606,9 @@ TEST(BhyverunAmd64, KernelSegmentsOutsideRamAreNamedPrecisely) {
            Case{0xbffff000, 0x2000,
                 "PT_LOAD segment 1 [0xbffff000, 0xc0001000) overlaps the "
                 "MMIO hole below 4 GiB [0xc0000000, 0x100000000)"},
+           Case{0xf0000, 0x1000,
+                "PT_LOAD segment 1 [0xf0000, 0xf1000) overlaps the firmware "
+                "area (ACPI and SMBIOS tables) [0xe0000, 0x100000)"},
            Case{0x40000000, 0x1000,
                 "PT_LOAD segment 1 [0x40000000, 0x40001000) is outside guest "
                 "RAM (RAM is [0x0, 0x10000000))"},

@@ -51,15 +51,18 @@ bool IsRamRange(const GuestMemory& mem, uint64_t gpa, uint64_t len) {
 
 std::string WhyNotRam(const GuestMemory& mem, uint64_t gpa, uint64_t len,
                       std::span<const MemoryHole> holes) {
-  if (IsRamRange(mem, gpa, len)) return "";
+  if (len == 0) return "";
   // Saturate: a range that wraps is reported up to the top of the space.
   const uint64_t end = gpa + len < gpa ? UINT64_MAX : gpa + len;
+  // Holes first: some are backed by RAM (the pc firmware area) and still
+  // not the kernel's.
   for (const MemoryHole& h : holes) {
     const uint64_t h_end = h.start + h.size;
     if (h.size != 0 && gpa < h_end && h.start < end) {
       return fmt::format("overlaps {} [{:#x}, {:#x})", h.name, h.start, h_end);
     }
   }
+  if (IsRamRange(mem, gpa, len)) return "";
   // The first byte that is not RAM.
   uint64_t a = gpa;
   while (a < end) {

@@ -50,18 +50,20 @@ bool IsRamRange(const GuestMemory& mem, uint64_t gpa, uint64_t len);
 // "[0, 0xc0000000), [0x100000000, 0x140000000)" for error messages.
 std::string DescribeRam(const GuestMemory& mem);
 
-// A guest-physical range the platform keeps for something other than RAM
-// (the LAPIC page, the MMIO hole below 4 GiB), named in loader errors.
+// A guest-physical range the platform keeps for something other than the
+// kernel (the LAPIC page, the MMIO hole below 4 GiB, the firmware tables),
+// named in loader errors.
 struct MemoryHole {
   std::string_view name;  // "the LAPIC page", "the MMIO hole below 4 GiB"
   uint64_t start = 0;
   uint64_t size = 0;
 };
 
-// Why [gpa, gpa+len) is not all RAM, as a predicate for a message about it:
-// "" if it is all RAM; else "overlaps <name> [start, end)" for the first of
-// `holes` (in the given order) that it touches, else "is outside guest RAM"
-// (entirely) or "is outside guest RAM from <addr>" (partly).
+// Why [gpa, gpa+len) is not all RAM the kernel may use, as a predicate for
+// a message about it: "overlaps <name> [start, end)" for the first of
+// `holes` (in the given order) that it touches — even a hole backed by RAM,
+// like the pc firmware area —; else "" if it is all RAM; else "is outside
+// guest RAM" (entirely) or "is outside guest RAM from <addr>" (partly).
 std::string WhyNotRam(const GuestMemory& mem, uint64_t gpa, uint64_t len,
                       std::span<const MemoryHole> holes = {});
 

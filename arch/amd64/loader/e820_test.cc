@@ -98,6 +98,12 @@ TEST(E820, WhyNotRam) {
             "is outside guest RAM from 0x1100000");
   EXPECT_EQ(WhyNotRam(mem, 32 * kMiB, 1, holes), "is outside guest RAM");
   EXPECT_EQ(WhyNotRam(mem, ~0ull - 4, 16, holes), "is outside guest RAM");
+  // A hole backed by RAM (the pc firmware area) is still refused.
+  const MemoryHole firmware[] = {{"the firmware area", 0xe0000, 0x20000}};
+  EXPECT_EQ(WhyNotRam(mem, 0xf0000, 0x1000, firmware),
+            "overlaps the firmware area [0xe0000, 0x100000)");
+  EXPECT_EQ(WhyNotRam(mem, 0x100000, 0x1000, firmware), "");
+  EXPECT_EQ(WhyNotRam(mem, 0xf0000, 0, firmware), "");
 }
 
 }  // namespace

@@ -20,8 +20,9 @@
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
 // Firmware: fw_cfg items (RAM size, vCPU counts, etc/e820), over the I/O
-// and DMA interfaces, and the CMOS memory-size bytes SeaBIOS-style firmware
-// reads (below and above 4 GiB).
+// and DMA interfaces; the CMOS memory-size bytes SeaBIOS-style firmware
+// reads (below and above 4 GiB); the ACPI and SMBIOS tables in the firmware
+// area 0xE0000-0xFFFFF (pc_firmware.h).
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot
 // protocol) through arch/amd64/loader (or the built-in demo guest); vCPU 0
 // gets its entry state, the others wait in wait-for-SIPI for the guest to
@@ -35,6 +36,7 @@
 #include "arch/amd64/loader/bzimage.h"
 #include "arch/amd64/loader/multiboot.h"
 #include "arch/amd64/platform/demo_guest.h"
+#include "arch/amd64/platform/pc_firmware.h"
 #include "arch/amd64/platform/pc_layout.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
@@ -79,6 +81,8 @@ std::vector<amd64::MemoryHole> PlatformHoles() {
       {"the LAPIC page", amd64::kApicBaseDefault, kApicPageSize},
       {"the IOAPIC page", kIoapicMmioBase, kApicPageSize},
       {"the pc-testdev MMIO window", kPcTestdevMmioBase, kPcTestdevMmioSize},
+      {"the firmware area (ACPI and SMBIOS tables)", pc::kFirmwareBase,
+       pc::kFirmwareSize},
       {"the MMIO hole below 4 GiB", kLowMemLimit, kHighMemBase - kLowMemLimit},
   };
 }
@@ -310,9 +314,15 @@ Status InitDevices(PlatformContext& m) {
   return Ok();
 }
 
-// fw_cfg items kvm-unit-tests and our guests read; the RTC's CMOS
-// memory-size bytes.
+// fw_cfg items kvm-unit-tests and our guests read, the RTC's CMOS
+// memory-size bytes, and the ACPI and SMBIOS tables in the firmware area
+// (pc_firmware.h).
 Status InitFirmware(PlatformContext& m) {
+  const auto tables =
+      STRATA_TRY(pc::WriteFirmwareTables(m.config, m.vm.memory()));
+  m.vm.log().debug("ACPI RSDP at {:#x}, SMBIOS 3.0 entry point at {:#x}; "
+                   "{} bytes of the firmware area used",
+                   tables.rsdp, tables.smbios_entry, tables.used);
   FwCfg& fw = *State(m).fw_cfg;
   fw.SetU64(kFwCfgRamSize, m.memory_size);
   fw.SetU16(kFwCfgNbCpus, static_cast<uint16_t>(m.cpus));
@@ -451,6 +461,10 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   cpuid.max_vcpus = STRATA_TRY(c.GetUint32("cpu.max", cpus));
   STRATA_TRY(amd64::CheckCpuidOptions(cpuid));
   return m;
+}
+
+Result<std::vector<FirmwareFile>> FirmwareTables(const Config& c) {
+  return pc::FirmwareFiles(c);
 }
 
 Status Init(PlatformContext& m) {

@@ -22,6 +22,9 @@ std::vector<DeviceInstance> FixedDevices() { return {}; }
 Result<md::IrqPin> IrqPin(uint64_t) { return NotYet(); }
 Status CheckPciInstance(const DeviceInstance&) { return NotYet(); }
 Result<md::MachineOptions> MachineOptions(const Config&) { return NotYet(); }
+Result<std::vector<FirmwareFile>> FirmwareTables(const Config&) {
+  return NotYet();
+}
 Status Init(PlatformContext&) { return NotYet(); }
 Status InitVcpu(PlatformContext&, Vcpu&) { return NotYet(); }
 Status LoadGuest(PlatformContext&) { return NotYet(); }
