@@ -18,3 +18,8 @@ case_ io-split-irqchip 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf
 case_ ioapic-split 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf -o x86.irqchip=split
 case_ ioapic-kernel 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf
 case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 64"
+# The RTC's interrupts and the i8042 reset (status 2), both irqchips.
+case_ rtc-reset 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf
+case_ rtc-split 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf -o x86.irqchip=split
+# The firmware tables as the guest finds them.
+case_ acpi-madt 1 "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), fw_cfg says 4" -c 4 -k $G/acpi.elf
