@@ -131,6 +131,17 @@ void AcpiPm::PressPowerButton() {
   UpdateSci();
 }
 
+bool AcpiPm::WakeEnabled(uint16_t sts_bit) {
+  std::lock_guard lock(mu_);
+  return (en_ & sts_bit) != 0;  // the EN bits sit at their STS bits
+}
+
+void AcpiPm::SetWakeStatus(uint16_t sts_bits) {
+  std::lock_guard lock(mu_);
+  sts_ |= sts_bits;
+  UpdateSci();
+}
+
 void AcpiPm::UpdateSci() {
   const bool level =
       (cnt_ & kAcpiPm1CntSciEn) && (sts_ & en_ & kSciSources) != 0;

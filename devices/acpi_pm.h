@@ -18,9 +18,11 @@
 // the PM timer, counted from CLOCK_MONOTONIC since device creation. Any
 // access width within the block works, by byte lanes.
 //
+// Wake from a sleep state is the platform's (pc: S3 woken by the RTC
+// alarm); it sets RTC_STS and WAK_STS through SetWakeStatus.
+//
 // Missing: TMR_STS is never set (no timer-carry event; guests use the timer
-// only as a clock source), as are BM_STS, GBL_STS, RTC_STS, PCIEXP_WAKE_STS
-// and WAK_STS (there is no wake from sleep). SCI_EN is hardware-owned and
+// only as a clock source), as are BM_STS, GBL_STS and PCIEXP_WAKE_STS. SCI_EN is hardware-owned and
 // always reads 1: there is no SMI_CMD port, so the machine is always in ACPI
 // mode and the FADT must set SMI_CMD to 0 (FADT, §5.2.9).
 #pragma once
@@ -97,6 +99,12 @@ class AcpiPm : public IoDevice {
   // Sets PWRBTN_STS, as a press of the fixed power button does; the guest
   // gets an SCI if it enabled PWRBTN_EN (its cue for orderly shutdown).
   void PressPowerButton();
+
+  // For the platform's sleep states: whether the guest enabled the wake
+  // source of status bit `sts_bit` (RTC_EN for RTC_STS, ...), and the
+  // status bits a wake sets (RTC_STS, WAK_STS; §4.8.3.1.1).
+  bool WakeEnabled(uint16_t sts_bit);
+  void SetWakeStatus(uint16_t sts_bits);
 
  private:
   uint32_t TimerValue() const;

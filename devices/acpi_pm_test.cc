@@ -90,6 +90,19 @@ TEST_F(AcpiPmTest, SciFollowsEnabledStatus) {
   EXPECT_EQ(sci_.levels, std::vector<bool>({true, false, true, false}));
 }
 
+TEST_F(AcpiPmTest, WakeSourcesAndWakeStatus) {
+  EXPECT_FALSE(pm_->WakeEnabled(kAcpiPm1StsRtc));
+  Out(kEn, 2, kAcpiPm1EnRtc);  // what KUT's s3 test writes at PM1a_EVT + 2
+  EXPECT_TRUE(pm_->WakeEnabled(kAcpiPm1StsRtc));
+  EXPECT_FALSE(pm_->WakeEnabled(kAcpiPm1StsPwrBtn));
+  pm_->SetWakeStatus(kAcpiPm1StsRtc | kAcpiPm1StsWak);
+  EXPECT_EQ(In(kSts, 2), kAcpiPm1StsRtc | kAcpiPm1StsWak);
+  EXPECT_EQ(sci_.levels, std::vector<bool>({true}));  // RTC_STS & RTC_EN
+  Out(kSts, 2, kAcpiPm1StsRtc | kAcpiPm1StsWak);  // write-1-to-clear
+  EXPECT_EQ(In(kSts, 2), 0u);
+  EXPECT_EQ(sci_.levels, std::vector<bool>({true, false}));
+}
+
 TEST_F(AcpiPmTest, FourByteEventBlockWrite) {
   pm_->PressPowerButton();
   // Clear PWRBTN_STS and enable RTC in one 32-bit access.

@@ -37,6 +37,7 @@ GUEST_LDFLAGS = [
 ]
 
 _LIB_HDRS = [
+    "//guests/amd64:lib/acpi.h",
     "//guests/amd64:lib/exceptions.h",
     "//guests/amd64:lib/fw_cfg.h",
     "//guests/amd64:lib/lapic.h",
@@ -49,6 +50,7 @@ _LIB_HDRS = [
 ]
 
 _LIB_COMMON = [
+    "//guests/amd64:lib/acpi.c",
     "//guests/amd64:lib/console.c",
     "//guests/amd64:lib/fw_cfg.c",
     "//guests/amd64:lib/lapic.c",

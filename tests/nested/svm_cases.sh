@@ -23,3 +23,5 @@ case_ rtc-reset 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf
 case_ rtc-split 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf -o x86.irqchip=split
 # The firmware tables as the guest finds them.
 case_ acpi-madt 1 "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), fw_cfg says 4" -c 4 -k $G/acpi.elf
+# ACPI S3: suspend, RTC-alarm wake, real-mode resume at the waking vector.
+case_ s3-resume 85 "s3: suspending (waking vector 0x1000)" -c 2 -k $G/s3.elf

@@ -54,8 +54,8 @@ constexpr uint16_t kBootArch8042 = 1u << 1;
 constexpr uint8_t kResetValue = 6;       // 0xcf9: full reset, CPU reset
 constexpr uint8_t kCenturyIndex = 0x32;  // CMOS century byte
 
-constexpr uint8_t kSlpTypS3 = 1;
-constexpr uint8_t kSlpTypS5 = 0;
+using platform::pc::kSlpTypS3;
+using platform::pc::kSlpTypS5;
 
 constexpr uint32_t kPciSlots = 32;
 constexpr uint32_t kPciPins = 4;

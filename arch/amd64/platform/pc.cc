@@ -16,7 +16,7 @@
 // keyboard (0x60 data, 0x64 status/command, GSI 1; a reset through it —
 // 0xfe to 0x64, or output-port bit 0 — stops the VM with the reset status),
 // isa-debug-exit (0xf4), fw_cfg (0x510), the ACPI PM block (0x600:
-// PM1a_EVT, PM1a_CNT for S5, PM_TMR at 0x608), pc-testdev (0xe0 latch,
+// PM1a_EVT, PM1a_CNT for S5 and S3 (PcSleep), PM_TMR at 0x608), pc-testdev (0xe0 latch,
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
 // number interrupts as GSIs 0-23. No PCI host bridge yet.
 // Firmware: fw_cfg items (RAM size, vCPU counts, etc/e820), over the I/O
@@ -58,9 +58,8 @@ using pc::kHighMemBase;
 constexpr uint64_t kApicPageSize = 0x1000;
 
 constexpr uint64_t kCom1Port = 0x3f8;
-// SLP_TYP that means S5 (soft off): the value the \_S5 package of the DSDT
-// advertises; 0 as in QEMU's q35/piix4 tables (ACPI 6.4 §7.4.2).
-constexpr uint32_t kSlpTypS5 = 0;
+using pc::kSlpTypS3;
+using pc::kSlpTypS5;
 
 // What the steps below keep between them.
 struct PcState {
@@ -110,13 +109,114 @@ DeviceModel FwCfgModel() {
   return m;
 }
 
-// The ACPI PM block: S5 through PM1a_CNT powers the VM off. The other
-// sleep types are the guest's to repeat at will: the warning is
-// rate-limited, through the VM's logger.
+// ACPI S3, suspend to RAM (ACPI 6.5 §7.4.2, §16.3): the guest's write of
+// SLP_TYP 1 with SLP_EN parks every vCPU (reset, waiting for INIT/SIPI, no
+// guest code runs) with memory kept; a wake event — the RTC alarm while
+// the guest has PM1_EN.RTC_EN set — sets RTC_STS and WAK_STS and starts
+// vCPU 0 as the firmware would on resume: in real mode at the FACS's
+// 32-bit firmware waking vector (CS = vector >> 4, IP = vector & 0xf); the
+// guest restarts its other CPUs itself. A zero vector means the OS left no
+// way back: the machine resets (VM status: reset). A 64-bit X waking
+// vector is not offered (the FACS flags say so) and stops the VM.
+// Device state other than the vCPUs' (LAPIC timers, the PIT) stays as it
+// was, as on a machine whose firmware does not reinitialise it.
+class PcSleep {
+ public:
+  PcSleep(Vm& vm, std::shared_ptr<AcpiPm> pm) : vm_(vm), pm_(std::move(pm)) {}
+
+  // On the vCPU thread that wrote SLP_EN.
+  void Suspend() {
+    {
+      std::lock_guard lock(mu_);
+      if (asleep_) return;
+      asleep_ = true;
+    }
+    vm_.log().info("ACPI S3: suspending {} vCPUs", vm_.vcpu_count());
+    for (uint32_t i = 0; i < vm_.vcpu_count(); ++i) {
+      Vcpu* v = vm_.vcpu(i);
+      if (v == nullptr) continue;
+      v->Post([this](Vcpu& v) { Check(v, Park(v)); });
+    }
+  }
+
+  // From the RTC's alarm (its timer thread or a vCPU).
+  void RtcAlarm() {
+    if (!pm_->WakeEnabled(kAcpiPm1StsRtc)) return;
+    {
+      std::lock_guard lock(mu_);
+      if (!asleep_) return;
+      asleep_ = false;
+    }
+    pm_->SetWakeStatus(kAcpiPm1StsRtc | kAcpiPm1StsWak);
+    uint32_t vector = 0;
+    uint64_t x_vector = 0;
+    if (!vm_.ReadMemory(pc::kFacsAddress + pc::kFacsWakingVectorOffset,
+                        &vector, sizeof(vector)) ||
+        !vm_.ReadMemory(pc::kFacsAddress + pc::kFacsXWakingVectorOffset,
+                        &x_vector, sizeof(x_vector))) {
+      vm_.RequestStop(ExitStatus::VmmError("ACPI S3: the FACS is not in RAM"));
+      return;
+    }
+    if (x_vector != 0) {
+      vm_.RequestStop(ExitStatus::VmmError(fmt::format(
+          "ACPI S3 resume: the guest set the 64-bit X_Firmware_Waking_Vector "
+          "({:#x}), which this machine does not offer",
+          x_vector)));
+      return;
+    }
+    if (vector == 0) {
+      vm_.log().info("ACPI S3 wake with no waking vector: resetting");
+      vm_.RequestStop(ExitStatus::Reset());
+      return;
+    }
+    vm_.log().info("ACPI S3: waking vCPU 0 at real-mode {:#x}:{:#x}",
+                   vector >> 4, vector & 0xf);
+    Vcpu* bsp = vm_.vcpu(0);
+    if (bsp == nullptr) return;
+    bsp->Post([this, vector](Vcpu& v) { Check(v, Resume(v, vector)); });
+  }
+
+ private:
+  static Status Park(Vcpu& v) {
+    STRATA_TRY(v.Reset());
+    return v.SetRunnable(false);
+  }
+
+  static Status Resume(Vcpu& v, uint32_t vector) {
+    STRATA_TRY(v.Reset());
+    md::VcpuState st = STRATA_TRY(v.GetState());
+    st.cs.selector = static_cast<uint16_t>(vector >> 4);
+    st.cs.base = uint64_t{vector >> 4} << 4;
+    STRATA_TRY(v.SetState(st));
+    STRATA_TRY(v.SetRegister(md::Reg::kRip, vector & 0xf));
+    return v.SetRunnable(true);
+  }
+
+  void Check(Vcpu& v, const Status& s) {
+    if (!s) {
+      vm_.RequestStop(ExitStatus::VmmError(fmt::format(
+          "ACPI S3: vCPU {}: {}", v.id(), s.error().message())));
+    }
+  }
+
+  Vm& vm_;
+  const std::shared_ptr<AcpiPm> pm_;
+  std::mutex mu_;
+  bool asleep_ = false;  // guarded by mu_
+};
+
+// The ACPI PM block: S5 through PM1a_CNT powers the VM off, S3 suspends
+// (PcSleep, connected in InitDevices). Other sleep types are the guest's
+// to repeat at will: the warning is rate-limited, through the VM's logger.
+struct AcpiPmDevice {
+  std::shared_ptr<AcpiPm> pm;
+  std::shared_ptr<PcSleep> sleep;  // set before the guest runs
+};
+
 DeviceModel AcpiPmModel() {
   DeviceModel m;
   m.name = "acpi_pm";
-  m.help = "ACPI PM1a event/control, PM timer (S5: power off)";
+  m.help = "ACPI PM1a event/control, PM timer (S3: suspend, S5: power off)";
   m.keys = {{"port", "I/O port base (12 ports)", true}};
   m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
     const uint64_t port = STRATA_TRY(
@@ -124,17 +224,21 @@ DeviceModel AcpiPmModel() {
     Vm& vm = ctx.vm();
     auto sleep_log =
         std::make_shared<RateLimit>("ACPI sleep request", ctx.logger());
-    auto pm = std::make_shared<AcpiPm>([&vm, sleep_log](uint32_t slp_typ) {
+    auto dev = std::make_shared<AcpiPmDevice>();
+    AcpiPmDevice* d = dev.get();  // the device outlives its callback
+    dev->pm = std::make_shared<AcpiPm>([&vm, d, sleep_log](uint32_t slp_typ) {
       if (slp_typ == kSlpTypS5) {
         vm.RequestStop(ExitStatus::PowerOff());
+      } else if (slp_typ == kSlpTypS3 && d->sleep) {
+        d->sleep->Suspend();
       } else {
-        sleep_log->Warn("ACPI sleep type {} requested; only S5 (power off) "
-                        "is implemented, ignoring",
+        sleep_log->Warn("ACPI sleep type {} requested; only S3 (suspend) and "
+                        "S5 (power off) are implemented, ignoring",
                         slp_typ);
       }
     });
-    STRATA_TRY(vm.pio_bus().Register(port, kAcpiPmLength, pm));
-    return std::shared_ptr<void>(pm);
+    STRATA_TRY(vm.pio_bus().Register(port, kAcpiPmLength, dev->pm));
+    return std::shared_ptr<void>(dev);
   };
   return m;
 }
@@ -311,6 +415,12 @@ Status InitDevices(PlatformContext& m) {
       m.devices.Find("fw_cfg")->object);
   State(m).rtc =
       std::static_pointer_cast<RtcDevice>(m.devices.Find("rtc")->object)->rtc;
+  // S3: the PM block's sleep request and the RTC alarm as its wake event.
+  auto pm = std::static_pointer_cast<AcpiPmDevice>(
+      m.devices.Find("acpi_pm")->object);
+  pm->sleep = std::make_shared<PcSleep>(m.vm, pm->pm);
+  State(m).rtc->SetAlarmCallback(
+      [sleep = pm->sleep.get()] { sleep->RtcAlarm(); });
   return Ok();
 }
 

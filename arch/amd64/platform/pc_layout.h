@@ -53,6 +53,15 @@ inline constexpr uint16_t kRtcPort = 0x70;  // index 0x70, data 0x71
 inline constexpr uint16_t kPciIoBase = 0xc000;
 
 inline constexpr uint32_t kGsiKbd = 1;    // the i8042's keyboard output
+// SLP_TYP values of the DSDT's \_S3 and \_S5 packages (as QEMU's): what
+// the guest writes to PM1a_CNT to suspend to RAM or power off.
+inline constexpr uint32_t kSlpTypS3 = 1;
+inline constexpr uint32_t kSlpTypS5 = 0;
+// FACS fields (ACPI 6.5 §5.2.10, Table 5.14): the 32-bit real-mode waking
+// vector and the 64-bit one.
+inline constexpr uint64_t kFacsWakingVectorOffset = 12;
+inline constexpr uint64_t kFacsXWakingVectorOffset = 24;
+
 inline constexpr uint32_t kGsiTimer = 2;  // the PIT, through override 0 -> 2
 inline constexpr uint32_t kGsiCom1 = 4;
 inline constexpr uint32_t kGsiRtc = 8;
