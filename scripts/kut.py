@@ -248,9 +248,19 @@ def first_error(out, err):
     return ""
 
 
-def prepare(t, tree, bhyverun, caps, env_path, arch, explicit):
+# The command KUT's x86/run builds for QEMU (with pc-testdev, isa-debug-exit
+# and pci-testdev, KVM), for --vmm qemu: the baseline in the same run.
+QEMU_FIXED = ["--no-reboot", "-nodefaults",
+              "-global", "kvm-pit.lost_tick_policy=discard",
+              "-device", "pc-testdev",
+              "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
+              "-display", "none", "-serial", "stdio",
+              "-device", "pci-testdev", "-machine", "accel=kvm"]
+
+
+def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
     """("SKIP"|"FAIL", detail) for a test that does not run, else
-    (None, bhyverun command)."""
+    (None, command): bhyverun's, or with `qemu` (a binary) QEMU's."""
     groups = t.get("groups", "").split()
     if "nodefault" in groups and not explicit:
         return "SKIP", "test marked as manual run only"
@@ -275,6 +285,18 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit):
     kernel = os.path.join(tree, "x86", t.get("file", ""))
     if not os.path.isfile(kernel):
         return "SKIP", f"Test file '{kernel}' not found"
+    if qemu:
+        try:
+            params = shell_words(t.get("qemu_params", "") + " " +
+                                 t.get("extra_params", ""))
+            test_args = shell_words(t.get("test_args", ""))
+        except subprocess.CalledProcessError as e:
+            return "FAIL", f"cannot expand the test's options: {e}"
+        cmd = [qemu] + QEMU_FIXED + ["-kernel", kernel,
+                                     "-smp", t.get("smp", "1")]
+        if test_args:
+            cmd += ["-append", " ".join(test_args)]
+        return None, cmd + params + ["-initrd", env_path]
     try:
         params = shell_words(t.get("qemu_params", "") + " " +
                              t.get("extra_params", ""))
@@ -324,7 +346,7 @@ def test_limit(t, timeout_override):
 
 
 def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
-            explicit):
+            explicit, qemu=None):
     """(status, detail, record) of one test."""
     rec = {"name": t["name"], "status": None, "seconds": 0.0, "summary": "",
            "first_error": "", "command": []}
@@ -333,7 +355,8 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
         rec["status"], rec["detail"] = status, detail
         return status, detail, rec
 
-    status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch, explicit)
+    status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch, explicit,
+                          qemu)
     if status:
         return done(status, cmd)
     rec["command"] = cmd
@@ -363,24 +386,24 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
 # sees them) and the tests that do not run; tests/nested/init.sh runs it and
 # prints "nested-kut:" lines; --results-from classifies them here by the
 # same rules.
-L1_TREE, L1_BHYVERUN = "/kut", "/bin/bhyverun"
+L1_TREE, L1_BHYVERUN, L1_QEMU = "/kut", "/bin/bhyverun", "/bin/qemu"
 
 
 def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
-               arch, explicit):
+               arch, explicit, qemu=None):
     os.makedirs(plan_dir, exist_ok=True)
     shutil.copy(env_path, os.path.join(plan_dir, "env"))
     entries, lines, files = [], [], set()
     for t in chosen:
         status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch,
-                              explicit)
+                              explicit, qemu)
         limit = test_limit(t, timeout)
         entries.append({"name": t["name"], "status": status,
                         "detail": cmd if status else "", "limit": limit})
         if status:
             continue
         files.add(t["file"])
-        l1 = [L1_BHYVERUN] + [
+        l1 = [L1_QEMU if qemu else L1_BHYVERUN] + [
             c.replace(os.path.join(tree, "x86"), L1_TREE + "/x86")
              .replace(env_path, L1_TREE + "/env") for c in cmd[1:]]
         lines.append(f"kut_case {shlex.quote(t['name'])} {int(limit)} " +
@@ -464,6 +487,12 @@ def main():
         "BHYVERUN", os.path.join(ROOT, "out", "bin", "bhyverun")))
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print each command and a failing test's output")
+    ap.add_argument("--vmm", choices=("strata", "qemu"), default="strata",
+                    help="run the tests under bhyverun (default) or, as the "
+                         "baseline, under QEMU with KUT's own x86/run "
+                         "options")
+    ap.add_argument("--qemu", default="qemu-system-x86_64",
+                    help="the QEMU binary for --vmm qemu")
     ap.add_argument("--plan", metavar="DIR",
                     help="(nested.sh) write the commands for an L1 to DIR "
                          "instead of running them")
@@ -491,13 +520,14 @@ def main():
             sys.exit(f"kut: no test '{n}' in {cfg}")
     chosen = [t for t in tests if not a.tests or t["name"] in a.tests]
     caps = probe(a.bhyverun)
+    qemu = a.qemu if a.vmm == "qemu" else None
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     records = []
     if a.plan and not a.results_from:
         with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
             env_path = write_env(a.tree, tmp)
             write_plan(a.plan, a.tree, chosen, a.bhyverun, caps, env_path,
-                       a.timeout, arch, bool(a.tests))
+                       a.timeout, arch, bool(a.tests), qemu)
         return 0
     with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
         env_path = write_env(a.tree, tmp)
@@ -507,7 +537,7 @@ def main():
             runs = results_from(a.plan, a.results_from)
         else:
             runs = (run_one(t, a.tree, a.bhyverun, caps, env_path, a.timeout,
-                            arch, bool(a.tests)) for t in chosen)
+                            arch, bool(a.tests), qemu) for t in chosen)
         for status, detail, rec in runs:
             t = rec
             counts[status] += 1

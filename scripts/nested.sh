@@ -4,7 +4,7 @@
 #
 #   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
-#                      [--kut-tests "T1 T2 ..."]]
+#                      [--kut-tests "T1 T2 ..."] [--kut-vmm strata|qemu]]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -28,14 +28,16 @@
 # scripts/kut.sh does, through kut.py --plan/--results-from: the L1 has no
 # python) after the cases, and prints its own `PASS|FAIL|SKIP <test>` lines
 # and `nested-svm kvm-unit-tests: N passed, ...`; those are not folded into
-# the case counts.
+# the case counts. --kut-vmm qemu runs the same tests under the host's QEMU
+# (copied into the L1 with its libraries and firmware) instead: the
+# baseline measured in the same testbed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 mode=${1:-}
 shift || true
-results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests=""
+results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
 while (($#)); do
   case $1 in
     --results) results=$2; shift 2 ;;
@@ -44,6 +46,7 @@ while (($#)); do
     --kut-timeout) kut_timeout=$2; shift 2 ;;
     --kut-json) kut_json=$2; shift 2 ;;
     --kut-tests) kut_tests=$2; shift 2 ;;
+    --kut-vmm) kut_vmm=$2; shift 2 ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -176,8 +179,23 @@ if [ -n "$kut" ]; then
   plan="$work/kutplan"
   # shellcheck disable=SC2086
   python3 scripts/kut.py "$kut" --plan "$plan" --bhyverun "$bhyverun" \
-    ${kut_timeout:+--timeout "$kut_timeout"} $kut_tests ||
+    --vmm "$kut_vmm" ${kut_timeout:+--timeout "$kut_timeout"} $kut_tests ||
     fail_all "kut.py --plan failed"
+  if [ "$kut_vmm" = qemu ]; then
+    qemu=$(command -v qemu-system-x86_64) || fail_all "no qemu-system-x86_64"
+    cp "$qemu" "$rootfs/bin/qemu"
+    while read -r lib; do
+      [ -f "$lib" ] || continue
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done < <(ldd "$qemu" | grep -o '/[^ ]*')
+    # The firmware -kernel needs: SeaBIOS and the Multiboot/Linux option ROMs.
+    mkdir -p "$rootfs/usr/share/qemu"
+    for f in bios-256k.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
+      cp -L "/usr/share/qemu/$f" "$rootfs/usr/share/qemu/" ||
+        fail_all "QEMU firmware $f missing"
+    done
+  fi
   mkdir -p "$rootfs/kut/x86"
   cp "$plan/plan.sh" "$plan/env" "$rootfs/kut/"
   for f in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["files"]))' "$plan/plan.json"); do
@@ -230,7 +248,7 @@ if [ -n "$kut" ]; then
   kut_out=$(python3 scripts/kut.py "$kut" --plan "$plan" --results-from "$log" \
     --bhyverun "$bhyverun" ${kut_json:+--json "$kut_json"})
   sed '$d' <<<"$kut_out" >&2
-  echo "$label kvm-unit-tests: $(tail -n 1 <<<"$kut_out")" >&2
+  echo "$label kvm-unit-tests ($kut_vmm): $(tail -n 1 <<<"$kut_out")" >&2
 fi
 echo "$label: L1 $kver under TCG, ${secs} s" >&2
 echo "$label: $passed passed, $failed failed, $skipped skipped"
