@@ -33,7 +33,9 @@ struct Fixture : ::testing::Test {
   int resets = 0;
   std::unique_ptr<PciBus> bus;
 
-  void SetUp() override { Build(false); }
+  // With the pc machine's windows: BARs are assigned.
+  virtual bool windows() const { return false; }
+  void SetUp() override { Build(windows()); }
   void Build(bool windows) {
     PciBus::Options o;
     o.pio = &pio;
@@ -176,12 +178,11 @@ TEST_F(Fixture, MultiFunctionBitOnFunctionZero) {
   EXPECT_EQ(Cfg(4, 2, 0x0e, 1), 0u);
 }
 
-TEST_F(Fixture, FirmwareLikeBarAssignment) {
-  pio.~Bus();
-  new (&pio) Bus(BusKind::kPio);
-  mmio.~Bus();
-  new (&mmio) Bus(BusKind::kMmio);
-  Build(true);
+struct WithWindows : Fixture {
+  bool windows() const override { return true; }
+};
+
+TEST_F(WithWindows, FirmwareLikeBarAssignment) {
   ASSERT_TRUE(bus->Add(3, 0, MakePciTestdev("a")));
   ASSERT_TRUE(bus->Add(5, 0, MakePciTestdev("b")));
   EXPECT_EQ(Cfg(3, 0, 0x10), 0xc0000000u);
@@ -199,11 +200,9 @@ TEST_F(Fixture, FirmwareLikeBarAssignment) {
   EXPECT_EQ(*mmio.Read(IoContext{}, 0xc0000010, 4), 0u);
 }
 
-TEST_F(Fixture, WindowsRunOut) {
-  pio.~Bus();
-  new (&pio) Bus(BusKind::kPio);
-  mmio.~Bus();
-  new (&mmio) Bus(BusKind::kMmio);
+TEST(PciBus, WindowsRunOut) {
+  Bus pio(BusKind::kPio);
+  Bus mmio(BusKind::kMmio);
   PciBus::Options o;
   o.pio = &pio;
   o.mmio = &mmio;
