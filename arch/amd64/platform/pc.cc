@@ -19,7 +19,7 @@
 // configuration mechanism #1 at 0xcf8 (with the 0xcf9 reset control
 // register), ECAM at 0xe0000000; pci.0.<slot>.<func>.device=<model>
 // instances in slots 1-31, their BARs assigned from the 32-bit window
-// (0xc0000000) and I/O from 0xc000, INTx on GSIs 16-23, MSI/MSI-X through
+// (0xc0000000) and I/O from 0xc000, INTx on GSIs 16-19, MSI/MSI-X through
 // KVM.
 // Firmware: fw_cfg items (RAM size, vCPU counts).
 // Guest: an ELF32/ELF64/Multiboot kernel or a Linux bzImage (64-bit boot

@@ -9,6 +9,10 @@
 
 namespace strata::platform::pc {
 
+// The swizzle the firmware tables' _PRT describes (arch/amd64/firmware).
+static_assert(PciIntxGsi(0, 1) == 16 && PciIntxGsi(1, 1) == 17 &&
+              PciIntxGsi(3, 2) == 16 && PciIntxGsi(31, 4) == 18);
+
 Result<std::shared_ptr<PciBus>> InitPci(PlatformContext& m) {
   Vm& vm = m.vm;
   std::shared_ptr<spdlog::logger> logger =

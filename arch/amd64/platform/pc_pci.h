@@ -28,15 +28,18 @@ class PciBus;
 
 namespace strata::platform::pc {
 
-// INTx routing of bus 0, the one place that defines it (the ACPI _PRT must
-// describe the same): device D's pin P (1-4 = INTA#-INTD#) drives GSI
-//   16 + (D + P - 1) mod 8,
-// the usual rotation of pins across devices, over all eight PCI GSIs
-// (16-23) so that pin A of eight consecutive devices shares nothing. The
-// GSIs are level-triggered, active low in the MADT/_PRT sense (the IOAPIC
-// pins see the level asserted).
+inline constexpr uint32_t kPciIntxPins = 4;  // INTA#-INTD#
+static_assert(kPciIntxPins <= kGsiPciIntxCount);
+
+// INTx routing of bus 0: device D's pin P (1-4 = INTA#-INTD#) drives GSI
+//   16 + (D + P - 1) mod 4,
+// the usual rotation of pins across devices (GSIs 16-19; 20-23 stay free).
+// The ACPI _PRT must describe the same mapping: main's firmware tables
+// (arch/amd64/firmware/acpi.h, PciIntxGsi) use this formula, and one of
+// the two should call the other once both are on one branch. The GSIs are
+// level-triggered; the IOAPIC pins see the level asserted.
 constexpr uint32_t PciIntxGsi(uint32_t slot, uint32_t pin) {
-  return kGsiPciIntxFirst + (slot + pin - 1) % kGsiPciIntxCount;
+  return kGsiPciIntxFirst + (slot + pin - 1) % kPciIntxPins;
 }
 
 // The slot the host bridge has.
