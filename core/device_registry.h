@@ -60,6 +60,7 @@ class logger;
 namespace strata {
 
 class Vm;
+class PciBus;  // devices/pci/pci_bus.h: a machine's PCI bus 0
 
 enum class DeviceBus : uint8_t { kPlatform, kPci };
 // "platform" or "PCI".
@@ -139,6 +140,12 @@ class DeviceHost {
   // another user has it; claiming it again for the same user is fine.
   Status Claim(std::string_view resource, std::string_view user);
 
+  // The machine's PCI bus, where PCI models add their functions: set by a
+  // machine with a host bridge during its Init (before declared instances
+  // are created); null otherwise, and while checking.
+  void SetPciBus(PciBus* bus) { pci_bus_ = bus; }
+  PciBus* pci_bus() const { return pci_bus_; }
+
   // Hooks for device threads: start hooks run, in order, when the VM
   // starts (before its vCPUs run); stop hooks run, in reverse order, after
   // its vCPUs have stopped (or when a VM that never ran goes away).
@@ -151,6 +158,7 @@ class DeviceHost {
  private:
   Vm* const vm_;
   const IrqPinFn irq_pin_;
+  PciBus* pci_bus_ = nullptr;
   std::map<std::string, std::string, std::less<>> claims_;
   std::vector<std::function<Status()>> start_;
   std::vector<std::function<void()>> stop_;
@@ -255,6 +263,8 @@ class DeviceSet {
   };
   const Created* Find(std::string_view name) const;
   const std::vector<Created>& devices() const { return devices_; }
+  // The machine's services the devices are created with.
+  DeviceHost& host() const { return host_; }
   // Destroys the devices, last created first.
   void Clear();
 

@@ -131,20 +131,26 @@ TEST(MachineConfig, DeviceInstancesAreChecked) {
             "com1.backend must be stdio or none, got 'file'");
 }
 
-// PCI instances are parsed, looked up and key-checked for real; creating
-// one fails, naming the key, until there is a PCI host bridge.
-TEST(MachineConfig, PciInstancesNeedAHostBridge) {
+// PCI instances are parsed, looked up and key-checked for real, then held
+// to the machine's rules (pc: bus 0, not the host bridge's slot 0).
+TEST(MachineConfig, PciInstancesFollowTheMachinesRules) {
   const Machine::Options pci = WithPciModel();
+  EXPECT_EQ(Prepare({{"pci.0.3.0.device", "test-pci"},
+                     {"pci.0.3.0.path", "/x"}},
+                    pci),
+            "");
   Status s = [&] {
-    Config c = With({{"pci.0.3.0.device", "test-pci"},
-                     {"pci.0.3.0.path", "/x"}});
+    Config c = With({{"pci.1.3.0.device", "test-pci"}});
     return Machine::PrepareConfig(c, pci);
   }();
   ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code(), Errc::kUnsupported);
+  EXPECT_EQ(s.error().code(), Errc::kInvalidArgument);
   EXPECT_EQ(s.error().message(),
-            "config key 'pci.0.3.0.device': PCI devices need a PCI host "
-            "bridge, which the pc machine does not have yet");
+            "config key 'pci.1.3.0.device': the pc machine has one PCI bus, "
+            "0; there is no bus 1");
+  EXPECT_EQ(Prepare({{"pci.0.0.1.device", "test-pci"}}, pci),
+            "config key 'pci.0.0.1.device': PCI slot 0 is taken by the host "
+            "bridge (00:00.0); use slots 1-31");
   EXPECT_EQ(Prepare({{"pci.0.3.0.device", "test-pci"},
                      {"pci.0.3.0.pth", "/x"}},
                     pci),

@@ -84,8 +84,9 @@ Status RegisterDeviceModels(DeviceRegistry& registry);
 std::vector<DeviceInstance> FixedDevices();
 // The interrupt-controller input that device instances call `number`.
 Result<md::IrqPin> IrqPin(uint64_t number);
-// Whether a PCI instance can be created on this machine (kUnsupported,
-// naming the key, while there is no PCI host bridge).
+// Whether a PCI instance can be created on this machine: its bus and slot
+// against the machine's PCI topology (pc: bus 0, slots 1-31; a machine
+// without PCI: kUnsupported). Errors name the instance's key.
 Status CheckPciInstance(const DeviceInstance& instance);
 
 // The VM's creation options from the config, and every check of the

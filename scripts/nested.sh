@@ -190,10 +190,13 @@ if [ -n "$kut" ]; then
       cp -L "$lib" "$rootfs$lib"
     done < <(ldd "$qemu" | grep -o '/[^ ]*')
     # The firmware -kernel needs: SeaBIOS and the Multiboot/Linux option ROMs.
-    mkdir -p "$rootfs/usr/share/qemu"
+    # Debian's QEMU looks in /usr/share/qemu and /usr/share/seabios.
     for f in bios-256k.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
-      cp -L "/usr/share/qemu/$f" "$rootfs/usr/share/qemu/" ||
-        fail_all "QEMU firmware $f missing"
+      src=$(ls /usr/share/qemu/$f /usr/share/seabios/$f 2>/dev/null | head -1)
+      [ -n "$src" ] || fail_all "QEMU firmware $f missing"
+      mkdir -p "$rootfs$(dirname "$src")" "$rootfs/usr/share/qemu"
+      cp -L "$src" "$rootfs$src"
+      cp -L "$src" "$rootfs/usr/share/qemu/$f"
     done
   fi
   mkdir -p "$rootfs/kut/x86"

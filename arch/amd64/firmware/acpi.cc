@@ -142,10 +142,6 @@ uint8_t MadtProcessorEntryType(uint32_t apic_id) {
   return apic_id <= kMaxXapicEntryId ? kMadtLocalApic : kMadtLocalX2apic;
 }
 
-uint32_t PciIntxGsi(uint32_t device, uint32_t pin) {
-  return platform::pc::kGsiPciIntxFirst + ((device + pin - 1) % 4);
-}
-
 Bytes BuildFacs() {
   // §5.2.10: no checksum; the waking vectors are the guest's to set.
   constexpr uint8_t kFacsVersion = 2;

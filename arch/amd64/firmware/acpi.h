@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "arch/amd64/firmware/machine_info.h"
+#include "arch/amd64/platform/pc_layout.h"
 
 namespace strata::amd64::firmware {
+
+using platform::pc::PciIntxGsi;  // the _PRT follows pc_layout.h
 
 using Bytes = std::vector<uint8_t>;
 
@@ -60,9 +63,5 @@ Bytes BuildRsdt(std::span<const uint64_t> tables);
 Bytes BuildXsdt(std::span<const uint64_t> tables);
 Bytes BuildRsdp(uint64_t rsdt, uint64_t xsdt);
 
-// The PCI INTx swizzle the DSDT's _PRT describes and the host bridge
-// implements: device D pin P (1 = INTA .. 4 = INTD) → GSI
-// 16 + ((D + P - 1) % 4).
-uint32_t PciIntxGsi(uint32_t device, uint32_t pin);
 
 }  // namespace strata::amd64::firmware

@@ -18,7 +18,13 @@
 // isa-debug-exit (0xf4), fw_cfg (0x510), the ACPI PM block (0x600:
 // PM1a_EVT, PM1a_CNT for S5 and S3 (PcSleep), PM_TMR at 0x608), pc-testdev (0xe0 latch,
 // 0xe4 flush, 0x2000+n interrupt lines, MMIO 0xff000000). Device instances
-// number interrupts as GSIs 0-23. No PCI host bridge yet.
+// number interrupts as GSIs 0-23.
+// PCI (pc_pci.h): bus 0 behind a q35-like host bridge at 00:00.0,
+// configuration mechanism #1 at 0xcf8 (with the 0xcf9 reset control
+// register), ECAM at 0xe0000000; pci.0.<slot>.<func>.device=<model>
+// instances in slots 1-31, their BARs assigned from the 32-bit window
+// (0xc0000000) and I/O from 0xc000, INTx on GSIs 16-19, MSI/MSI-X through
+// KVM.
 // Firmware: fw_cfg items (RAM size, vCPU counts, etc/e820), over the I/O
 // and DMA interfaces; the CMOS memory-size bytes SeaBIOS-style firmware
 // reads (below and above 4 GiB); the ACPI and SMBIOS tables in the firmware
@@ -38,6 +44,7 @@
 #include "arch/amd64/platform/demo_guest.h"
 #include "arch/amd64/platform/pc_firmware.h"
 #include "arch/amd64/platform/pc_layout.h"
+#include "arch/amd64/platform/pc_pci.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
@@ -46,6 +53,8 @@
 #include "devices/ioapic.h"
 #include "devices/mc146818_rtc.h"
 #include "devices/pc_testdev.h"
+#include "devices/pci/models.h"
+#include "devices/pci/pci_bus.h"
 #include "devices/registry.h"
 #include "devices/uart_16550.h"
 
@@ -66,6 +75,7 @@ struct PcState {
   std::shared_ptr<FwCfg> fw_cfg;
   std::shared_ptr<Mc146818Rtc> rtc;
   std::shared_ptr<Ioapic> ioapic;  // x86.irqchip=split only
+  std::shared_ptr<PciBus> pci;     // bus 0 (pc_pci.h)
   std::optional<amd64::BootInfo> boot;
 };
 
@@ -424,6 +434,13 @@ Status InitDevices(PlatformContext& m) {
   return Ok();
 }
 
+// PCI bus 0 and its host bridge (pc_pci.h), before the declared PCI
+// instances are created.
+Status InitPciBus(PlatformContext& m) {
+  State(m).pci = STRATA_TRY(pc::InitPci(m));
+  return Ok();
+}
+
 // fw_cfg items kvm-unit-tests and our guests read, the RTC's CMOS
 // memory-size bytes, and the ACPI and SMBIOS tables in the firmware area
 // (pc_firmware.h).
@@ -505,6 +522,7 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
   STRATA_TRY(registry.Register(AcpiPmModel()));
   STRATA_TRY(registry.Register(RtcModel()));
   STRATA_TRY(registry.Register(I8042Model()));
+  STRATA_TRY(RegisterPciDeviceModels(registry));
   return Ok();
 }
 
@@ -537,10 +555,7 @@ Result<md::IrqPin> IrqPin(uint64_t number) {
 }
 
 Status CheckPciInstance(const DeviceInstance& instance) {
-  return MakeError(Errc::kUnsupported,
-                   "config key '{}.device': PCI devices need a PCI host "
-                   "bridge, which the pc machine does not have yet",
-                   instance.prefix);
+  return pc::CheckPciInstance(instance);
 }
 
 Result<md::MachineOptions> MachineOptions(const Config& c) {
@@ -581,6 +596,7 @@ Status Init(PlatformContext& m) {
   STRATA_TRY(InitMemory(m));
   STRATA_TRY(InitIrqchip(m));
   STRATA_TRY(InitDevices(m));
+  STRATA_TRY(InitPciBus(m));
   STRATA_TRY(InitFirmware(m));
   return Ok();
 }

@@ -68,5 +68,16 @@ inline constexpr uint32_t kGsiRtc = 8;
 inline constexpr uint32_t kGsiSci = 9;
 inline constexpr uint32_t kGsiPciIntxFirst = 16;  // INTA-INTD: 16-19 ...
 inline constexpr uint32_t kGsiPciIntxCount = 8;   // ... 16-23, swizzled
+inline constexpr uint32_t kPciIntxPins = 4;        // INTA#-INTD#
+static_assert(kPciIntxPins <= kGsiPciIntxCount);
+
+// INTx routing of bus 0, the one definition the PCI bus (pc_pci) and the
+// DSDT's _PRT (arch/amd64/firmware) both use: device D's pin P (1-4 =
+// INTA#-INTD#) drives GSI 16 + (D + P - 1) mod 4, the usual rotation of
+// pins across devices (GSIs 16-19; 20-23 stay free). Level-triggered,
+// active high at the IOAPIC pins.
+constexpr uint32_t PciIntxGsi(uint32_t device, uint32_t pin) {
+  return kGsiPciIntxFirst + (device + pin - 1) % kPciIntxPins;
+}
 
 }  // namespace strata::platform::pc

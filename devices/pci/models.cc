@@ -1,0 +1,38 @@
+#include "devices/pci/models.h"
+
+#include <memory>
+
+#include "devices/pci/pci_bus.h"
+#include "devices/pci/pci_testdev.h"
+
+namespace strata {
+
+namespace {
+
+DeviceModel PciTestdevModel() {
+  DeviceModel m;
+  m.name = "pci-testdev";
+  m.help = "QEMU's PCI test device (1b36:0005; BAR0 memory, BAR1 I/O)";
+  m.bus = DeviceBus::kPci;
+  m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
+    PciBus* bus = ctx.host().pci_bus();
+    if (bus == nullptr) {
+      return MakeError(Errc::kUnsupported, "{}: this machine has no PCI bus",
+                       ctx.Describe());
+    }
+    const PciAddress& a = ctx.instance().pci;
+    std::shared_ptr<PciDevice> fn = MakePciTestdev(ctx.instance().name);
+    STRATA_TRY(bus->Add(a.slot, a.func, fn));
+    return std::shared_ptr<void>(fn);
+  };
+  return m;
+}
+
+}  // namespace
+
+Status RegisterPciDeviceModels(DeviceRegistry& registry) {
+  STRATA_TRY(registry.Register(PciTestdevModel()));
+  return Ok();
+}
+
+}  // namespace strata
