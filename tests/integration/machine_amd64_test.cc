@@ -175,7 +175,7 @@ TEST(MachineEmbedder, DevicesLogThroughTheVmsLogger) {
   const size_t lines = std::count(text.begin(), text.end(), '\n');
   EXPECT_GE(lines, 11u) << text;
   EXPECT_LE(lines, 14u) << text;
-  EXPECT_NE(text.find("vm-under-test: warning: ACPI sleep type 1 requested"),
+  EXPECT_NE(text.find("vm-under-test: warning: ACPI sleep type 2 requested"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("suppressing further ACPI sleep request messages"),
