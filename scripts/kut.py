@@ -261,6 +261,8 @@ QEMU_FIXED = ["--no-reboot", "-nodefaults",
 def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
     """("SKIP"|"FAIL", detail) for a test that does not run, else
     (None, command): bhyverun's, or with `qemu` (a binary) QEMU's."""
+    if t.get("excluded"):
+        return "SKIP", "excluded on the command line (--exclude)"
     groups = t.get("groups", "").split()
     if "nodefault" in groups and not explicit:
         return "SKIP", "test marked as manual run only"
@@ -487,6 +489,9 @@ def main():
         "BHYVERUN", os.path.join(ROOT, "out", "bin", "bhyverun")))
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print each command and a failing test's output")
+    ap.add_argument("--exclude", action="append", default=[], metavar="TEST",
+                    help="report TEST as SKIP without running it "
+                         "(repeatable)")
     ap.add_argument("--vmm", choices=("strata", "qemu"), default="strata",
                     help="run the tests under bhyverun (default) or, as the "
                          "baseline, under QEMU with KUT's own x86/run "
@@ -515,10 +520,12 @@ def main():
             arch = m.group(1)
     tests = parse_cfg(cfg)
     known = {t["name"] for t in tests}
-    for n in a.tests:
+    for n in a.tests + a.exclude:
         if n not in known:
             sys.exit(f"kut: no test '{n}' in {cfg}")
     chosen = [t for t in tests if not a.tests or t["name"] in a.tests]
+    for t in chosen:
+        t["excluded"] = t["name"] in a.exclude
     caps = probe(a.bhyverun)
     qemu = a.qemu if a.vmm == "qemu" else None
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}

@@ -4,7 +4,8 @@
 #
 #   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
-#                      [--kut-tests "T1 T2 ..."] [--kut-vmm strata|qemu]]
+#                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
+#                      [--kut-vmm strata|qemu]]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -38,6 +39,7 @@ ROOT=$PWD
 mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
+kut_exclude=()
 while (($#)); do
   case $1 in
     --results) results=$2; shift 2 ;;
@@ -47,6 +49,7 @@ while (($#)); do
     --kut-json) kut_json=$2; shift 2 ;;
     --kut-tests) kut_tests=$2; shift 2 ;;
     --kut-vmm) kut_vmm=$2; shift 2 ;;
+    --kut-exclude) kut_exclude+=(--exclude "$2"); shift 2 ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -179,7 +182,8 @@ if [ -n "$kut" ]; then
   plan="$work/kutplan"
   # shellcheck disable=SC2086
   python3 scripts/kut.py "$kut" --plan "$plan" --bhyverun "$bhyverun" \
-    --vmm "$kut_vmm" ${kut_timeout:+--timeout "$kut_timeout"} $kut_tests ||
+    --vmm "$kut_vmm" ${kut_timeout:+--timeout "$kut_timeout"} \
+    "${kut_exclude[@]}" $kut_tests ||
     fail_all "kut.py --plan failed"
   if [ "$kut_vmm" = qemu ]; then
     qemu=$(command -v qemu-system-x86_64) || fail_all "no qemu-system-x86_64"
