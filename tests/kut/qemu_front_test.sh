@@ -1,0 +1,83 @@
+#!/bin/bash
+# scripts/strata-qemu-system-x86_64 as kvm-unit-tests' scripts use it: the
+# probes of scripts/arch-run.bash and x86/run (--help naming QEMU and its
+# version, -device '?' listing the test devices, the missing-kernel probe),
+# the full command line x86/run builds running one of strata's guests, and
+# refusals naming the option.
+# args: strata-qemu-system-x86_64 kut.py bhyverun io.elf smp.elf
+set -uo pipefail
+front_src=$1 kut_py=$2 bhyverun=$3 io=$4 smp=$5
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+  echo "SKIPPED: /dev/kvm is missing or not accessible; this test needs KVM" >&2
+  if [ -n "${XML_OUTPUT_FILE:-}" ]; then
+    cat > "$XML_OUTPUT_FILE" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="qemu_front_test" tests="1" failures="0" errors="0" skipped="1">
+<testcase name="RunsKutsCommandLine" classname="qemu_front_test" status="notrun"><skipped message="/dev/kvm is missing or not accessible"/></testcase>
+</testsuite></testsuites>
+XML
+  fi
+  exit 0
+fi
+
+cp "$front_src" "$kut_py" "$tmp/"
+front="$tmp/strata-qemu-system-x86_64"
+export STRATA_BHYVERUN=$bhyverun
+
+# search_qemu_binary: --help must mention QEMU; env_params reads the
+# version from its first line.
+"$front" --help | grep -q QEMU || fail "--help does not mention QEMU"
+IFS='[ .]' read -r _ _ _ major minor micro _ <<<"$("$front" -h | head -1)"
+[ "$major.$minor.$micro" = 7.2.0 ] || fail "version '$major.$minor.$micro' from -h"
+# x86/run: the test devices.
+devs=$("$front" -device '?' 2>&1)
+for d in '"pc-testdev"' '"pci-testdev"'; do
+  grep -qF "$d" <<<"$devs" || fail "-device '?' does not list $d"
+done
+
+KUT_OPTS=(--no-reboot -nodefaults -global kvm-pit.lost_tick_policy=discard
+          -device pc-testdev -device isa-debug-exit,iobase=0xf4,iosize=0x4
+          -display none -serial stdio -device pci-testdev -machine accel=kvm)
+# The premature-failure probe: a missing kernel named in a "could not load
+# kernel" message (else KUT skips every test).
+out=$("$front" "${KUT_OPTS[@]}" -kernel _NO_FILE_4Uhere_ -smp 1 2>&1)
+grep -q "_NO_FILE_4Uhere_" <<<"$out" && grep -qi "could not load kernel" <<<"$out" ||
+  fail "missing kernel: '$out'"
+
+# A test as x86/run starts it: status (0 << 1) | 1, nothing but warnings on
+# stderr (KUT fails a pass with anything else there; the io guest probes
+# unclaimed addresses on purpose, which strata warns about).
+printf 'NR_CPUS=2\n' > "$tmp/env"
+"$front" "${KUT_OPTS[@]}" -kernel "$io" -smp 2 -cpu qemu64,+x2apic,+tsc-deadline \
+  -m 64 -initrd "$tmp/env" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ "$rc" = 1 ] || fail "io guest: exit $rc, expected 1: $(tail -3 "$tmp/err")"
+grep -q "SUMMARY: 29 tests, 0 unexpected failures" "$tmp/out" || fail "io guest: $(tail -3 "$tmp/out")"
+grep -vi warn "$tmp/err" | grep -q . && fail "io guest: stderr: $(grep -vi warn "$tmp/err" | head -3)"
+"$front" "${KUT_OPTS[@]}" -kernel "$smp" -smp 3 >"$tmp/out" 2>"$tmp/err"
+grep -q "smp: 3 of 3 cpus up" "$tmp/out" || fail "smp guest: $(tail -3 "$tmp/out")"
+"$front" "${KUT_OPTS[@]}" -kernel "$io" -append "a 'b c'" -smp 1 >/dev/null 2>&1
+[ $? = 1 ] || fail "-append: io guest did not pass"
+
+# Refusals name the option and never exit 1 or 77.
+for bad in "-M q35" "-device intel-iommu" "-cpu Opteron_G1" "-overcommit cpu-pm=on" \
+           "-machine accel=tcg" "-serial none"; do
+  # shellcheck disable=SC2086
+  "$front" -kernel "$io" $bad >/dev/null 2>"$tmp/err"
+  rc=$?
+  [ "$rc" = 2 ] || fail "'$bad': exit $rc, expected 2"
+  first=${bad%% *}
+  grep -qF -- "${bad#* }" "$tmp/err" || grep -qF -- "$first" "$tmp/err" ||
+    fail "'$bad': the message does not name it: $(cat "$tmp/err")"
+done
+
+if [ "$failures" != 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "qemu_front_test: all checks passed"
