@@ -5,7 +5,7 @@
 #   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
-#                      [--kut-vmm strata|qemu]]
+#                      [--kut-vmm strata|qemu]] [--linux]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -32,6 +32,11 @@
 # the case counts. --kut-vmm qemu runs the same tests under the host's QEMU
 # (copied into the L1 with its libraries and firmware) instead: the
 # baseline measured in the same testbed.
+#
+# --linux (svm) also times the L2 Linux boot (to its marker and ACPI
+# power-off) under bhyverun and under the L1's QEMU (-M pc, KVM) on the same
+# kernel and initramfs, five alternating runs each, and prints
+# `linux-boot: strata <median> s, qemu-pc <median> s` with their max RSS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,7 +44,7 @@ ROOT=$PWD
 mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
-kut_exclude=()
+kut_exclude=() linux=""
 while (($#)); do
   case $1 in
     --results) results=$2; shift 2 ;;
@@ -50,6 +55,7 @@ while (($#)); do
     --kut-tests) kut_tests=$2; shift 2 ;;
     --kut-vmm) kut_vmm=$2; shift 2 ;;
     --kut-exclude) kut_exclude+=(--exclude "$2"); shift 2 ;;
+    --linux) linux=1; shift ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -147,7 +153,7 @@ else
   busybox="$bbdir/root/bin/busybox"
 fi
 cp "$busybox" "$rootfs/bin/busybox"
-for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg \
+for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg awk \
          uname printf echo sleep wc mkdir ls cut; do
   ln -s busybox "$rootfs/bin/$a"
 done
@@ -171,12 +177,55 @@ if [ -n "$bhyverun" ]; then
   done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
   cp "${guests[@]}" "$rootfs/guests/"
 fi
+if [ "$arch" = amd64 ]; then
+  # Linux as an L2: the same Debian kernel (a bzImage) with a busybox
+  # initramfs whose init prints a marker and powers off (tests/nested/
+  # linux_init.sh).
+  mkdir -p "$rootfs/linux" "$work/l2/bin" "$work/l2/proc" "$work/l2/sys" "$work/l2/dev"
+  cp "$kernel" "$rootfs/linux/vmlinuz"
+  cp "$busybox" "$work/l2/bin/busybox"
+  for a in sh mount grep poweroff cat echo; do ln -s busybox "$work/l2/bin/$a"; done
+  ln -s busybox "$rootfs/bin/time"
+  cp tests/nested/linux_init.sh "$work/l2/init"
+  chmod +x "$work/l2/init"
+  (cd "$work/l2" && find . | cpio -o -H newc --quiet | gzip -1) > "$rootfs/linux/initrd" ||
+    fail_all "cannot build the L2 initramfs"
+fi
 cp tests/nested/init.sh "$rootfs/init"
+cp tests/nested/linux_bench.sh "$rootfs/linux_bench.sh"
 cases="tests/nested/${mode}_cases.sh"
 [ "$arch" = arm64 ] && cases=tests/nested/el2_cases.sh
 cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
+# The host's QEMU in the L1, with its libraries and the firmware -kernel
+# needs (SeaBIOS and the Multiboot/Linux option ROMs); /bin/qemu links to it.
+copy_qemu() {
+  [ -x "$rootfs/bin/qemu" ] && return
+  local qemu lib f src
+  qemu=$(command -v qemu-system-x86_64) || fail_all "no qemu-system-x86_64"
+  # At its own path: QEMU finds its firmware relative to its executable.
+  mkdir -p "$rootfs/usr/bin"
+  cp "$qemu" "$rootfs/usr/bin/qemu-system-x86_64"
+  ln -s ../usr/bin/qemu-system-x86_64 "$rootfs/bin/qemu"
+  while read -r lib; do
+    [ -f "$lib" ] || continue
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done < <(ldd "$qemu" | grep -o '/[^ ]*')
+  for f in bios-256k.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
+    src=$(ls /usr/share/qemu/$f /usr/share/seabios/$f 2>/dev/null | head -1)
+    [ -n "$src" ] || fail_all "QEMU firmware $f missing"
+    mkdir -p "$rootfs/usr/share/qemu"
+    cp -L "$src" "$rootfs/usr/share/qemu/$f"
+  done
+}
+
 l1_timeout=1200
+if [ -n "$linux" ]; then
+  [ "$arch" = amd64 ] || fail_all "--linux needs the arm64 backend in $mode"
+  copy_qemu
+  touch "$rootfs/linux/bench"
+fi
 if [ -n "$kut" ]; then
   [ "$arch" = amd64 ] || fail_all "--kut needs the arm64 backend in $mode"
   plan="$work/kutplan"
@@ -185,24 +234,7 @@ if [ -n "$kut" ]; then
     --vmm "$kut_vmm" ${kut_timeout:+--timeout "$kut_timeout"} \
     "${kut_exclude[@]}" $kut_tests ||
     fail_all "kut.py --plan failed"
-  if [ "$kut_vmm" = qemu ]; then
-    qemu=$(command -v qemu-system-x86_64) || fail_all "no qemu-system-x86_64"
-    cp "$qemu" "$rootfs/bin/qemu"
-    while read -r lib; do
-      [ -f "$lib" ] || continue
-      mkdir -p "$rootfs$(dirname "$lib")"
-      cp -L "$lib" "$rootfs$lib"
-    done < <(ldd "$qemu" | grep -o '/[^ ]*')
-    # The firmware -kernel needs: SeaBIOS and the Multiboot/Linux option ROMs.
-    # Debian's QEMU looks in /usr/share/qemu and /usr/share/seabios.
-    for f in bios-256k.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
-      src=$(ls /usr/share/qemu/$f /usr/share/seabios/$f 2>/dev/null | head -1)
-      [ -n "$src" ] || fail_all "QEMU firmware $f missing"
-      mkdir -p "$rootfs$(dirname "$src")" "$rootfs/usr/share/qemu"
-      cp -L "$src" "$rootfs$src"
-      cp -L "$src" "$rootfs/usr/share/qemu/$f"
-    done
-  fi
+  [ "$kut_vmm" = qemu ] && copy_qemu
   mkdir -p "$rootfs/kut/x86"
   cp "$plan/plan.sh" "$plan/env" "$rootfs/kut/"
   for f in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["files"]))' "$plan/plan.json"); do
@@ -256,6 +288,9 @@ if [ -n "$kut" ]; then
     --bhyverun "$bhyverun" ${kut_json:+--json "$kut_json"})
   sed '$d' <<<"$kut_out" >&2
   echo "$label kvm-unit-tests ($kut_vmm): $(tail -n 1 <<<"$kut_out")" >&2
+fi
+if [ -n "$linux" ]; then
+  tr -d '\r' < "$log" | grep '^linux-boot' >&2
 fi
 echo "$label: L1 $kver under TCG, ${secs} s" >&2
 echo "$label: $passed passed, $failed failed, $skipped skipped"

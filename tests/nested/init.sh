@@ -25,10 +25,12 @@ echo "nested: PASS kvm (/dev/kvm is there)"
 case_() {
   name=$1 want=$2 text=$3
   shift 3
+  t0=$(cut -d' ' -f1 /proc/uptime)
   timeout 300 /bin/bhyverun "$@" </dev/null >/tmp/out 2>/tmp/err
   rc=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
   if [ "$rc" = "$want" ] && grep -qF -- "$text" /tmp/out && ! grep -q '^FAIL:' /tmp/out; then
-    echo "nested: PASS $name"
+    echo "nested: PASS $name ($(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}') s)"
   else
     echo "nested: FAIL $name (exit $rc, wanted $want and \"$text\")"
     tail -n 6 /tmp/out | sed 's/^/nested:   out| /'
@@ -56,6 +58,7 @@ kut_case() {
 }
 
 . /cases.sh
+[ -f /linux/bench ] && . /linux_bench.sh
 if [ -f /kut/plan.sh ]; then
   echo "nested: kvm-unit-tests: $(grep -c ^kut_case /kut/plan.sh) tests"
   . /kut/plan.sh

@@ -17,7 +17,7 @@ case_ io-amd-policy 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf --
 case_ io-split-irqchip 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf -o x86.irqchip=split
 case_ ioapic-split 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf -o x86.irqchip=split
 case_ ioapic-kernel 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf
-case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 64"
+case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 16"
 # The RTC's interrupts and the i8042 reset (status 2), both irqchips.
 case_ rtc-reset 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf
 case_ rtc-split 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf -o x86.irqchip=split
@@ -25,3 +25,6 @@ case_ rtc-split 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf -o x8
 case_ acpi-madt 1 "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), fw_cfg says 4" -c 4 -k $G/acpi.elf
 # ACPI S3: suspend, RTC-alarm wake, real-mode resume at the waking vector.
 case_ s3-resume 85 "s3: suspending (waking vector 0x1000)" -c 2 -k $G/s3.elf
+# Linux (Debian's cloud kernel) as an L2: bzImage boot, 2 CPUs from the
+# MADT, 256 MiB, ACPI power-off ending bhyverun with status 0.
+case_ linux-boot 0 "L2-MARKER: linux up, cpus 2," -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "console=ttyS0 quiet panic=-1"

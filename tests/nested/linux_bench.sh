@@ -1,0 +1,31 @@
+# strata — the L2 Linux boot timed under bhyverun and under QEMU (-M pc,
+# KVM) in the same L1, on the same kernel and initramfs (nested.sh --linux).
+# Five alternating runs each; prints the median seconds to ACPI power-off
+# and the largest max RSS. Sourced by tests/nested/init.sh.
+APPEND="console=ttyS0 quiet panic=-1"
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+boot() {  # VMM ARGS...: prints "seconds rss_kb" or "fail"
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  time -v "$@" </dev/null >/tmp/lout 2>/tmp/lerr
+  rc=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' /tmp/lerr | tail -n 1)
+  if [ "$rc" = 0 ] && grep -q "L2-MARKER: linux up" /tmp/lout; then
+    echo "$t0 $t1 ${rss:-0}" | awk '{printf "%.2f %d\n", $2 - $1, $3}'
+  else
+    echo fail
+    { tail -n 3 /tmp/lout; grep -v '^	' /tmp/lerr | head -n 3; } | sed 's/^/nested:   | /' >&2
+  fi
+}
+s_t="" q_t="" s_rss=0 q_rss=0 fails=0
+for i in 1 2 3 4 5; do
+  r=$(boot /bin/bhyverun -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "$APPEND")
+  if [ "$r" = fail ]; then fails=$((fails + 1)); else
+    s_t="$s_t ${r% *}"; [ "${r#* }" -gt "$s_rss" ] && s_rss=${r#* }; fi
+  r=$(boot /bin/qemu -M pc -accel kvm -cpu host -smp 2 -m 256M -nographic -nodefaults \
+        -serial stdio -no-reboot -kernel /linux/vmlinuz -initrd /linux/initrd -append "$APPEND")
+  if [ "$r" = fail ]; then fails=$((fails + 1)); else
+    q_t="$q_t ${r% *}"; [ "${r#* }" -gt "$q_rss" ] && q_rss=${r#* }; fi
+done
+echo "linux-boot: strata $(echo $s_t | median) s (runs:$s_t; max RSS $((s_rss / 1024)) MiB), qemu-pc $(echo $q_t | median) s (runs:$q_t; max RSS $((q_rss / 1024)) MiB)"
+[ "$fails" = 0 ] || echo "linux-boot: $fails runs failed"
