@@ -18,9 +18,11 @@ case_ io-split-irqchip 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf
 case_ ioapic-split 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf -o x86.irqchip=split
 case_ ioapic-kernel 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf
 case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 16"
-# The RTC's interrupts and the i8042 reset (status 2), both irqchips.
-case_ rtc-reset 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf
-case_ rtc-split 2 "SUMMARY: 10 tests, 0 unexpected failures" -k $G/rtc.elf -o x86.irqchip=split
+# Not here: the rtc guest (1024 Hz RTC interrupts). In 1 of 3 runs the L1
+# stopped making progress inside it, as it did in kvm-unit-tests'
+# vmexit_tscdeadline: the L1's KVM on QEMU's TCG SVM livelocks under
+# high-rate timer interrupts (the L1 spins, no output, SIGKILL does not
+# end bhyverun). It runs on the host KVM in //tests/integration.
 # The firmware tables as the guest finds them.
 case_ acpi-madt 1 "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), fw_cfg says 4" -c 4 -k $G/acpi.elf
 # ACPI S3: suspend, RTC-alarm wake, real-mode resume at the waking vector.
