@@ -168,7 +168,11 @@ def translate_params(words, caps):
             v = value()
             if opt == "-accel" and v == "kvm":
                 continue
-            raise Unsupported(f"{w} {v}")
+            for prop in v.split(",") if opt != "-accel" else [v]:
+                if prop in ("pit=off", "pit=on"):
+                    args += ["-o", f"x86.pit={'false' if prop == 'pit=off' else 'true'}"]
+                elif prop not in ("accel=kvm", "pc"):
+                    raise Unsupported(f"{w} {v}")
         elif opt == "-device":
             dev = value().split(",")[0]
             if dev == "pci-testdev" and caps["pci-testdev"]:

@@ -215,6 +215,20 @@ TEST(BhyverunAmd64, PortAndMmioRoundTrips) {
   EXPECT_EQ(r.out.find("FAIL:"), std::string::npos) << Describe(r);
 }
 
+// x86.pit=false (QEMU's -machine pit=off, which KUT's vmexit_ipi asks for):
+// no i8254, the rest as usual.
+TEST(BhyverunAmd64, RunsWithoutThePit) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-o", "x86.pit=false", "-k", Guest("io")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("SUMMARY: 29 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(r);
+  auto bad = Bhyverun({"-o", "x86.pit=maybe", "-k", Guest("io")});
+  EXPECT_EQ(bad.exit_code, 8) << Describe(bad);
+  EXPECT_NE(bad.err.find("x86.pit"), std::string::npos) << Describe(bad);
+}
+
 TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-o", "x86.irqchip=false", "-k", Guest("io")});

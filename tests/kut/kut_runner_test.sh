@@ -76,6 +76,10 @@ qemu_params = -cpu host,hv_passthrough
 file = hello.flat
 qemu_params = -M q35
 
+[nopit]
+file = io.flat
+qemu_params = -machine pit=off
+
 [oldcpu]
 file = hello.flat
 qemu_params = -cpu Opteron_G1
@@ -120,6 +124,7 @@ line "PASS nopcid ()"
 line "SKIP skinit (CPU feature +skinit (CPUID.80000001H.0:ECX[12]) is not supported by KVM on this host)"
 line "SKIP hyperv (not supported by strata: -cpu flag hv_passthrough: strata's CPUID policy has no control for it)"
 line "SKIP q35 (not supported by strata: -M q35)"
+line "PASS nopit (29 tests, 0 unexpected failures)"
 match "^SKIP oldcpu \(not supported by strata: -cpu Opteron_G1: "
 line "SKIP i386-only (i386 only)"
 line "SKIP tcg-only (tcg only, strata is kvm)"
@@ -127,7 +132,7 @@ line "SKIP manual (test marked as manual run only)"
 match "^SKIP missing \(Test file '.*/x86/nothere.flat' not found\)$"
 match "^FAIL tiny \(exit status 8: .*\)$"
 line "FAIL hang (timeout; duration=3s)"
-line "5 passed, 2 failed, 8 skipped"
+line "6 passed, 2 failed, 8 skipped"
 [ "$rc" = 1 ] || fail "kut.sh exited $rc with failures, expected 1"
 
 # The JSON report: every test, and what each guest saw.
@@ -135,8 +140,9 @@ python3 - "$tmp/r.json" <<'PY' || fail "JSON report checks"
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = {x["name"]: x for x in r["tests"]}
-assert (r["passed"], r["failed"], r["skipped"]) == (5, 2, 8), r
-assert len(t) == 15, sorted(t)
+assert (r["passed"], r["failed"], r["skipped"]) == (6, 2, 8), r
+assert len(t) == 16, sorted(t)
+assert "x86.pit=false" in t["nopit"]["command"], t["nopit"]
 assert "x86.cpu_features=-pcid,-xsave" in t["nopcid"]["command"], t["nopcid"]
 assert t["io"]["summary"] == "29 tests, 0 unexpected failures", t["io"]
 assert t["io"]["status"] == "PASS" and t["io"]["seconds"] > 0

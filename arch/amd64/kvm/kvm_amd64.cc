@@ -152,9 +152,11 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
       if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
         return SysError("KVM_CREATE_IRQCHIP");
       }
-      kvm_pit_config pit{};
-      if (Ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-        return SysError("KVM_CREATE_PIT2");
+      if (opts.pit) {  // x86.pit=false: a PC without an i8254
+        kvm_pit_config pit{};
+        if (Ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+          return SysError("KVM_CREATE_PIT2");
+        }
       }
       break;
     }

@@ -487,6 +487,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("x86.tsc_deadline", "true"));
   STRATA_TRY(c.SetDefault("x86.hypervisor_bit", "true"));
   STRATA_TRY(c.SetDefault("x86.cpu_features", ""));
+  STRATA_TRY(c.SetDefault("x86.pit", "true"));
   return Ok();
 }
 
@@ -500,6 +501,9 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"x86.tsc_deadline", "advertise the TSC-deadline timer (default true)"},
       {"x86.hypervisor_bit",
        "CPUID hypervisor bit, leaves 0x4000000x (default true)"},
+      {"x86.pit",
+       "KVM's i8254 PIT on GSI 0 with x86.irqchip=kernel (default true; "
+       "QEMU's -machine pit=off is false)"},
       {"x86.cpu_features",
        "CPUID feature bits forced on (+name, if KVM supports it) or off "
        "(-name), e.g. +invpcid,-pcid,-xsave (default none)"},
@@ -572,6 +576,7 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   m.tsc_deadline = STRATA_TRY(c.GetBool("x86.tsc_deadline", true));
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
   m.cpu_features = STRATA_TRY(c.GetString("x86.cpu_features", ""));
+  m.pit = STRATA_TRY(c.GetBool("x86.pit", true));
   // Checked now (names, syntax) so that it is reported as bad input; what
   // KVM supports is checked when the VM is created.
   STRATA_TRY_CTX(amd64::ParseCpuFeatures(m.cpu_features), "x86.cpu_features");

@@ -84,6 +84,7 @@ struct MachineOptions {
   bool x2apic = true;           // advertise x2APIC in CPUID
   bool tsc_deadline = true;     // advertise TSC-deadline timer
   bool hypervisor_bit = true;   // CPUID.1:ECX[31] and leaf 0x4000_0000
+  bool pit = true;              // KVM's i8254 PIT with the in-kernel irqchip
   // Named CPUID feature overrides, "+pcid,-xsave" (amd64/cpuid.h,
   // ParseCpuFeatures; checked against KVM's table when the VM is created).
   std::string cpu_features;
