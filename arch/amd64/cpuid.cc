@@ -322,6 +322,22 @@ Status ApplyFeatureOverrides(std::vector<CpuidEntry>& leaves,
 
 }  // namespace
 
+std::vector<std::string> MissingFeatures(
+    std::span<const CpuidEntry> supported,
+    std::span<const CpuFeatureOverride> features) {
+  std::vector<std::string> out;
+  for (const CpuFeatureOverride& o : features) {
+    const FeatureBit* f = FindFeature(o.name);
+    if (!o.on || f == nullptr) continue;
+    const CpuidEntry* host = FindLeaf(supported, f->function, f->index);
+    CpuidEntry copy = host ? *host : CpuidEntry{};
+    if (host == nullptr || !(RegOf(copy, f->reg) & (1u << f->bit))) {
+      out.push_back(o.name);
+    }
+  }
+  return out;
+}
+
 std::vector<uint32_t> UnenumeratedSpeculationMsrs(
     std::span<const CpuidEntry> guest) {
   auto bit = [&](uint32_t fn, uint32_t idx, Reg r, uint32_t b) {

@@ -142,6 +142,12 @@ struct CpuidOptions {
   std::vector<CpuFeatureOverride> features;
 };
 
+// The "+name" overrides of `features` whose bit KVM's `supported` table
+// lacks (what ApplyFeatureOverrides would refuse), in order.
+std::vector<std::string> MissingFeatures(
+    std::span<const CpuidEntry> supported,
+    std::span<const CpuFeatureOverride> features);
+
 // Speculation-control MSRs that must #GP for a guest whose CPUID does not
 // enumerate them (SDM Vol. 4 Table 2-2; AMD's 0x8000_0008 EBX bits), as KVM
 // itself gates them (arch/x86/kvm/cpuid.h guest_has_spec_ctrl_msr,

@@ -681,5 +681,13 @@ TEST(CpuidSpeculationMsrs, FollowTheGuestCpuid) {
   EXPECT_EQ(UnenumeratedSpeculationMsrs({}).size(), 3u);
 }
 
+
+TEST(CpuidFeatures, MissingFeaturesAreThePlusFlagsKvmLacks) {
+  auto f = *ParseCpuFeatures("+pcid,+rtm,-skinit,+skinit,+umip");
+  EXPECT_EQ(MissingFeatures(SyntheticSupported(), f),
+            (std::vector<std::string>{"rtm", "skinit"}));
+  EXPECT_TRUE(MissingFeatures(SyntheticSupported(), {}).empty());
+}
+
 }  // namespace
 }  // namespace strata::amd64

@@ -207,6 +207,17 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
   c.tsc_deadline = opts.tsc_deadline;  // both modes have KVM's LAPIC timer
   c.features = STRATA_TRY_CTX(amd64::ParseCpuFeatures(opts.cpu_features),
                               "x86.cpu_features");
+  if (opts.drop_missing_features) {
+    for (const std::string& name :
+         amd64::MissingFeatures(a->impl_->supported, c.features)) {
+      Log().warn("CPU feature +{}: KVM on this host lacks it, dropped "
+                 "(x86.cpu_features_missing=drop)",
+                 name);
+      std::erase_if(c.features, [&](const amd64::CpuFeatureOverride& o) {
+        return o.on && o.name == name;
+      });
+    }
+  }
   c.max_vcpus = max_vcpus;
   // Validate the whole configuration once, up front.
   const std::vector<amd64::CpuidEntry> guest = STRATA_TRY_CTX(

@@ -488,6 +488,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("x86.hypervisor_bit", "true"));
   STRATA_TRY(c.SetDefault("x86.cpu_features", ""));
   STRATA_TRY(c.SetDefault("x86.pit", "true"));
+  STRATA_TRY(c.SetDefault("x86.cpu_features_missing", "error"));
   return Ok();
 }
 
@@ -501,6 +502,9 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"x86.tsc_deadline", "advertise the TSC-deadline timer (default true)"},
       {"x86.hypervisor_bit",
        "CPUID hypervisor bit, leaves 0x4000000x (default true)"},
+      {"x86.cpu_features_missing",
+       "a +feature KVM lacks: error (default) or drop (with a warning, as "
+       "QEMU does)"},
       {"x86.pit",
        "KVM's i8254 PIT on GSI 0 with x86.irqchip=kernel (default true; "
        "QEMU's -machine pit=off is false)"},
@@ -577,6 +581,15 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
   m.cpu_features = STRATA_TRY(c.GetString("x86.cpu_features", ""));
   m.pit = STRATA_TRY(c.GetBool("x86.pit", true));
+  const std::string missing =
+      STRATA_TRY(c.GetString("x86.cpu_features_missing", "error"));
+  if (missing != "error" && missing != "drop") {
+    return MakeError(Errc::kInvalidArgument,
+                     "x86.cpu_features_missing must be error or drop, got "
+                     "'{}'",
+                     missing);
+  }
+  m.drop_missing_features = missing == "drop";
   // Checked now (names, syntax) so that it is reported as bad input; what
   // KVM supports is checked when the VM is created.
   STRATA_TRY_CTX(amd64::ParseCpuFeatures(m.cpu_features), "x86.cpu_features");

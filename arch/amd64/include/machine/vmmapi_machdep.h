@@ -88,6 +88,9 @@ struct MachineOptions {
   // Named CPUID feature overrides, "+pcid,-xsave" (amd64/cpuid.h,
   // ParseCpuFeatures; checked against KVM's table when the VM is created).
   std::string cpu_features;
+  // What a "+name" KVM does not support does: refuse the VM (false), or,
+  // as QEMU does, drop it with a warning (x86.cpu_features_missing=drop).
+  bool drop_missing_features = false;
 };
 
 // Architecture-specific exits that the MI loop hands to the amd64 table.
