@@ -13,12 +13,6 @@
 namespace strata::testing {
 namespace {
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) +
-         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
-         "--- stderr\n" + r.err;
-}
-
 ProcessResult Boot(const std::string& cpus) {
   ProcessResult r =
       RunProcess({Runfile("strata/frontends/bhyverun/bhyverun"), "-c", cpus,

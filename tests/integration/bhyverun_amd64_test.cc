@@ -34,14 +34,6 @@ std::string Guest(const std::string& name) {
   return Runfile("strata/tests/guests/amd64/" + name + ".elf");
 }
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) +
-         (r.term_signal ? " (signal " + std::to_string(r.term_signal) + ")"
-                        : "") +
-         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
-         "--- stderr\n" + r.err;
-}
-
 // Runs bhyverun without checking its stderr (for the sanitizer self-test).
 ProcessResult BhyverunRaw(std::vector<std::string> args, int timeout = 90,
                           const std::vector<std::string>& env = {}) {

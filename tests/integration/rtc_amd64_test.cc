@@ -20,14 +20,6 @@ namespace {
 
 constexpr int kExitReset = 2;  // ExitStatus::kExitReset
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) +
-         (r.term_signal ? " (signal " + std::to_string(r.term_signal) + ")"
-                        : "") +
-         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
-         "--- stderr\n" + r.err;
-}
-
 // Runs bhyverun with the rtc guest; a sanitizer report or a death by
 // signal is a failure whatever else is expected.
 ProcessResult RunRtcGuest(std::vector<std::string> args) {

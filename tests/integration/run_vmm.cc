@@ -153,4 +153,12 @@ std::string SanitizerReport(const std::string& err) {
   return "";
 }
 
+std::string Describe(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) +
+         (r.term_signal ? " (signal " + std::to_string(r.term_signal) + ")"
+                        : "") +
+         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
+         "--- stderr\n" + r.err;
+}
+
 }  // namespace strata::testing

@@ -15,6 +15,9 @@ struct ProcessResult {
   std::string out, err;   // what was read from the pipes we made
 };
 
+// Exit status, signal, timeout and both outputs, for assertion messages.
+std::string Describe(const ProcessResult& r);
+
 // Path of a runfile ("strata/frontends/bhyverun/bhyverun").
 std::string Runfile(const std::string& rel);
 

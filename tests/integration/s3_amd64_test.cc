@@ -18,12 +18,6 @@ namespace {
 constexpr int kResumedWithMarker = (0x2a << 1) | 1;
 constexpr int kExitReset = 2;
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) +
-         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
-         "--- stderr\n" + r.err;
-}
-
 ProcessResult Boot(std::vector<std::string> args) {
   args.insert(args.begin(), {Runfile("strata/frontends/bhyverun/bhyverun"),
                              "-k", Runfile("strata/tests/guests/amd64/s3.elf")});

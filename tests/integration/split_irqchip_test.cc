@@ -271,12 +271,6 @@ ProcessResult Bhyverun(std::vector<std::string> args, int timeout = 90) {
   return RunProcess(args, timeout);
 }
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) +
-         (r.timed_out ? " (timed out)" : "") + "\n--- stdout\n" + r.out +
-         "--- stderr\n" + r.err;
-}
-
 TEST(SplitIrqchipBhyverun, Com1InterruptsInBothModes) {
   STRATA_REQUIRE_KVM();
   // split (and its old spelling) and the in-kernel irqchip run the same
