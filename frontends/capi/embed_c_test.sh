@@ -46,20 +46,9 @@ ldd "$tmp/build/boot" | grep -F "libstrata.so.1 => $prefix/lib/libstrata.so.1" >
   fail "boot does not load the installed library: $(ldd "$tmp/build/boot" | grep strata)"
 echo "built boot.c against $prefix"
 
-# As tests/kvm_testing.h: /dev/kvm must be a device this user can open
-# read-write (only tested here: opening with <> would create a missing file).
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-  echo "SKIPPED: /dev/kvm is missing or not accessible; this test needs KVM" >&2
-  if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-    cat > "$XML_OUTPUT_FILE" <<XML
-<?xml version="1.0" encoding="UTF-8"?>
-<testsuites><testsuite name="embed_c_test" tests="1" failures="0" errors="0" skipped="1">
-<testcase name="RunsTheIoGuest" classname="embed_c_test" status="notrun"><skipped message="/dev/kvm is missing or not accessible"/></testcase>
-</testsuite></testsuites>
-XML
-  fi
-  exit 0
-fi
+# shellcheck source=/dev/null
+source "${TEST_SRCDIR}/strata/tests/require_kvm.sh"
+require_kvm embed_c_test RunsTheIoGuest
 
 out=$("$tmp/build/boot" "$io_elf" </dev/null 2>"$tmp/boot.err")
 rc=$?

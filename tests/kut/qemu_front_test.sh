@@ -12,18 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-  echo "SKIPPED: /dev/kvm is missing or not accessible; this test needs KVM" >&2
-  if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-    cat > "$XML_OUTPUT_FILE" <<XML
-<?xml version="1.0" encoding="UTF-8"?>
-<testsuites><testsuite name="qemu_front_test" tests="1" failures="0" errors="0" skipped="1">
-<testcase name="RunsKutsCommandLine" classname="qemu_front_test" status="notrun"><skipped message="/dev/kvm is missing or not accessible"/></testcase>
-</testsuite></testsuites>
-XML
-  fi
-  exit 0
-fi
+# shellcheck source=/dev/null
+source "${TEST_SRCDIR}/strata/tests/require_kvm.sh"
+require_kvm qemu_front_test RunsKutsCommandLine
 
 cp "$front_src" "$kut_py" "$tmp/"
 front="$tmp/strata-qemu-system-x86_64"
