@@ -24,6 +24,7 @@ std::string_view ArchExitName(ArchExitReason r) {
     case ArchExitReason::kNone: return "none";
     case ArchExitReason::kHypercall: return "hypercall";
     case ArchExitReason::kDebug: return "debug";
+    case ArchExitReason::kDataAbortNoSyndrome: return "data-abort-no-syndrome";
     case ArchExitReason::kCount: break;
   }
   return "?";

@@ -1,15 +1,18 @@
 // strata — arm64 half of the KVM backend (internal header).
 //
 // The same classes as arch/amd64/include/machine/kvm_machdep.h: the MI
-// backend (core/kvm/kvm.cc) compiles against either. The implementation —
-// KVM_ARM_VCPU_INIT with PSCI 0.2, the vGIC device, KVM_{GET,SET}_ONE_REG
-// register access — arrives with the arm64 backend issue.
+// backend (core/kvm/kvm.cc) compiles against either. Implementation:
+// arch/arm64/kvm/kvm_arm64.cc — KVM_ARM_VCPU_INIT with the host's preferred
+// target and PSCI 0.2, the in-kernel vGIC (v3 with redistributors and an
+// optional ITS, or v2), PMUv3, KVM_{GET,SET}_ONE_REG register access.
 #pragma once
 
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,12 +55,34 @@ class KvmVmArch {
   uint32_t FirstMsiGsi() const;
   uint32_t MaxGsi() const;
 
+  // Once, before the first vCPU enters: KVM_DEV_ARM_VGIC_CTRL_INIT (every
+  // vCPU exists by then; KVM refuses new vCPUs after it). Any thread.
+  Status FinalizeIrqchip();
+
  private:
+  KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
+            uint32_t max_vcpus);
+  Status CreateGic();
+  int sys_fd_;
+  int vm_fd_;
   MachineOptions opts_;
+  uint32_t max_vcpus_;
+  uint32_t max_gsi_ = 0;
+  int gic_fd_ = -1;
+  int its_fd_ = -1;
+  bool pmu_ = false;         // KVM_CAP_ARM_PMU_V3 and opts.pmu
+  kvm_vcpu_init init_{};     // KVM_ARM_PREFERRED_TARGET
+  std::once_flag finalize_once_;
+  Status finalize_status_ = Ok();
 };
 
+// Per-vCPU register cache: each core register (ONE_REG) is fetched on
+// first use after an exit and written back before the next entry only if
+// dirtied; an MMIO exit that needs no register costs no extra ioctl.
 class KvmVcpuArch {
  public:
+  KvmVcpuArch(KvmVmArch* vm, int vcpu_fd, uint32_t index,
+              const kvm_vcpu_init& init, bool pmu);
   ~KvmVcpuArch();
   Status Flush();
   void Invalidate();
@@ -74,6 +99,21 @@ class KvmVcpuArch {
   Status Reset();                      // KVM_ARM_VCPU_INIT again
   Status SetRunnable(bool runnable);   // KVM_MP_STATE_RUNNABLE / STOPPED
   std::string DumpRegisters();
+
+ private:
+  static constexpr size_t kRegs = static_cast<size_t>(Reg::kCount);
+  Status Init();
+  Result<uint64_t> GetOne(uint64_t id);
+  Status SetOne(uint64_t id, uint64_t v);
+  KvmVmArch* vm_;
+  int fd_;
+  uint32_t index_;
+  kvm_vcpu_init init_;
+  bool pmu_;
+  bool entered_ = false;  // FinalizeIrqchip and the PMU done
+  uint64_t regs_[kRegs] = {};
+  uint64_t valid_ = 0, dirty_ = 0;  // bit per Reg
+  static_assert(kRegs <= 64);
 };
 
 }  // namespace strata::md

@@ -61,17 +61,34 @@ inline constexpr uint64_t kSysRegCntvCtlEl0 = SysRegId(3, 3, 14, 3, 1);
 inline constexpr uint64_t kSysRegCntvCvalEl0 = SysRegId(3, 3, 14, 3, 2);
 
 // Machine options fixed at VM creation; config keys under `arm64.`.
+// The platform fills in the interrupt controller's frames (its memory map);
+// the backend creates the vGIC there.
 struct MachineOptions {
   uint32_t gic_version = 3;  // 2 or 3 (ThunderX-class hosts: 3 only)
   uint32_t ipa_bits = 0;     // 0 = host default (40)
   bool pmu = true;           // PMUv3 for the guest if the host has one
   bool psci_0_2 = true;      // in-kernel PSCI 0.2+ (CPU_ON/OFF, SYSTEM_OFF)
+  uint32_t gic_spis = 256;   // SPIs (INTIDs 32 .. 32 + gic_spis - 1)
+  uint64_t gic_dist_base = 0x08000000;    // GICD (64 KiB)
+  uint64_t gic_redist_base = 0x080a0000;  // v3: GICR frames, 128 KiB a vCPU
+  uint64_t gic_redist_size = 0x00f60000;  // v3: room for 123 vCPUs
+  uint64_t gic_cpu_base = 0x08010000;     // v2: GICC (8 KiB)
+  uint64_t gic_its_base = 0;              // v3: ITS (128 KiB); 0 = none
+  uint32_t pmu_ppi = 23;                  // PMU overflow interrupt (INTID)
 };
+
+// A GICv3 redistributor: RD_base and SGI_base frames (GICv3 spec §12.10).
+inline constexpr uint64_t kGicRedistStride = 0x20000;
+inline constexpr uint64_t kGicDistSize = 0x10000;
+inline constexpr uint64_t kGicItsSize = 0x20000;
+inline constexpr uint64_t kGicCpuSize = 0x2000;
 
 enum class ArchExitReason : uint16_t {
   kNone,
   kHypercall,      // HVC/SMC forwarded to user space (KVM_EXIT_HYPERCALL)
   kDebug,          // breakpoint / single step for the debugger
+  kDataAbortNoSyndrome,  // KVM_EXIT_ARM_NISV: an MMIO access KVM cannot
+                         // decode (ESR_EL2.ISV = 0, e.g. LDP or writeback)
   kCount,
 };
 
@@ -84,6 +101,8 @@ struct ArchExit {
   uint64_t* hypercall_ret = nullptr;
   uint64_t debug_pc = 0;
   uint32_t debug_esr = 0;           // ESR_EL2 syndrome
+  uint64_t nisv_esr_iss = 0;        // kDataAbortNoSyndrome: ESR_EL2.ISS
+  uint64_t nisv_fault_ipa = 0;      // ... and the faulting IPA
 };
 
 }  // namespace strata::md
