@@ -96,6 +96,11 @@ class VmBackend : public BusAccelerator {
       const std::function<void(const CoalescedWrite&)>& replay) = 0;
 
   virtual std::string_view name() const = 0;
+
+  // The machine options as the backend settled them: those the VM was
+  // created with, with every "host default" resolved against the host
+  // (arm64: the host profile's GIC version, ITS and IPA size).
+  virtual const md::MachineOptions& machine_options() const = 0;
 };
 
 }  // namespace strata

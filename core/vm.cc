@@ -901,6 +901,10 @@ Status IrqFd::Trigger() {
   }
 }
 
+const md::MachineOptions& Vm::machine_options() const {
+  return backend_->machine_options();
+}
+
 Status Vm::SetArchExitHandler(md::ArchExitReason r, ArchExitHandler h) {
   auto i = static_cast<size_t>(r);
   if (i >= arch_handlers_.size()) {

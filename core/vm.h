@@ -323,6 +323,8 @@ class Vm {
   const std::string& name() const { return opts_.name; }
   uint32_t max_vcpus() const { return opts_.max_vcpus; }
   const CpuTopology& topology() const { return opts_.topology; }
+  // options().machine with the host defaults resolved (VmBackend).
+  const md::MachineOptions& machine_options() const;
   spdlog::logger& log() const { return *logger_; }
 
   // Lazily created vCPUs.

@@ -101,6 +101,9 @@ class KvmVm final : public VmBackend {
   Status SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
                           bool add) override;
   std::string_view name() const override { return "kvm"; }
+  const md::MachineOptions& machine_options() const override {
+    return arch_->options();
+  }
 
   int fd() const { return fd_; }
   KvmSystem& system() { return *sys_; }

@@ -94,6 +94,10 @@ void Usage(FILE* f) {
       "                        (pc: each ACPI table as DIR/<SIGNATURE>.dat for\n"
       "                        iasl -d, SMBIOS as DIR/smbios.bin for dmidecode\n"
       "                        --from-dump); needs no /dev/kvm\n"
+      "      --dump-dtb FILE   write the machine's device tree blob for these\n"
+      "                        options to FILE and exit (virt: for dtc -I dtb;\n"
+      "                        \"auto\" GIC options as GICv3 with an ITS);\n"
+      "                        needs no /dev/kvm\n"
       "  -h, --help            this text\n");
   for (const CommandLineOption& o : Machine::CommandLineOptions()) {
     // "--cpu-vendor V": every machine option takes one value.
@@ -230,6 +234,35 @@ int DumpTables(const Config& c, const std::string& dir) {
   return 0;
 }
 
+// --dump-dtb: the device tree a VM of `c` would get.
+int DumpDtb(const Config& c, const std::string& path) {
+  auto files = platform::FirmwareTables(c);
+  if (!files) {
+    std::fprintf(stderr, "bhyverun: --dump-dtb: %s\n",
+                 files.error().message().c_str());
+    return IsBadInput(files.error().code()) ? kExitUsage
+                                            : ExitStatus::kExitVmmError;
+  }
+  for (const FirmwareFile& f : *files) {
+    if (!f.name.ends_with(".dtb")) continue;
+    FILE* out = std::fopen(path.c_str(), "wb");
+    bool ok = out != nullptr &&
+              std::fwrite(f.data.data(), 1, f.data.size(), out) == f.data.size();
+    if (out != nullptr && std::fclose(out) != 0) ok = false;
+    if (!ok) {
+      std::fprintf(stderr, "bhyverun: --dump-dtb: cannot write '%s': %s\n",
+                   path.c_str(), std::strerror(errno));
+      return kExitUsage;
+    }
+    return 0;
+  }
+  std::fprintf(stderr,
+               "bhyverun: --dump-dtb: the %.*s machine has no device tree "
+               "(its firmware tables: --dump-tables DIR)\n",
+               static_cast<int>(Machine::Name().size()), Machine::Name().data());
+  return kExitUsage;
+}
+
 int Run(Config config) {
   Machine::Step step = Machine::Step::kInput;
   auto machine = Machine::Create(std::move(config), Machine::Options(), &step);
@@ -261,7 +294,12 @@ int Run(Config config) {
 
 int Main(int argc, char** argv) {
   Config c;
-  enum { kOptDumpConfig = 1000, kOptDumpTables, kOptMachine = 2000 };
+  enum {
+    kOptDumpConfig = 1000,
+    kOptDumpTables,
+    kOptDumpDtb,
+    kOptMachine = 2000
+  };
   std::vector<struct option> longopts = {
       {"cpus", required_argument, nullptr, 'c'},
       {"memory", required_argument, nullptr, 'm'},
@@ -272,6 +310,7 @@ int Main(int argc, char** argv) {
       {"log-level", required_argument, nullptr, 'l'},
       {"dump-config", no_argument, nullptr, kOptDumpConfig},
       {"dump-tables", required_argument, nullptr, kOptDumpTables},
+      {"dump-dtb", required_argument, nullptr, kOptDumpDtb},
       {"help", no_argument, nullptr, 'h'},
   };
   const auto machine_opts = Machine::CommandLineOptions();
@@ -282,6 +321,7 @@ int Main(int argc, char** argv) {
   longopts.push_back({nullptr, 0, nullptr, 0});
   bool dump = false;
   std::optional<std::string> dump_tables;
+  std::optional<std::string> dump_dtb;
   optind = 1;
   opterr = 0;
   int opt;
@@ -299,6 +339,7 @@ int Main(int argc, char** argv) {
       case 'l': s = c.Set("log.level", optarg); break;
       case kOptDumpConfig: dump = true; break;
       case kOptDumpTables: dump_tables = optarg; break;
+      case kOptDumpDtb: dump_dtb = optarg; break;
       case 'h': Usage(stdout); return 0;
       default:
         if (opt >= kOptMachine &&
@@ -331,6 +372,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (dump_tables) return DumpTables(c, *dump_tables);
+  if (dump_dtb) return DumpDtb(c, *dump_dtb);
   return Run(std::move(c));
 }
 

@@ -82,6 +82,14 @@ Result<int> CreateDevice(int vm_fd, uint32_t type, std::string_view what) {
   return static_cast<int>(d.fd);
 }
 
+// KVM_CREATE_DEVICE_TEST: whether the host's KVM can create `type`.
+bool CanCreateDevice(int vm_fd, uint32_t type) {
+  kvm_create_device d{};
+  d.type = type;
+  d.flags = KVM_CREATE_DEVICE_TEST;
+  return Ioctl(vm_fd, KVM_CREATE_DEVICE, &d) == 0;
+}
+
 }  // namespace
 
 // ----------------------------------------------------------- KvmVmArch ----
@@ -139,8 +147,30 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
       return SysError("enabling KVM_CAP_ARM_NISV_TO_USER");
     }
   }
+  STRATA_TRY(a->ResolveAuto());
   STRATA_TRY(a->CreateGic());
   return a;
+}
+
+Status KvmVmArch::ResolveAuto() {
+  const bool v3 = CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_V3);
+  const bool v2 = CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_V2);
+  if (opts_.gic_version == 0) {
+    if (!v3 && !v2) {
+      return MakeError(Errc::kUnsupported,
+                       "arm64: this host's KVM offers neither vGICv3 nor "
+                       "vGICv2");
+    }
+    opts_.gic_version = v3 ? 3 : 2;
+  }
+  if (!opts_.its) {
+    opts_.its = opts_.gic_version == 3 &&
+                CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_ITS);
+  }
+  Log().info("arm64: vGICv{}{} (host KVM: vGICv3 {}, vGICv2 {})",
+             opts_.gic_version, *opts_.its ? " with ITS" : "",
+             v3 ? "yes" : "no", v2 ? "yes" : "no");
+  return Ok();
 }
 
 Status KvmVmArch::CreateGic() {
@@ -192,7 +222,7 @@ Status KvmVmArch::CreateGic() {
   }
   STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs,
                            "setting the vGIC's interrupt count"));
-  if (opts_.gic_its_base != 0) {
+  if (opts_.its.value_or(false)) {
     if (opts_.gic_version != 3) {
       return MakeError(Errc::kInvalidArgument,
                        "arm64: an ITS needs GICv3 (arm64.gic_version=3)");

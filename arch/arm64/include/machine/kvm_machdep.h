@@ -62,6 +62,7 @@ class KvmVmArch {
  private:
   KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
             uint32_t max_vcpus);
+  Status ResolveAuto();  // the "auto" options, from the host
   Status CreateGic();
   int sys_fd_;
   int vm_fd_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,7 +65,12 @@ inline constexpr uint64_t kSysRegCntvCvalEl0 = SysRegId(3, 3, 14, 3, 2);
 // The platform fills in the interrupt controller's frames (its memory map);
 // the backend creates the vGIC there.
 struct MachineOptions {
-  uint32_t gic_version = 3;  // 2 or 3 (ThunderX-class hosts: 3 only)
+  // auto, thunderx, thunderx2, generic (arch/arm64/profile.h): what the
+  // "auto" values below resolve to; the backend resolves them at VM
+  // creation (Vm::machine_options() has the result).
+  std::string profile = "auto";
+  uint32_t gic_version = 0;  // 0 = the profile's; else 2 or 3
+  std::optional<bool> its;   // GICv3 ITS; unset = the profile's
   uint32_t ipa_bits = 0;     // 0 = host default (40)
   bool pmu = true;           // PMUv3 for the guest if the host has one
   bool psci_0_2 = true;      // in-kernel PSCI 0.2+ (CPU_ON/OFF, SYSTEM_OFF)
@@ -73,7 +79,7 @@ struct MachineOptions {
   uint64_t gic_redist_base = 0x080a0000;  // v3: GICR frames, 128 KiB a vCPU
   uint64_t gic_redist_size = 0x00f60000;  // v3: room for 123 vCPUs
   uint64_t gic_cpu_base = 0x08010000;     // v2: GICC (8 KiB)
-  uint64_t gic_its_base = 0;              // v3: ITS (128 KiB); 0 = none
+  uint64_t gic_its_base = 0x08080000;     // v3: ITS (128 KiB), if `its`
   uint32_t pmu_ppi = 23;                  // PMU overflow interrupt (INTID)
 };
 

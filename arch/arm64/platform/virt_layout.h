@@ -1,0 +1,49 @@
+// strata — the memory map and interrupt numbers of the arm64 "virt" machine.
+//
+// QEMU's virt machine (hw/arm/virt.c, base_memmap and a15irqmap), so that a
+// guest built for `qemu-system-aarch64 -M virt` — kvm-unit-tests' default
+// target, Linux with its generated DTB — finds every device where it looks:
+//
+//   0x08000000  GIC distributor (64 KiB)
+//   0x08010000  GICv2 CPU interface (8 KiB; GICv2 only)
+//   0x08080000  GICv3 ITS (128 KiB)
+//   0x080a0000  GICv3 redistributors, 128 KiB per vCPU, up to 0x09000000
+//               (123 vCPUs)
+//   0x09000000  PL011 UART (4 KiB), SPI 1 (INTID 33)
+//   0x0a000000  32 virtio-mmio slots of 512 bytes, SPIs 16-47
+//   0x40000000  RAM
+#pragma once
+
+#include <cstdint>
+
+namespace strata::arm64::virt {
+
+inline constexpr uint64_t kGicDistBase = 0x08000000;
+inline constexpr uint64_t kGicCpuBase = 0x08010000;
+inline constexpr uint64_t kGicItsBase = 0x08080000;
+inline constexpr uint64_t kGicRedistBase = 0x080a0000;
+inline constexpr uint64_t kGicRedistSize = 0x09000000 - kGicRedistBase;
+inline constexpr uint64_t kUartBase = 0x09000000;
+inline constexpr uint64_t kUartSize = 0x1000;
+inline constexpr uint32_t kUartSpi = 1;  // SPI numbers count from INTID 32
+inline constexpr uint64_t kVirtioMmioBase = 0x0a000000;
+inline constexpr uint64_t kRamBase = 0x40000000;
+// RAM may reach the end of the 40-bit IPA space KVM gives by default.
+inline constexpr uint64_t kRamLimit = (uint64_t{1} << 40) - kRamBase;
+
+inline constexpr uint32_t kGicSpis = 256;  // as QEMU's virt (NUM_IRQS)
+inline constexpr uint32_t kPmuPpi = 23;    // INTIDs of the PPIs
+inline constexpr uint32_t kTimerSecurePpi = 29;
+inline constexpr uint32_t kTimerPhysPpi = 30;
+inline constexpr uint32_t kTimerVirtPpi = 27;
+inline constexpr uint32_t kTimerHypPpi = 26;
+
+// The MPIDR_EL1 KVM gives vCPU `index` (arch/arm64/kvm/sys_regs.c,
+// reset_mpidr: Aff0 = index bits 3:0, Aff1 = bits 11:4, Aff2 = bits 19:12;
+// bit 31 is RES1).
+constexpr uint64_t KvmMpidr(uint32_t index) {
+  return (uint64_t{1} << 31) | (index & 0xf) | (((index >> 4) & 0xff) << 8) |
+         ((uint64_t{(index >> 12) & 0xff}) << 16);
+}
+
+}  // namespace strata::arm64::virt
