@@ -13,14 +13,16 @@
 int boot_cpu_index = -1;
 volatile uint64_t cpu_checkin_mpidr[MAX_CPUS];
 volatile uint32_t cpus_checked_in;
+volatile uint32_t cpu_checkin_count[MAX_CPUS];
 void (*volatile secondary_fn)(uint32_t cpu_index);
 
 extern const char secondary_entry[];
 /* Called by entry.S on a secondary CPU with its stack and MMU set up. */
 __attribute__((noreturn)) void secondary_start(uint64_t cpu_index);
 
-static void check_in(uint32_t index) {
+void smp_check_in(uint32_t index) {
   atomic_store_u64(&cpu_checkin_mpidr[index], read_sysreg(mpidr_el1));
+  atomic_add_u32(&cpu_checkin_count[index], 1);
   atomic_add_u32(&cpus_checked_in, 1);
   sev();
 }
@@ -28,7 +30,7 @@ static void check_in(uint32_t index) {
 void secondary_start(uint64_t cpu_index) {
   write_sysreg(tpidr_el1, cpu_index);
   vectors_install();
-  check_in((uint32_t)cpu_index);
+  smp_check_in((uint32_t)cpu_index);
   void (*fn)(uint32_t) = secondary_fn;
   if (fn != NULL) fn((uint32_t)cpu_index);
   /* Parked but ON: AFFINITY_INFO keeps reporting it. */
@@ -44,7 +46,7 @@ struct smp_status smp_start(uint32_t timeout_ms) {
     st.cpu_on_failures = st.expected;
     return st;
   }
-  check_in((uint32_t)boot_cpu_index);
+  smp_check_in((uint32_t)boot_cpu_index);
   for (uint32_t i = 0; i < boot_info.ncpus; ++i) {
     if ((int)i == boot_cpu_index) continue;
     int64_t ret = psci_cpu_on(boot_info.mpidr[i], (uintptr_t)secondary_entry, i);

@@ -27,10 +27,16 @@ extern int boot_cpu_index;
  * so it is stored with bit 31, MPIDR's RES1 bit, set). */
 extern volatile uint64_t cpu_checkin_mpidr[MAX_CPUS];
 extern volatile uint32_t cpus_checked_in;
+/* Check-ins per CPU (a CPU started again after CPU_OFF checks in again). */
+extern volatile uint32_t cpu_checkin_count[MAX_CPUS];
 
 /* Run by each secondary after it checked in; it may return (then the CPU
  * parks). Set it before smp_start(). */
 extern void (*volatile secondary_fn)(uint32_t cpu_index);
+
+/* Records the calling CPU as checked in (smp_start does it for the boot
+ * CPU; guests that call CPU_ON themselves may). */
+void smp_check_in(uint32_t cpu_index);
 
 /* CPU_ON for every other CPU, then waits up to timeout_ms for all to
  * check in. Prints a line per failed CPU_ON. */
