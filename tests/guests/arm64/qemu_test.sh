@@ -35,13 +35,18 @@ run() {
   local name=$1 smp=$2 cpu=$3
   shift 3
   OUT=$TMP/$name-$cpu-$smp.log
+  CASE="$name -cpu $cpu -smp $smp"
+  if [ -z "${FLAT[$name]:-}" ]; then
+    : > "$OUT"
+    fail "$CASE" "no $name.flat among the arguments"
+    return
+  fi
   timeout 60 "$QEMU" -M virt,gic-version=3 -cpu "$cpu" -smp "$smp" -m 256 \
     -display none -monitor none -nodefaults -serial stdio "$@" \
     -kernel "${FLAT[$name]}" > "$OUT" 2> "$OUT.stderr" < /dev/null
   RC=$?
   echo "=== $name (-cpu $cpu -smp $smp): qemu exit $RC"
   sed 's/^/  /' "$OUT"
-  CASE="$name -cpu $cpu -smp $smp"
   ((RC == 0)) || fail "$CASE" "qemu exited with $RC: $(head -c 500 "$OUT.stderr")"
 }
 
