@@ -57,14 +57,25 @@ static inline uint64_t cntvct(void) {
   return read_sysreg(cntvct_el0);
 }
 
+/*
+ * MMIO accessors in asm with plain register addressing: a trapped access
+ * the hypervisor emulates needs a valid syndrome (ESR_EL2.ISV), which
+ * loads/stores with writeback and load/store pairs do not give (KVM exits
+ * with KVM_EXIT_ARM_NISV). gcc may pick post-index forms for volatile
+ * accesses in a loop; these cannot.
+ */
 static inline uint32_t mmio_read32(uintptr_t addr) {
-  return *(volatile uint32_t *)addr;
+  uint32_t v;
+  __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(addr) : "memory");
+  return v;
 }
 static inline void mmio_write32(uintptr_t addr, uint32_t v) {
-  *(volatile uint32_t *)addr = v;
+  __asm__ volatile("str %w0, [%1]" ::"rZ"(v), "r"(addr) : "memory");
 }
 static inline uint64_t mmio_read64(uintptr_t addr) {
-  return *(volatile uint64_t *)addr;
+  uint64_t v;
+  __asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(addr) : "memory");
+  return v;
 }
 
 #endif /* STRATA_GUEST_ARM64_H */
