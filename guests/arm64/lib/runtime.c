@@ -1,0 +1,160 @@
+/* Runtime start, exit paths, reporting, counter waits and string helpers. */
+#include "runtime.h"
+
+#include "arm64.h"
+#include "exceptions.h"
+#include "fdt.h"
+#include "psci.h"
+#include "smp.h"
+
+/* Called by entry.S on the boot CPU with the DTB address (x0 at entry). */
+__attribute__((noreturn)) void runtime_start(uintptr_t dtb);
+
+void runtime_start(uintptr_t dtb) {
+  vectors_install();
+  bool have_dt = fdt_parse(dtb);
+  boot_cpu_index = have_dt ? fdt_cpu_index(read_mpidr()) : -1;
+  write_sysreg(tpidr_el1, boot_cpu_index < 0 ? 0 : (uint64_t)boot_cpu_index);
+  if (!have_dt) guest_exit(1);
+  int code = guest_main(dtb);
+  guest_exit((uint32_t)code);
+}
+
+void halt_forever(void) {
+  irq_disable();
+  for (;;) wfi();
+}
+
+void guest_exit(uint32_t code) {
+  printf("EXIT: STATUS=%u\n", (code << 1) | 1);
+  psci_system_off();
+}
+
+void guest_poweroff(void) { psci_system_off(); }
+
+void guest_reset(void) { psci_system_reset(); }
+
+static uint32_t tests_run, tests_failed, tests_skipped;
+
+static void vreport(const char *tag, const char *fmt, va_list ap) {
+  /* Three printf calls, so not atomic against other CPUs' output: the
+   * guests report from the boot CPU only. */
+  printf("%s: ", tag);
+  vprintf(fmt, ap);
+  printf("\n");
+}
+
+void report(bool pass, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  ++tests_run;
+  if (!pass) ++tests_failed;
+  vreport(pass ? "PASS" : "FAIL", fmt, ap);
+  va_end(ap);
+}
+
+void report_skip(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  ++tests_run;
+  ++tests_skipped;
+  vreport("SKIP", fmt, ap);
+  va_end(ap);
+}
+
+void report_info(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vreport("INFO", fmt, ap);
+  va_end(ap);
+}
+
+int report_summary(void) {
+  printf("SUMMARY: %u tests, %u unexpected failures", tests_run, tests_failed);
+  if (tests_skipped) printf(", %u skipped", tests_skipped);
+  printf("\n");
+  return (int)tests_failed;
+}
+
+#define COUNTER_STUCK_POLLS 1000000u
+
+void deadline_start(struct deadline *d, uint32_t ms) {
+  uint64_t freq = cntfrq();
+  /* CNTFRQ_EL0 is firmware-programmed; 0 would make every wait instant,
+   * so assume the common 62.5 MHz then. */
+  if (freq == 0) freq = 62500000;
+  d->start = d->last = cntvct();
+  d->limit_ticks = freq / 1000 * ms;
+  d->unchanged_polls = 0;
+  d->timer_stuck = false;
+}
+
+bool deadline_expired(struct deadline *d) {
+  uint64_t now = cntvct();
+  if (now == d->last) {
+    if (++d->unchanged_polls >= COUNTER_STUCK_POLLS) d->timer_stuck = true;
+  } else {
+    d->unchanged_polls = 0;
+    d->last = now;
+  }
+  return d->timer_stuck || now - d->start >= d->limit_ticks;
+}
+
+void udelay(uint32_t us) {
+  struct deadline d;
+  deadline_start(&d, 0);
+  uint64_t freq = cntfrq() ? cntfrq() : 62500000;
+  d.limit_ticks = freq / 1000000 * us;
+  while (!deadline_expired(&d)) cpu_relax();
+}
+
+void *memcpy(void *dst, const void *src, size_t n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+void *memmove(void *dst, const void *src, size_t n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  if (d < s) {
+    while (n--) *d++ = *s++;
+  } else {
+    while (n--) d[n] = s[n];
+  }
+  return dst;
+}
+
+void *memset(void *dst, int c, size_t n) {
+  unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+
+int memcmp(const void *a, const void *b, size_t n) {
+  const unsigned char *x = a, *y = b;
+  for (; n; --n, ++x, ++y) {
+    if (*x != *y) return *x < *y ? -1 : 1;
+  }
+  return 0;
+}
+
+size_t strlen(const char *s) {
+  size_t n = 0;
+  while (s[n]) ++n;
+  return n;
+}
+
+int strcmp(const char *a, const char *b) {
+  while (*a && *a == *b) ++a, ++b;
+  return (unsigned char)*a - (unsigned char)*b;
+}
+
+int strncmp(const char *a, const char *b, size_t n) {
+  for (; n; --n, ++a, ++b) {
+    if (*a != *b) return (unsigned char)*a - (unsigned char)*b;
+    if (*a == '\0') return 0;
+  }
+  return 0;
+}
