@@ -20,6 +20,8 @@ PACKAGES=(
   libgtest-dev:arm64 libgmock-dev:arm64 qemu-user-static
   # Peer tools the tests check strata's output with
   acpica-tools dmidecode
+  # Peer tool for the DTB tests (dtc -I dtb, fdtget: //arch/arm64/platform:fdt_test)
+  device-tree-compiler
   # The nested testbeds (scripts/nested.sh): QEMU's TCG with SVM and EL2,
   # and the L1 initramfs
   qemu-system-x86 qemu-system-arm busybox-static cpio
