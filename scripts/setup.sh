@@ -9,6 +9,8 @@ PACKAGES=(
   # Libraries (see third_party/)
   libfmt-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   googletest libfdt-dev
+  # zlib: gunzip of arm64 kernels (arch/arm64/loader), both architectures
+  zlib1g-dev zlib1g-dev:arm64
   # The C ABI's install and its tests: pkg-config, and patchelf to drop the
   # build tree's RUNPATH from the installed libstrata.so.1
   pkgconf patchelf
