@@ -260,6 +260,12 @@ Result<BootLayout> PlanArmBoot(std::span<const uint8_t> kernel,
                      "the kernel is still compressed (unpack it with "
                      "UnpackArmKernel first)");
   }
+  if (kernel.size() >= 4 && std::memcmp(kernel.data(), "\x7f" "ELF", 4) == 0) {
+    // Loading it raw would enter the ELF header.
+    return MakeError(Errc::kUnsupported,
+                     "the kernel is an ELF file: strata boots an arm64 Image "
+                     "or a raw binary (objcopy -O binary)");
+  }
   if (dtb_size == 0 || dtb_size > kDtbMax) {
     return MakeError(Errc::kInvalidArgument,
                      "a DTB of {} bytes: booting.rst allows 1 to {} bytes",

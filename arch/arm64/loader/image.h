@@ -132,8 +132,9 @@ struct BootLayout {
 // bytes in RAM [ram_base, +ram_size). The DTB goes last, so a caller may
 // plan with an upper bound (e.g. DtbSizeLimit() of fdt.h), build the tree
 // with the planned initrd address and copy any tree of at most that size.
-// Errors: kInvalidArgument (empty kernel, a DTB over 2 MiB, a malformed
-// Image), kUnsupported (big-endian Image), kOutOfRange (anything that does
+// Errors: kInvalidArgument (empty or still compressed kernel, a DTB over
+// 2 MiB, a malformed Image), kUnsupported (big-endian Image, an ELF file:
+// not loaded raw), kOutOfRange (anything that does
 // not fit in RAM or booting.rst's initrd window, naming what and where).
 Result<BootLayout> PlanArmBoot(std::span<const uint8_t> kernel,
                                uint64_t initrd_size, uint64_t dtb_size,
