@@ -25,7 +25,7 @@
 //   /pl011@<base>      "arm,pl011", "arm,primecell", or /uart@<base>
 //                      "ns16550a" (kvmtool's UART)
 //   /virtio_mmio@<b>   "virtio,mmio", dma-coherent, edge-rising SPI
-//   /aliases           serial0 = the UART (as QEMU since 6.1)
+//   /aliases           serial0 = the UART (as recent QEMU writes it)
 //   /chosen            stdout-path, bootargs, linux,initrd-start/-end
 // Interrupt specifiers are <type number flags> with type 0 = SPI (number =
 // INTID - 32) and 1 = PPI (number = INTID - 16); Linux's
