@@ -9,6 +9,8 @@ PACKAGES=(
   # Libraries (see third_party/)
   libfmt-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   googletest libfdt-dev
+  # zlib: gunzip of arm64 kernels (arch/arm64/loader), both architectures
+  zlib1g-dev zlib1g-dev:arm64
   # The C ABI's install and its tests: pkg-config, and patchelf to drop the
   # build tree's RUNPATH from the installed libstrata.so.1
   pkgconf patchelf
@@ -20,6 +22,8 @@ PACKAGES=(
   libgtest-dev:arm64 libgmock-dev:arm64 qemu-user-static
   # Peer tools the tests check strata's output with
   acpica-tools dmidecode
+  # Peer tool for the DTB tests (dtc -I dtb, fdtget: //arch/arm64/platform:fdt_test)
+  device-tree-compiler
   # The nested testbeds (scripts/nested.sh): QEMU's TCG with SVM and EL2,
   # and the L1 initramfs
   qemu-system-x86 qemu-system-arm busybox-static cpio
