@@ -394,6 +394,8 @@ TEST(ArmBootPlanTest, RefusesWhatDoesNotFit) {
          Errc::kOutOfRange, "32 GiB window");
 }
 
+// --- A real kernel: only in :image_real_kernel_test (manual, see BUILD) ---
+#ifdef STRATA_REAL_KERNEL_TEST
 // --- A real kernel (manual: see BUILD) ---
 
 TEST(ArmRealKernelTest, DebianCloudArm64Vmlinuz) {
@@ -459,6 +461,7 @@ TEST(ArmRealKernelTest, DebianCloudArm64Vmlinuz) {
               static_cast<unsigned long long>(l->initrd_addr),
               static_cast<unsigned long long>(l->dtb_addr));
 }
+#endif  // STRATA_REAL_KERNEL_TEST
 
 }  // namespace
 }  // namespace strata::arm64
