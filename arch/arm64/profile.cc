@@ -1,5 +1,7 @@
 #include "arch/arm64/profile.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 namespace strata::arm64 {
@@ -193,6 +195,57 @@ std::string DescribeMidr(uint64_t midr_el1) {
           ? fmt::format("pass {}.{}", m.variant + 1, m.revision)
           : fmt::format("r{}p{}", m.variant, m.revision);
   return fmt::format("{} {} {}", c->name, rev, ids);
+}
+
+namespace {
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)); }
+}  // namespace
+
+std::optional<std::string> CmdlineValue(std::string_view cmdline,
+                                        std::string_view key) {
+  std::optional<std::string> found;
+  size_t i = 0;
+  while (i < cmdline.size()) {
+    while (i < cmdline.size() && IsSpace(cmdline[i])) ++i;
+    size_t j = i;
+    while (j < cmdline.size() && !IsSpace(cmdline[j])) ++j;
+    const std::string_view word = cmdline.substr(i, j - i);
+    if (word == key) {
+      found = "";
+    } else if (word.size() > key.size() && word.substr(0, key.size()) == key &&
+               word[key.size()] == '=') {
+      found = std::string(word.substr(key.size() + 1));
+    }
+    i = j;
+  }
+  return found;
+}
+
+Result<uint64_t> ParseMidrText(std::string_view text) {
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  if (text.size() < 3 || text.size() > 18 || text[0] != '0' ||
+      (text[1] != 'x' && text[1] != 'X')) {
+    return MakeError(Errc::kInvalidArgument,
+                     "'{}' is not a MIDR_EL1 value (0x followed by hex "
+                     "digits)",
+                     text);
+  }
+  uint64_t v = 0;
+  for (char c : text.substr(2)) {
+    const int d = std::isdigit(static_cast<unsigned char>(c))
+                      ? c - '0'
+                      : (c >= 'a' && c <= 'f')   ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                 : -1;
+    if (d < 0) {
+      return MakeError(Errc::kInvalidArgument,
+                       "'{}' is not a MIDR_EL1 value (0x followed by hex "
+                       "digits)",
+                       text);
+    }
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  return v;
 }
 
 std::optional<bool> ResolveVhe(const HostFacts& facts) {

@@ -135,6 +135,16 @@ Result<Profile> ChooseProfile(const HostFacts& facts,
 Status ApplyGicOverride(Profile& profile, const HostFacts& facts,
                         uint32_t gic_version);
 
+// Helpers for the probe, pure so they are tested everywhere.
+//
+// The value of `key=` on a kernel command line (/proc/cmdline): the last
+// occurrence wins, as for the kernel's own parameters; a bare `key` gives
+// "". nullopt if absent.
+std::optional<std::string> CmdlineValue(std::string_view cmdline,
+                                        std::string_view key);
+// The contents of sysfs's .../regs/identification/midr_el1 ("0x...\n").
+Result<uint64_t> ParseMidrText(std::string_view text);
+
 // "Cavium ThunderX CN88xx pass 2.1 (implementer 0x43 part 0x0a1)", or
 // "an unknown core (implementer 0x.. part 0x...)".
 std::string DescribeMidr(uint64_t midr_el1);

@@ -452,3 +452,36 @@ TEST(ApplyGicOverride, IsCheckedAgainstTheProfileAndTheHost) {
 
 }  // namespace
 }  // namespace strata::arm64
+
+namespace strata::arm64 {
+namespace {
+
+TEST(ProbeHelpers, CmdlineValue) {
+  const std::string_view c =
+      "BOOT_IMAGE=/vmlinuz root=/dev/sda1 kvm-arm.mode=nvhe quiet\n";
+  EXPECT_EQ(CmdlineValue(c, "kvm-arm.mode"), "nvhe");
+  EXPECT_EQ(CmdlineValue(c, "quiet"), "");
+  EXPECT_EQ(CmdlineValue(c, "root"), "/dev/sda1");
+  EXPECT_EQ(CmdlineValue(c, "kvm-arm"), std::nullopt);
+  EXPECT_EQ(CmdlineValue(c, "mode"), std::nullopt);
+  EXPECT_EQ(CmdlineValue("xkvm-arm.mode=nvhe", "kvm-arm.mode"), std::nullopt);
+  // The last one wins.
+  EXPECT_EQ(CmdlineValue("kvm-arm.mode=protected\tkvm-arm.mode=vhe",
+                         "kvm-arm.mode"),
+            "vhe");
+  EXPECT_EQ(CmdlineValue("", "kvm-arm.mode"), std::nullopt);
+  EXPECT_EQ(CmdlineValue("id_aa64mmfr1.vh=0", "id_aa64mmfr1.vh"), "0");
+}
+
+TEST(ProbeHelpers, ParseMidrText) {
+  EXPECT_EQ(*ParseMidrText("0x00000000431f0a11\n"), 0x431f0a11u);
+  EXPECT_EQ(*ParseMidrText("0x413FD0C1"), 0x413fd0c1u);
+  EXPECT_FALSE(ParseMidrText(""));
+  EXPECT_FALSE(ParseMidrText("0x"));
+  EXPECT_FALSE(ParseMidrText("431f0a11"));
+  EXPECT_FALSE(ParseMidrText("0x431g"));
+  EXPECT_FALSE(ParseMidrText("0x10000000000000000"));  // 17 digits
+}
+
+}  // namespace
+}  // namespace strata::arm64
