@@ -107,8 +107,9 @@ TEST(MachineConfig, DeviceInstancesAreChecked) {
             "another name");
   EXPECT_EQ(Prepare({{"platform.com2.device", "uart_16550"},
                      {"platform.com2.irq", "3"}}),
-            "platform.com2: config key 'platform.com2.port' is not set; a "
-            "uart_16550 device needs it");
+            "platform.com2: config key 'platform.com2.port' is not set (nor "
+            "'platform.com2.base'); a uart_16550 device needs one of them: "
+            "port (I/O) or base (MMIO)");
   EXPECT_EQ(Prepare({{"platform.com2.device", "uart_16550"},
                      {"platform.com2.port", "0x2f8"},
                      {"platform.com2.irq", "24"}}),

@@ -7,7 +7,9 @@
 
 #include "devices/char_backend.h"
 #include "devices/debug_exit.h"
+#include "devices/exit_line.h"
 #include "devices/pc_testdev.h"
+#include "devices/pl011.h"
 #include "devices/uart_16550.h"
 
 namespace strata {
@@ -25,27 +27,89 @@ namespace {
 // The highest base a PIO range of `length` bytes may have.
 constexpr uint64_t PioTop(uint64_t length) { return kPioMaxPort + 1 - length; }
 
-// --- uart_16550 ---
+// --- console backends (uart_16550, pl011) ---
 
-struct UartSettings {
-  bool stdio = false;
-  uint64_t port = 0;
-  md::IrqPin irq{};
-};
-
-Result<UartSettings> ReadUartSettings(DeviceContext& ctx) {
-  UartSettings s;
+Result<bool> ReadStdioBackend(DeviceContext& ctx) {
   const std::string backend = STRATA_TRY(ctx.GetString("backend", "none"));
   if (backend != "stdio" && backend != "none") {
     return MakeError(Errc::kInvalidArgument,
                      "{} must be stdio or none, got '{}'", ctx.Key("backend"),
                      backend);
   }
-  s.stdio = backend == "stdio";
-  s.port = STRATA_TRY(
-      ctx.Resource("port", 0, PioTop(kUart16550RegisterCount)));
+  const bool stdio = backend == "stdio";
+  if (stdio) STRATA_TRY(ctx.host().Claim("stdio", ctx.instance().prefix));
+  return stdio;
+}
+
+// The process's console for a device, or null.
+std::shared_ptr<StdioBackend> MakeConsole(DeviceContext& ctx, bool stdio) {
+  if (!stdio) return nullptr;
+  StdioBackend::Options o;
+  o.name = ctx.instance().name;
+  o.logger = ctx.logger();
+  return std::make_shared<StdioBackend>(o);
+}
+
+// Starts and stops the console with the VM; its input goes to `input`.
+void HookConsole(DeviceContext& ctx, StdioBackend* console,
+                 CharInput* input) {
+  if (console == nullptr) return;
+  console->SetInput(input);
+  ctx.host().OnStart([console] { return console->Start(); });
+  ctx.host().OnStop([console] { console->Stop(); });
+}
+
+// True if the instance has `rel`: from the machine or from the config.
+bool HasResource(DeviceContext& ctx, std::string_view rel) {
+  return ctx.instance().resources.count(rel) != 0 ||
+         ctx.config().Has(ctx.Key(rel));
+}
+
+// --- uart_16550 ---
+
+struct UartSettings {
+  bool stdio = false;
+  bool mmio = false;  // at `base` on the MMIO bus, else at `port`
+  uint64_t address = 0;
+  md::IrqPin irq{};
+};
+
+Result<UartSettings> ReadUartSettings(DeviceContext& ctx) {
+  UartSettings s;
+  s.stdio = STRATA_TRY(ReadStdioBackend(ctx));
+  const bool has_port = HasResource(ctx, "port");
+  const bool has_base = HasResource(ctx, "base");
+  const auto& given = ctx.instance().resources;
+  if (has_port && has_base && (given.count("port") || given.count("base"))) {
+    const bool port_given = given.count("port") != 0;
+    return MakeError(Errc::kInvalidArgument,
+                     "{}: '{}' is set, but the machine gives {} its {}; a "
+                     "uart_16550 device takes exactly one of port and base",
+                     ctx.instance().prefix,
+                     ctx.Key(port_given ? "base" : "port"),
+                     ctx.instance().name,
+                     port_given ? "I/O port" : "MMIO base");
+  }
+  if (has_port && has_base) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{}: '{}' and '{}' are both set; a uart_16550 device "
+                     "takes exactly one (port: I/O ports, base: MMIO)",
+                     ctx.instance().prefix, ctx.Key("port"), ctx.Key("base"));
+  }
+  if (has_base) {
+    s.mmio = true;
+    s.address = STRATA_TRY(
+        ctx.Resource("base", 0, UINT64_MAX - (kUart16550RegisterCount - 1)));
+  } else if (has_port) {
+    s.address = STRATA_TRY(
+        ctx.Resource("port", 0, PioTop(kUart16550RegisterCount)));
+  } else {
+    return MakeError(Errc::kInvalidArgument,
+                     "{}: config key '{}' is not set (nor '{}'); a uart_16550 "
+                     "device needs one of them: port (I/O) or base (MMIO)",
+                     ctx.instance().prefix, ctx.Key("port"), ctx.Key("base"));
+  }
   s.irq = STRATA_TRY(ctx.Irq("irq"));
-  if (s.stdio) STRATA_TRY(ctx.host().Claim("stdio", ctx.instance().prefix));
   return s;
 }
 
@@ -59,22 +123,12 @@ Result<std::shared_ptr<void>> CreateUart(DeviceContext& ctx) {
   const UartSettings s = STRATA_TRY(ReadUartSettings(ctx));
   auto dev = std::make_shared<UartDevice>();
   dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
-  if (s.stdio) {
-    StdioBackend::Options o;
-    o.name = ctx.instance().name;
-    o.logger = ctx.logger();
-    dev->console = std::make_shared<StdioBackend>(o);
-  }
+  dev->console = MakeConsole(ctx, s.stdio);
   dev->uart = std::make_shared<Uart16550>(dev->console.get(), dev->line.get(),
                                           ctx.instance().name);
-  STRATA_TRY(ctx.vm().pio_bus().Register(s.port, kUart16550RegisterCount,
-                                         dev->uart));
-  if (dev->console) {
-    StdioBackend* console = dev->console.get();
-    console->SetInput(dev->uart.get());
-    ctx.host().OnStart([console] { return console->Start(); });
-    ctx.host().OnStop([console] { console->Stop(); });
-  }
+  Bus& bus = s.mmio ? ctx.vm().mmio_bus() : ctx.vm().pio_bus();
+  STRATA_TRY(bus.Register(s.address, kUart16550RegisterCount, dev->uart));
+  HookConsole(ctx, dev->console.get(), dev->uart.get());
   return std::shared_ptr<void>(dev);
 }
 
@@ -84,7 +138,11 @@ DeviceModel UartModel() {
   m.help = "NS16550A UART";
   m.keys = {
       {"backend", "stdio (stdin/stdout; one device) or none (default)"},
-      {"port", "I/O port base (8 ports)", true},
+      {"port", "I/O port base (8 ports); exactly one of port and base", true},
+      {"base",
+       "MMIO base (8 bytes, register stride 1: kvmtool's arm64 "
+       "0x1000000); exactly one of port and base",
+       true},
       {"irq", "interrupt line", true},
   };
   m.check = [](DeviceContext& ctx) -> Status {
@@ -92,6 +150,79 @@ DeviceModel UartModel() {
     return Ok();
   };
   m.create = CreateUart;
+  return m;
+}
+
+// --- pl011 ---
+
+struct Pl011Settings {
+  bool stdio = false;
+  uint64_t base = 0;
+  md::IrqPin irq{};
+  bool exit_line = true;
+};
+
+Result<Pl011Settings> ReadPl011Settings(DeviceContext& ctx) {
+  Pl011Settings s;
+  s.stdio = STRATA_TRY(ReadStdioBackend(ctx));
+  s.base = STRATA_TRY(ctx.Resource("base", 0, UINT64_MAX - (kPl011Size - 1)));
+  if (s.base % kPl011Size != 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "{} is {:#x}; a pl011's 4 KiB register page must be "
+                     "4 KiB-aligned",
+                     ctx.Key("base"), s.base);
+  }
+  s.irq = STRATA_TRY(ctx.Irq("irq"));
+  s.exit_line = STRATA_TRY(ctx.GetBool("exit_line", true));
+  return s;
+}
+
+struct Pl011Device {
+  std::shared_ptr<VmPinLine> line;
+  std::shared_ptr<StdioBackend> console;
+  std::shared_ptr<ExitLineBackend> exit_line;
+  std::shared_ptr<Pl011> uart;
+};
+
+Result<std::shared_ptr<void>> CreatePl011(DeviceContext& ctx) {
+  const Pl011Settings s = STRATA_TRY(ReadPl011Settings(ctx));
+  auto dev = std::make_shared<Pl011Device>();
+  dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
+  dev->console = MakeConsole(ctx, s.stdio);
+  CharBackend* out = dev->console.get();
+  if (s.exit_line) {
+    Vm& vm = ctx.vm();
+    // As isa-debug-exit: the guest's status n = (code << 1) | 1.
+    dev->exit_line = std::make_shared<ExitLineBackend>(
+        out, [&vm](uint64_t status) {
+          vm.RequestStop(ExitStatus::GuestExit(status >> 1));
+        });
+    out = dev->exit_line.get();
+  }
+  dev->uart =
+      std::make_shared<Pl011>(out, dev->line.get(), ctx.instance().name);
+  STRATA_TRY(ctx.vm().mmio_bus().Register(s.base, kPl011Size, dev->uart));
+  HookConsole(ctx, dev->console.get(), dev->uart.get());
+  return std::shared_ptr<void>(dev);
+}
+
+DeviceModel Pl011Model() {
+  DeviceModel m;
+  m.name = "pl011";
+  m.help = "ARM PrimeCell PL011 UART (r1p5)";
+  m.keys = {
+      {"backend", "stdio (stdin/stdout; one device) or none (default)"},
+      {"base", "MMIO base of its 4 KiB register page (4 KiB-aligned)", true},
+      {"irq", "interrupt line", true},
+      {"exit_line",
+       "true (default): a transmitted line 'EXIT: STATUS=<n>' "
+       "(kvm-unit-tests) stops the VM with exit status n, as isa-debug-exit"},
+  };
+  m.check = [](DeviceContext& ctx) -> Status {
+    STRATA_TRY(ReadPl011Settings(ctx));
+    return Ok();
+  };
+  m.create = CreatePl011;
   return m;
 }
 
@@ -167,6 +298,7 @@ Status RegisterStandardDeviceModels(DeviceRegistry& registry) {
   STRATA_TRY(registry.Register(UartModel()));
   STRATA_TRY(registry.Register(DebugExitModel()));
   STRATA_TRY(registry.Register(PcTestdevModel()));
+  STRATA_TRY(registry.Register(Pl011Model()));
   return Ok();
 }
 

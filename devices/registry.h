@@ -3,10 +3,17 @@
 //
 // RegisterStandardDeviceModels adds, by name:
 //   uart_16550      NS16550A UART (uart_16550.h). Keys: backend (stdio or
-//                   none), port, irq. backend=stdio is the process's
-//                   console: output through StdioBackend (never blocks the
-//                   vCPU), stdin into the UART's receive queue, a terminal
-//                   in raw mode while the VM runs; one device at a time.
+//                   none), port (I/O) or base (MMIO, register stride 1 —
+//                   kvmtool's arm64 layout): exactly one of them, irq.
+//                   backend=stdio is the process's console: output through
+//                   StdioBackend (never blocks the vCPU), stdin into the
+//                   UART's receive queue, a terminal in raw mode while the
+//                   VM runs; one device at a time (of either UART model).
+//   pl011           ARM PL011 UART (pl011.h). Keys: backend (as above),
+//                   base (a 4 KiB-aligned page on the MMIO bus), irq,
+//                   exit_line (bool, default true: a transmitted line
+//                   "EXIT: STATUS=<n>" stops the VM with exit status n, the
+//                   kvm-unit-tests convention; exit_line.h).
 //   isa-debug-exit  QEMU's debug-exit port (debug_exit.h). Key: port.
 //   pc-testdev      kvm-unit-tests' pc-testdev (pc_testdev.h), at its fixed
 //                   ports and MMIO window.

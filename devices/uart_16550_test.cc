@@ -381,3 +381,32 @@ TEST(UartStalledConsoleTest, TransmitNeverBlocksOnAPipeNobodyReads) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// kvmtool's arm64 layout: the same device on the MMIO bus at 0x1000000,
+// one byte per register.
+TEST(Uart16550Mmio, WorksAtAnMmioBaseWithStrideOne) {
+  constexpr uint64_t kBase = 0x01000000;
+  Bus bus{BusKind::kMmio};
+  BufferBackend out;
+  auto uart = std::make_shared<Uart16550>(&out, nullptr, "ttyS0");
+  ASSERT_TRUE(bus.Register(kBase, kUart16550RegisterCount, uart));
+  ASSERT_TRUE(bus.Write({}, kBase + kUartRbrThr, 1, 'k'));
+  EXPECT_EQ(out.contents(), "k");
+  EXPECT_EQ(*bus.Read({}, kBase + kUartLsr, 1), 0x60u);
+  ASSERT_TRUE(bus.Write({}, kBase + kUartScr, 1, 0x5a));
+  EXPECT_EQ(*bus.Read({}, kBase + kUartScr, 1), 0x5au);
+  const uint8_t in[] = {'z'};
+  EXPECT_EQ(uart->PushInput(in), 1u);
+  EXPECT_EQ(*bus.Read({}, kBase + kUartLsr, 1) & kUartLsrDr, kUartLsrDr);
+  EXPECT_EQ(*bus.Read({}, kBase + kUartRbrThr, 1), uint64_t{'z'});
+  // Past the eighth register is not the UART's.
+  auto past = bus.Read({}, kBase + kUart16550RegisterCount, 1);
+  ASSERT_TRUE(past);
+  EXPECT_EQ(*past, 0u);
+}
+
+}  // namespace
+}  // namespace strata
