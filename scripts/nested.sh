@@ -125,9 +125,13 @@ if [ "$arch" = amd64 ]; then
   bhyverun="$bin/frontends/bhyverun/bhyverun"
   guests=("$bin"/tests/guests/amd64/*.elf)
 else
-  # No arm64 KVM backend yet (issue 7): the EL2 L1s check the testbed
-  # itself (KVM's hyp mode, the vGIC) until bhyverun runs there.
-  bhyverun="" guests=()
+  # The static aarch64 bhyverun (--config=arm64) and the arm64 guests.
+  bazel build --noshow_progress --ui_event_filters=-info,-debug --config=arm64 \
+    //frontends/bhyverun //tests/guests/arm64:all >&2 ||
+    fail_all "bazel build --config=arm64 of bhyverun and the arm64 guests failed"
+  bin=$(bazel info --config=arm64 bazel-bin 2>/dev/null)
+  bhyverun="$bin/frontends/bhyverun/bhyverun"
+  guests=("$bin"/tests/guests/arm64/*.flat)
 fi
 
 # --- The initramfs ---
@@ -169,12 +173,15 @@ done
 printf '%s\n' "${mods[@]##*/}" | grep . > "$rootfs/modules/order"
 if [ -n "$bhyverun" ]; then
   cp "$bhyverun" "$rootfs/bin/bhyverun"
-  # Its shared libraries and the loader, at the paths ldd names.
-  while read -r lib; do
-    [ -f "$lib" ] || continue
-    mkdir -p "$rootfs$(dirname "$lib")"
-    cp -L "$lib" "$rootfs$lib"
-  done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
+  # Its shared libraries and the loader, at the paths ldd names (amd64;
+  # the arm64 build is static).
+  if [ "$arch" = amd64 ]; then
+    while read -r lib; do
+      [ -f "$lib" ] || continue
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
+  fi
   cp "${guests[@]}" "$rootfs/guests/"
 fi
 if [ "$arch" = amd64 ]; then

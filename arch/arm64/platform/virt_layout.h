@@ -12,9 +12,17 @@
 //   0x09000000  PL011 UART (4 KiB), SPI 1 (INTID 33)
 //   0x0a000000  32 virtio-mmio slots of 512 bytes, SPIs 16-47
 //   0x40000000  RAM
+//
+// With arm64.layout=kvmtool the machine is laid out as kvmtool's arm64 VM
+// (arm/include/arm-common/kvm-arch.h, hw/serial.c), for kvm-unit-tests
+// built with --target=kvmtool: RAM from 0x80000000, an ns16550a UART at
+// 0x01000000 (SPI 0), the GIC distributor just below 0x40000000 with the
+// GICv2 CPU interface or the GICv3 redistributors (128 KiB a vCPU) and the
+// ITS below it.
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace strata::arm64::virt {
 
@@ -37,6 +45,49 @@ inline constexpr uint32_t kTimerSecurePpi = 29;
 inline constexpr uint32_t kTimerPhysPpi = 30;
 inline constexpr uint32_t kTimerVirtPpi = 27;
 inline constexpr uint32_t kTimerHypPpi = 26;
+
+// kvmtool's layout (see the top).
+inline constexpr uint64_t kKvmtoolRamBase = 0x80000000;
+inline constexpr uint64_t kKvmtoolUartBase = 0x01000000;
+inline constexpr uint64_t kKvmtoolUartSize = 0x1000;
+inline constexpr uint32_t kKvmtoolUartSpi = 0;
+inline constexpr uint64_t kKvmtoolAxiBase = 0x40000000;
+inline constexpr uint64_t kKvmtoolGicDistBase = kKvmtoolAxiBase - 0x10000;
+inline constexpr uint64_t kKvmtoolGicCpuBase = kKvmtoolGicDistBase - 0x20000;
+
+// Where a machine of `layout` ("qemu" or "kvmtool") and `max_vcpus` puts
+// things.
+struct Layout {
+  std::string_view name;
+  uint64_t ram_base, ram_limit;  // RAM is [ram_base, ram_base + size)
+  uint64_t gic_dist, gic_cpu, gic_its, gic_redist, gic_redist_size;
+  bool uart_is_pl011;
+  uint64_t uart_base, uart_size;
+  uint32_t uart_spi;
+};
+
+constexpr Layout QemuLayout() {
+  return {"qemu",         kRamBase,       kRamLimit,  kGicDistBase,
+          kGicCpuBase,    kGicItsBase,    kGicRedistBase, kGicRedistSize,
+          true,           kUartBase,      kUartSize,  kUartSpi};
+}
+
+constexpr Layout KvmtoolLayout(uint32_t max_vcpus) {
+  const uint64_t redist_size = uint64_t{max_vcpus} * 0x20000;
+  const uint64_t redist = kKvmtoolGicDistBase - redist_size;
+  return {"kvmtool",
+          kKvmtoolRamBase,
+          (uint64_t{1} << 40) - kKvmtoolRamBase,
+          kKvmtoolGicDistBase,
+          kKvmtoolGicCpuBase,
+          redist - 0x20000,
+          redist,
+          redist_size,
+          false,
+          kKvmtoolUartBase,
+          kKvmtoolUartSize,
+          kKvmtoolUartSpi};
+}
 
 // The MPIDR_EL1 KVM gives vCPU `index` (arch/arm64/kvm/sys_regs.c,
 // reset_mpidr: Aff0 = index bits 3:0, Aff1 = bits 11:4, Aff2 = bits 19:12;
