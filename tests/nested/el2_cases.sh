@@ -61,5 +61,18 @@ case_ psci 1 "SUMMARY:" -c 2 -k $G/psci.flat
 # A load pair to device space: no syndrome for KVM to decode; the VM stops
 # with strata's diagnostic and a register dump (status 6).
 case_err nisv 6 "has no valid syndrome" -k $G/nisv.flat
+# A guest's unclaimed MMIO read is a VM-stopping error when asked for.
+case_err unclaimed-fatal 6 "0xa000000" -o bus.unclaimed_fatal=true -k $G/mmio.flat
+# Without the exit line the guest's SYSTEM_OFF after "EXIT:" is a clean 0.
+case_ hello-no-exit-line 0 "EXIT: STATUS=1" -o uart0.exit_line=false -k $G/hello.flat
+# The L1's GIC has no GICv2 compatibility (as ThunderX): v2 is refused.
+case_err gicv2-refused 6 "vGICv2" -o arm64.gic_version=2 -k $G/hello.flat
 # The device tree the guest gets, without a VM.
-case_ dump-dtb 0 "" --dump-dtb /tmp/virt.dtb -c 2
+/bin/bhyverun --dump-dtb /tmp/virt.dtb -c 2 </dev/null >/tmp/out 2>/tmp/err
+rc=$?
+if [ "$rc" = 0 ] && grep -q "linux,dummy-virt" /tmp/virt.dtb; then
+  echo "nested: PASS dump-dtb ($(wc -c < /tmp/virt.dtb) bytes)"
+else
+  echo "nested: FAIL dump-dtb (exit $rc)"
+  tail -n 4 /tmp/err | sed 's/^/nested:   err| /'
+fi
