@@ -15,7 +15,9 @@
 
 #include <fmt/format.h>
 
+#include "arch/arm64/kvm/host_probe.h"
 #include "arch/arm64/kvm/irq_routing.h"
+#include "arch/arm64/profile.h"
 #include "core/log.h"
 #include "machine/kvm_machdep.h"
 
@@ -82,14 +84,6 @@ Result<int> CreateDevice(int vm_fd, uint32_t type, std::string_view what) {
   return static_cast<int>(d.fd);
 }
 
-// KVM_CREATE_DEVICE_TEST: whether the host's KVM can create `type`.
-bool CanCreateDevice(int vm_fd, uint32_t type) {
-  kvm_create_device d{};
-  d.type = type;
-  d.flags = KVM_CREATE_DEVICE_TEST;
-  return Ioctl(vm_fd, KVM_CREATE_DEVICE, &d) == 0;
-}
-
 }  // namespace
 
 // ----------------------------------------------------------- KvmVmArch ----
@@ -153,23 +147,38 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
 }
 
 Status KvmVmArch::ResolveAuto() {
-  const bool v3 = CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_V3);
-  const bool v2 = CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_V2);
-  if (opts_.gic_version == 0) {
-    if (!v3 && !v2) {
-      return MakeError(Errc::kUnsupported,
-                       "arm64: this host's KVM offers neither vGICv3 nor "
-                       "vGICv2");
-    }
-    opts_.gic_version = v3 ? 3 : 2;
+  // The host profile (arch/arm64/profile.h) decides what "auto" means.
+  const ::strata::arm64::HostFacts facts = STRATA_TRY_CTX(
+      ::strata::arm64::ProbeHostFacts(sys_fd_), "probing the host's KVM");
+  std::optional<std::string_view> forced;
+  if (opts_.profile != "auto") forced = opts_.profile;
+  ::strata::arm64::Profile p = STRATA_TRY_CTX(::strata::arm64::ChooseProfile(facts, forced),
+                                    "arm64.profile");
+  if (opts_.gic_version != 0) {
+    STRATA_TRY_CTX(::strata::arm64::ApplyGicOverride(p, facts, opts_.gic_version),
+                   "arm64.gic_version");
   }
+  Log().info("arm64: host profile {}{}: {}", p.name,
+             forced ? " (forced)" : "", p.reason);
+  for (const ::strata::arm64::Workaround& w : p.workarounds) {
+    Log().info("arm64: profile {}: {}: {}", p.name, w.name, w.reason);
+  }
+  opts_.profile = p.name;
+  opts_.gic_version = p.gic_version;
   if (!opts_.its) {
-    opts_.its = opts_.gic_version == 3 &&
-                CanCreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_ITS);
+    opts_.its = p.its;
+  } else if (*opts_.its && !p.its) {
+    return MakeError(Errc::kUnsupported,
+                     "arm64.its=true: the {} profile on this host has no "
+                     "vGICv3 ITS",
+                     p.name);
   }
-  Log().info("arm64: vGICv{}{} (host KVM: vGICv3 {}, vGICv2 {})",
-             opts_.gic_version, *opts_.its ? " with ITS" : "",
-             v3 ? "yes" : "no", v2 ? "yes" : "no");
+  if (opts_.ipa_bits > p.ipa_bits) {
+    return MakeError(Errc::kUnsupported,
+                     "arm64.ipa_bits={}: this host's KVM gives at most {}",
+                     opts_.ipa_bits, p.ipa_bits);
+  }
+  pmu_ = pmu_ && p.pmu;
   return Ok();
 }
 
