@@ -19,6 +19,36 @@ unless stderr holds anything but warnings, 77 is SKIP, a timeout is FAIL
 (status 124), anything else FAIL. Prints `PASS|FAIL|SKIP <test> (<detail>)`
 per test and `N passed, N failed, N skipped`; --json writes a report with
 each test's status, seconds, SUMMARY line and first error line.
+
+arm64 (--arch arm64, the default for a tree whose config.mak says
+ARCH=arm64): <KUT_TREE>/arm/unittests.cfg, read by the same parser. smp is
+expanded with $MAX_SMP (--max-smp); the QEMU options become bhyverun's
+(translate_params_arm): -smp, -m, -append, -initrd, -cpu host|max|
+cortex-a57 (strata gives the guest the host's CPU; other models SKIP),
+-machine virt,gic-version=2|3|host|max -> -o arm64.gic_version=2|3|auto,
+-accel kvm, -serial stdio; -machine mte=on, -chardev, a -device strata
+lacks and the migration group (KUT drives QEMU's QMP) SKIP naming it. The
+env file is the initrd, as KUT's arm/run passes it. A tree configured with
+--target=kvmtool (config.mak TARGET=kvmtool: UART ns16550a at 0x01000000)
+runs from its kvmtool_params (translate_kvmtool, shared with
+scripts/strata-lkvm) on -o arm64.layout=kvmtool, with TARGET=kvmtool in the
+env and for disabled_if. bhyverun's exit status is the guest's
+`EXIT: STATUS=n` (KUT's exit()), so the status rules are the x86 ones.
+--vmm qemu runs qemu-system-aarch64 as KUT's arm/run does (-machine
+virt,gic-version=host -accel kvm -cpu host, chr-testdev, pci-testdev);
+--qemu-accel tcg (or STRATA_KUT_QEMU_ACCEL=tcg) runs it with -accel tcg
+-cpu cortex-a57 instead, to check that path on any host.
+
+The arm64 bhyverun runs only inside the nested EL2 testbed:
+
+    scripts/nested.sh el2-nvhe --kut /work/kut-arm64 [--kut-vmm qemu]
+
+plans the tests (--plan: plan.sh lines `kut_case NAME LIMIT /bin/bhyverun
+-k /kut/arm/<file>.flat -c N -i /kut/env ...`, plan.json with "dir": "arm"
+and the .flat files to copy into the L1's /kut/arm/) and classifies the
+L1's log (--results-from). For a --target=kvmtool tree KUT's own runner
+also works, in the L1 or on an arm64 host, through the kvmtool-compatible
+front: KVMTOOL=strata-lkvm ./run_tests.sh.
 """
 import argparse
 import json
