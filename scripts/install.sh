@@ -6,6 +6,7 @@
 # and the VMM with its kvm-unit-tests tools:
 #   PREFIX/bin/bhyverun
 #   PREFIX/bin/strata-qemu-system-x86_64 -> ../libexec/strata/ (with kut.py)
+#   PREFIX/bin/strata-lkvm -> ../libexec/strata/ (kvmtool-compatible front)
 # Usage: scripts/install.sh PREFIX
 # Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig \
 #         gcc app.c $(pkg-config --cflags --libs strata)
@@ -28,6 +29,8 @@ frontends/capi/install_files.sh "$bin/frontends/capi/libstrata.so" \
 install -d "$prefix/bin" "$prefix/libexec/strata"
 install -m 0755 "$bin/frontends/bhyverun/bhyverun" "$prefix/bin/bhyverun"
 install -m 0755 scripts/strata-qemu-system-x86_64 "$prefix/libexec/strata/"
+install -m 0755 scripts/strata-lkvm "$prefix/libexec/strata/"
 install -m 0644 scripts/kut.py "$prefix/libexec/strata/"
 ln -sf ../libexec/strata/strata-qemu-system-x86_64 \
   "$prefix/bin/strata-qemu-system-x86_64"
+ln -sf ../libexec/strata/strata-lkvm "$prefix/bin/strata-lkvm"

@@ -19,6 +19,36 @@ unless stderr holds anything but warnings, 77 is SKIP, a timeout is FAIL
 (status 124), anything else FAIL. Prints `PASS|FAIL|SKIP <test> (<detail>)`
 per test and `N passed, N failed, N skipped`; --json writes a report with
 each test's status, seconds, SUMMARY line and first error line.
+
+arm64 (--arch arm64, the default for a tree whose config.mak says
+ARCH=arm64): <KUT_TREE>/arm/unittests.cfg, read by the same parser. smp is
+expanded with $MAX_SMP (--max-smp); the QEMU options become bhyverun's
+(translate_params_arm): -smp, -m, -append, -initrd, -cpu host|max|
+cortex-a57 (strata gives the guest the host's CPU; other models SKIP),
+-machine virt,gic-version=2|3|host|max -> -o arm64.gic_version=2|3|auto,
+-accel kvm, -serial stdio; -machine mte=on, -chardev, a -device strata
+lacks and the migration group (KUT drives QEMU's QMP) SKIP naming it. The
+env file is the initrd, as KUT's arm/run passes it. A tree configured with
+--target=kvmtool (config.mak TARGET=kvmtool: UART ns16550a at 0x01000000)
+runs from its kvmtool_params (translate_kvmtool, shared with
+scripts/strata-lkvm) on -o arm64.layout=kvmtool, with TARGET=kvmtool in the
+env and for disabled_if. bhyverun's exit status is the guest's
+`EXIT: STATUS=n` (KUT's exit()), so the status rules are the x86 ones.
+--vmm qemu runs qemu-system-aarch64 as KUT's arm/run does (-machine
+virt,gic-version=host -accel kvm -cpu host, chr-testdev, pci-testdev);
+--qemu-accel tcg (or STRATA_KUT_QEMU_ACCEL=tcg) runs it with -accel tcg
+-cpu cortex-a57 instead, to check that path on any host.
+
+The arm64 bhyverun runs only inside the nested EL2 testbed:
+
+    scripts/nested.sh el2-nvhe --kut /work/kut-arm64 [--kut-vmm qemu]
+
+plans the tests (--plan: plan.sh lines `kut_case NAME LIMIT /bin/bhyverun
+-k /kut/arm/<file>.flat -c N -i /kut/env ...`, plan.json with "dir": "arm"
+and the .flat files to copy into the L1's /kut/arm/) and classifies the
+L1's log (--results-from). For a --target=kvmtool tree KUT's own runner
+also works, in the L1 or on an arm64 host, through the kvmtool-compatible
+front: KVMTOOL=strata-lkvm ./run_tests.sh.
 """
 import argparse
 import json
@@ -81,17 +111,32 @@ def parse_cfg(path):
             if m and cur is not None:
                 key = m.group(1)
                 cur[key] = m.group(2).strip()
+                if cur[key].startswith('"""'):
+                    # KUT's multi-line value (scripts/common.bash): up to
+                    # a line ending in """, backslash-newline joined.
+                    text = cur[key][3:]
+                    while not text.rstrip().endswith('"""'):
+                        more = f.readline()
+                        if not more:
+                            break
+                        text += "\n" + more.rstrip("\n")
+                    text = text.rstrip()
+                    text = text[:-3] if text.endswith('"""') else text
+                    cur[key] = text.replace("\\\n", " ").strip()
+                    key = None
     return tests
 
 
-def shell_words(text):
-    """Words of text as bash's eval makes them (quotes, backticks)."""
+def shell_words(text, env=None):
+    """Words of text as bash's eval makes them (quotes, backticks), with
+    `env` (variables such as MAX_SMP) added to the environment."""
     if not text:
         return []
     out = subprocess.run(
         ["bash", "-c", 'eval "set -- $1"; (($#)) && printf "%s\\0" "$@"; :',
          "kut", text],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True,
+        env=dict(os.environ, **env) if env else None)
     return [w for w in out.stdout.split("\0")[:-1]]
 
 
@@ -189,6 +234,170 @@ def translate_params(words, caps):
     return args, append
 
 
+# --- arm64 (arm/unittests.cfg) ---
+# -cpu models: strata gives every vCPU the host's CPU (KVM's preferred
+# target), whatever the model: `host` and `max` are that; cortex-a57 is
+# KUT's default PROCESSOR and the model the nested testbed's L1 runs as.
+ARM_CPU_MODELS = {"host", "max", "cortex-a57"}
+# -machine gic-version values -> arm64.gic_version (host/max: the host's).
+ARM_GIC_VERSIONS = {"2": "2", "3": "3", "host": "auto", "max": "auto"}
+# --irqchip (kvmtool) -> strata config.
+KVMTOOL_IRQCHIPS = {
+    "gicv2": ["-o", "arm64.gic_version=2"],
+    "gicv3": ["-o", "arm64.gic_version=3", "-o", "arm64.its=false"],
+    "gicv3-its": ["-o", "arm64.gic_version=3", "-o", "arm64.its=true"],
+}
+KVMTOOL_LOGLEVELS = {"error": "error", "warning": "warn", "info": "info",
+                     "debug": "debug"}
+
+
+def translate_params_arm(words, caps):
+    """bhyverun arguments and the extra -append text for the QEMU options
+    of an arm/unittests.cfg test (or of KUT's arm/run)."""
+    args, append = [], []
+    i = 0
+
+    def value():
+        nonlocal i
+        if i + 1 >= len(words):
+            raise Unsupported(f"{words[i]} without a value")
+        i += 1
+        return words[i]
+
+    while i < len(words):
+        w = words[i]
+        opt = "-" + w.lstrip("-")
+        if opt == "-cpu":
+            v = value()
+            model, *flags = v.split(",")
+            if model not in ARM_CPU_MODELS:
+                raise Unsupported(
+                    f"-cpu {model}: strata gives the guest the host's CPU "
+                    f"(models {', '.join(sorted(ARM_CPU_MODELS))})")
+            for flag in flags:
+                if flag in ("pmu=on", "pmu=off"):
+                    args += ["-o", f"arm64.pmu={'true' if flag == 'pmu=on' else 'false'}"]
+                else:
+                    raise Unsupported(f"-cpu {model},{flag}")
+        elif opt == "-m":
+            args += ["-m", memory_arg(value())]
+        elif opt == "-smp":
+            args += ["-c", value().split(",")[0].replace("cpus=", "")]
+        elif opt == "-append":
+            append.append(value())
+        elif opt == "-initrd":
+            args += ["-i", value()]
+        elif opt == "-enable-kvm":
+            pass
+        elif opt == "-accel":
+            v = value()
+            if v.split(",")[0] != "kvm":
+                raise Unsupported(f"{w} {v}")
+        elif opt in ("-machine", "-M"):
+            v = value()
+            for prop in v.split(","):
+                name, _, val = prop.partition("=")
+                if prop in ("virt", "accel=kvm") or name == "type" and \
+                        val == "virt":
+                    continue
+                if name == "gic-version" and val in ARM_GIC_VERSIONS:
+                    args += ["-o", f"arm64.gic_version={ARM_GIC_VERSIONS[val]}"]
+                else:
+                    raise Unsupported(f"{w} {prop}")
+        elif opt == "-device":
+            dev = value().split(",")[0]
+            if dev == "pci-testdev" and caps["pci-testdev"]:
+                continue  # added to every test when strata has it
+            raise Unsupported(f"-device {dev}")
+        elif opt == "-serial":
+            v = value()
+            if v != "stdio":
+                raise Unsupported(f"-serial {v}: the UART is stdio")
+        elif opt == "-chardev":
+            raise Unsupported(f"-chardev {value()}")
+        else:
+            raise Unsupported(f"QEMU option {w}")
+        i += 1
+    return args, append
+
+
+def translate_kvmtool(words):
+    """kvmtool `run` options (KUT's kvmtool_params, or what KUT's arm/run
+    passes to $KVMTOOL) as (bhyverun arguments, -append text, kernel or
+    None). As kvmtool: no --pmu, no PMU; no --irqchip, the host's GIC."""
+    args, append, kernel, pmu = [], [], None, False
+    i = 0
+    short = {"-c": "--cpus", "-m": "--mem", "-k": "--kernel",
+             "-i": "--initrd", "-p": "--params", "-f": "--firmware",
+             "-n": "--network", "-d": "--disk"}
+
+    def value(opt, inline):
+        nonlocal i
+        if inline is not None:
+            return inline
+        if i + 1 >= len(words):
+            raise Unsupported(f"{opt} without a value")
+        i += 1
+        return words[i]
+
+    while i < len(words):
+        w = words[i]
+        opt, eq, inline = w.partition("=")
+        inline = inline if eq else None
+        if opt in short:
+            opt = short[opt]
+        elif len(opt) > 2 and opt[0] == "-" and opt[1] != "-" and \
+                opt[:2] in short:
+            opt, inline = short[opt[:2]], opt[2:]   # -c2, -m256
+        if opt == "--kernel":
+            kernel = value(opt, inline)
+        elif opt == "--cpus":
+            args += ["-c", value(opt, inline)]
+        elif opt == "--mem":
+            v = value(opt, inline)
+            if "@" in v:
+                raise Unsupported(f"--mem {v}: the RAM base is the layout's")
+            args += ["-m", memory_arg(v)]
+        elif opt == "--params":
+            append.append(value(opt, inline))
+        elif opt == "--initrd":
+            args += ["-i", value(opt, inline)]
+        elif opt == "--irqchip":
+            v = value(opt, inline)
+            if v not in KVMTOOL_IRQCHIPS:
+                raise Unsupported(f"--irqchip {v}")
+            args += KVMTOOL_IRQCHIPS[v]
+        elif opt == "--pmu" and inline is None:
+            pmu = True
+        elif opt in ("--nodefaults", "--disable-mte", "--no-pvtime") and \
+                inline is None:
+            pass  # strata adds nothing to the command line, has no MTE
+            # for the guest and no stolen-time device
+        elif opt == "--network":
+            v = value(opt, inline)
+            if v != "mode=none":
+                raise Unsupported(f"--network {v}: strata has no network")
+        elif opt == "--console":
+            v = value(opt, inline)
+            if v != "serial":
+                raise Unsupported(f"--console {v}: the console is the UART")
+        elif opt == "--loglevel":
+            v = value(opt, inline)
+            if v not in KVMTOOL_LOGLEVELS:
+                raise Unsupported(f"--loglevel {v}")
+            args += ["-l", KVMTOOL_LOGLEVELS[v]]
+        elif opt == "--dump-dtb":
+            args += ["--dump-dtb", value(opt, inline)]
+        elif opt.startswith("-"):
+            raise Unsupported(f"kvmtool option {opt}")
+        else:
+            raise Unsupported(f"kvmtool argument {w}")
+        i += 1
+    if not pmu:
+        args += ["-o", "arm64.pmu=false"]
+    return args, append, kernel
+
+
 def kernel_version():
     rel = platform.release()
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", rel)
@@ -215,12 +424,19 @@ def errata_lines(tree):
     return out
 
 
-def write_env(tree, directory):
+def write_env(tree, directory, target="qemu", accel="kvm"):
+    """The env file; `target` is the tree's TARGET (config.mak: qemu, or
+    kvmtool, whose env has no QEMU_ACCEL), `accel` QEMU's (tcg: with
+    ERRATA_FORCE=y, as KUT's env_errata)."""
     rel, (v, p, s) = kernel_version()
-    lines = ["TARGET=qemu", "QEMU_ACCEL=kvm",
-             f"KERNEL_VERSION_STRING={rel}", f"KERNEL_VERSION={v}",
-             f"KERNEL_PATCHLEVEL={p}", f"KERNEL_SUBLEVEL={s}",
-             "KERNEL_EXTRAVERSION="]
+    lines = [f"TARGET={target}"]
+    if target == "qemu":
+        lines.append(f"QEMU_ACCEL={accel}")
+    if accel == "tcg":
+        lines.append("ERRATA_FORCE=y")
+    lines += [f"KERNEL_VERSION_STRING={rel}", f"KERNEL_VERSION={v}",
+              f"KERNEL_PATCHLEVEL={p}", f"KERNEL_SUBLEVEL={s}",
+              "KERNEL_EXTRAVERSION="]
     old = os.environ.get("KVM_UNIT_TESTS_ENV")
     if old and os.path.exists(old):
         keys = {l.split("=", 1)[0] for l in lines}
@@ -264,7 +480,28 @@ QEMU_FIXED = ["--no-reboot", "-nodefaults",
               "-device", "pci-testdev", "-machine", "accel=kvm"]
 
 
-def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
+# What a tree's tests run on: the directory of unittests.cfg and the .flat
+# files, KUT's TARGET (config.mak) and the accelerator KUT's scripts see.
+X86 = {"name": "x86", "dir": "x86", "target": "qemu", "accel": "kvm"}
+
+
+def arm64_profile(target="qemu", accel="kvm", max_smp=1):
+    return {"name": "arm64", "dir": "arm", "target": target, "accel": accel,
+            "max_smp": max_smp}
+
+
+# The command KUT's arm/run builds for QEMU (mach-virt, chr-testdev for
+# the exit status, pci-testdev), for --vmm qemu; ACCEL and -cpu are added.
+QEMU_ARM_FIXED = ["-nodefaults", "-machine", "virt"]
+QEMU_ARM_DEVICES = ["-device", "virtio-serial-device",
+                    "-device", "virtconsole,chardev=ctd",
+                    "-chardev", "testdev,id=ctd",
+                    "-device", "pci-testdev",
+                    "-display", "none", "-serial", "stdio"]
+
+
+def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None,
+            prof=X86):
     """("SKIP"|"FAIL", detail) for a test that does not run, else
     (None, command): bhyverun's, or with `qemu` (a binary) QEMU's."""
     if t.get("excluded"):
@@ -275,11 +512,14 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
     if t.get("arch") and t["arch"] != arch:
         return "SKIP", f"{t['arch']} only"
     accel = t.get("accel", "")
-    if accel and accel != "kvm":
+    if accel and accel != prof["accel"]:
+        if prof["accel"] != "kvm":
+            return "SKIP", f"{accel} only, but ACCEL={prof['accel']}"
         return "SKIP", f"{accel} only, strata is kvm"
     if t.get("disabled_if"):
         r = subprocess.run(["bash", "-c", t["disabled_if"]],
-                           env=dict(os.environ, TARGET="qemu", ACCEL="kvm"))
+                           env=dict(os.environ, TARGET=prof["target"],
+                                    ACCEL=prof["accel"]))
         if r.returncode == 0:
             return "SKIP", f"disabled because: {t['disabled_if']}"
     for c in t.get("check", "").split():
@@ -290,9 +530,11 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
             have = None
         if have != want:
             return "SKIP", f"{path} not equal to {want}"
-    kernel = os.path.join(tree, "x86", t.get("file", ""))
+    kernel = os.path.join(tree, prof["dir"], t.get("file", ""))
     if not os.path.isfile(kernel):
         return "SKIP", f"Test file '{kernel}' not found"
+    if prof["name"] == "arm64":
+        return prepare_arm(t, kernel, bhyverun, caps, env_path, qemu, prof)
     if qemu:
         try:
             params = shell_words(t.get("qemu_params", "") + " " +
@@ -316,6 +558,56 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None):
         return "FAIL", f"cannot expand the test's options: {e}"
     cmd = [bhyverun, "-k", kernel, "-c", t.get("smp", "1"), "-i", env_path]
     if caps["pci-testdev"]:
+        cmd += ["-o", "pci.0.3.0.device=pci-testdev"]
+    cmd += extra
+    args = " ".join(test_args + append)
+    if args:
+        cmd += ["-a", args]
+    return None, cmd
+
+
+def prepare_arm(t, kernel, bhyverun, caps, env_path, qemu, prof):
+    """prepare() for an arm/unittests.cfg test whose file exists."""
+    kvmtool = prof["target"] == "kvmtool"
+    if "migration" in t.get("groups", "").split():
+        # KUT's run_migration drives QEMU's QMP (migrate, -incoming); the
+        # test waits for it at its migration point.
+        if qemu:
+            return "SKIP", ("migration: KUT's run_migration (QMP migrate, "
+                            "-incoming) is not driven by kut.py")
+        return "SKIP", ("not supported by strata: migration (group "
+                        "migration: QEMU's QMP migrate and -incoming)")
+    try:
+        smp = " ".join(shell_words(t.get("smp", "1"),
+                                   {"MAX_SMP": str(prof["max_smp"])}))
+        params = shell_words(t.get("kvmtool_params", "") if kvmtool else
+                             t.get("qemu_params", "") + " " +
+                             t.get("extra_params", ""))
+        test_args = shell_words(t.get("test_args", ""))
+    except subprocess.CalledProcessError as e:
+        return "FAIL", f"cannot expand the test's options: {e}"
+    if qemu:
+        tcg = prof["accel"] == "tcg"
+        cmd = [qemu] + QEMU_ARM_FIXED
+        if not tcg:
+            cmd[-1] += ",gic-version=host"
+        cmd += ["-accel", prof["accel"], "-cpu",
+                "cortex-a57" if tcg else "host"] + QEMU_ARM_DEVICES + [
+                "-kernel", kernel, "-smp", smp]
+        if test_args:
+            cmd += ["-append", " ".join(test_args)]
+        return None, cmd + params + ["-initrd", env_path]
+    try:
+        if kvmtool:
+            extra, append, _ = translate_kvmtool(params)
+        else:
+            extra, append = translate_params_arm(params, caps)
+    except Unsupported as e:
+        return "SKIP", f"not supported by strata: {e}"
+    cmd = [bhyverun, "-k", kernel, "-c", smp, "-i", env_path]
+    if kvmtool:
+        cmd += ["-o", "arm64.layout=kvmtool"]
+    elif caps["pci-testdev"]:
         cmd += ["-o", "pci.0.3.0.device=pci-testdev"]
     cmd += extra
     args = " ".join(test_args + append)
@@ -354,7 +646,7 @@ def test_limit(t, timeout_override):
 
 
 def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
-            explicit, qemu=None):
+            explicit, qemu=None, prof=X86):
     """(status, detail, record) of one test."""
     rec = {"name": t["name"], "status": None, "seconds": 0.0, "summary": "",
            "first_error": "", "command": []}
@@ -364,7 +656,7 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
         return status, detail, rec
 
     status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch, explicit,
-                          qemu)
+                          qemu, prof)
     if status:
         return done(status, cmd)
     rec["command"] = cmd
@@ -398,13 +690,13 @@ L1_TREE, L1_BHYVERUN, L1_QEMU = "/kut", "/bin/bhyverun", "/bin/qemu"
 
 
 def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
-               arch, explicit, qemu=None):
+               arch, explicit, qemu=None, prof=X86):
     os.makedirs(plan_dir, exist_ok=True)
     shutil.copy(env_path, os.path.join(plan_dir, "env"))
     entries, lines, files = [], [], set()
     for t in chosen:
         status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch,
-                              explicit, qemu)
+                              explicit, qemu, prof)
         limit = test_limit(t, timeout)
         entries.append({"name": t["name"], "status": status,
                         "detail": cmd if status else "", "limit": limit})
@@ -412,14 +704,18 @@ def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
             continue
         files.add(t["file"])
         l1 = [L1_QEMU if qemu else L1_BHYVERUN] + [
-            c.replace(os.path.join(tree, "x86"), L1_TREE + "/x86")
+            c.replace(os.path.join(tree, prof["dir"]),
+                      L1_TREE + "/" + prof["dir"])
              .replace(env_path, L1_TREE + "/env") for c in cmd[1:]]
         lines.append(f"kut_case {shlex.quote(t['name'])} {int(limit)} " +
                      shlex.join(l1))
     with open(os.path.join(plan_dir, "plan.sh"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(plan_dir, "plan.json"), "w") as f:
-        json.dump({"tests": entries, "files": sorted(files)}, f, indent=1)
+        plan = {"tests": entries, "files": sorted(files)}
+        if prof is not X86:
+            plan["dir"] = prof["dir"]  # the files are in /kut/<dir>/
+        json.dump(plan, f, indent=1)
 
 
 def results_from(plan_dir, log):
@@ -482,10 +778,38 @@ def probe(bhyverun):
             "feature": feature}
 
 
+def probe_arm(bhyverun, required):
+    """probe() for an arm64 bhyverun: its -h, run directly or, on a host
+    of another architecture, under qemu-aarch64-static. For --plan (the L1
+    runs it) an arm64 bhyverun this host cannot run is fine: then strata's
+    virt machine is assumed to have no pci-testdev."""
+    for cmd in ([bhyverun, "-h"], ["qemu-aarch64-static", bhyverun, "-h"]):
+        try:
+            h = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError:
+            continue
+        if h.returncode == 0:
+            return {"pci-testdev": re.search(r"^\s+pci-testdev\s", h.stdout,
+                                             re.M) is not None}
+    if required:
+        sys.exit(f"kut: cannot run {bhyverun} -h here (an arm64 bhyverun "
+                 f"runs in the nested EL2 testbed: --plan)")
+    return {"pci-testdev": False}
+
+
+def tree_config(tree):
+    """KEY=VALUE settings of the tree's config.mak (ARCH, TARGET, ...)."""
+    mak = os.path.join(tree, "config.mak")
+    if not os.path.exists(mak):
+        return {}
+    return dict(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$",
+                           open(mak).read(), re.M))
+
+
 def main():
     ap = argparse.ArgumentParser(
         prog="kut.sh",
-        description="Run kvm-unit-tests (x86) under bhyverun.")
+        description="Run kvm-unit-tests (x86 or arm64) under bhyverun.")
     ap.add_argument("tree", help="a built kvm-unit-tests tree")
     ap.add_argument("tests", nargs="*", help="tests to run (default: all)")
     ap.add_argument("--json", help="write a JSON report here")
@@ -502,8 +826,23 @@ def main():
                     help="run the tests under bhyverun (default) or, as the "
                          "baseline, under QEMU with KUT's own x86/run "
                          "options")
-    ap.add_argument("--qemu", default="qemu-system-x86_64",
-                    help="the QEMU binary for --vmm qemu")
+    ap.add_argument("--qemu", default=None,
+                    help="the QEMU binary for --vmm qemu (default "
+                         "qemu-system-x86_64, or qemu-system-aarch64)")
+    ap.add_argument("--arch", choices=("x86", "arm64"),
+                    help="which tests: x86/unittests.cfg or "
+                         "arm/unittests.cfg (default: the tree's config.mak "
+                         "ARCH, else x86)")
+    ap.add_argument("--max-smp", type=int, default=int(
+        os.environ.get("MAX_SMP") or os.cpu_count() or 1),
+                    help="(arm64) $MAX_SMP in unittests.cfg's smp (default "
+                         "$MAX_SMP, else this host's CPUs; for --plan, the "
+                         "L1's)")
+    ap.add_argument("--qemu-accel", choices=("kvm", "tcg"),
+                    default=os.environ.get("STRATA_KUT_QEMU_ACCEL", "kvm"),
+                    help="(arm64, --vmm qemu; debugging) QEMU's accelerator: "
+                         "tcg runs -accel tcg -cpu cortex-a57 (default kvm, "
+                         "or $STRATA_KUT_QEMU_ACCEL)")
     ap.add_argument("--plan", metavar="DIR",
                     help="(nested.sh) write the commands for an L1 to DIR "
                          "instead of running them")
@@ -511,6 +850,13 @@ def main():
                     help="(nested.sh) classify the results of --plan DIR's "
                          "commands from an L1's log")
     a = ap.parse_intermixed_args()
+    conf = tree_config(a.tree)
+    if a.arch is None:
+        a.arch = "arm64" if conf.get("ARCH") in ("arm64", "arm") else "x86"
+    if a.arch == "arm64":
+        return main_arm(a, conf)
+    if a.qemu is None:
+        a.qemu = "qemu-system-x86_64"
 
     cfg = os.path.join(a.tree, "x86", "unittests.cfg")
     if not os.path.isfile(cfg):
@@ -534,23 +880,66 @@ def main():
         t["excluded"] = t["name"] in a.exclude
     caps = probe(a.bhyverun)
     qemu = a.qemu if a.vmm == "qemu" else None
+    return execute(a, chosen, caps, arch, qemu)
+
+
+def main_arm(a, conf):
+    """main() for arm/unittests.cfg (--arch arm64)."""
+    cfg = os.path.join(a.tree, "arm", "unittests.cfg")
+    if not os.path.isfile(cfg):
+        sys.exit(f"kut: {cfg} not found (is {a.tree} a kvm-unit-tests tree?)")
+    target = conf.get("TARGET") or "qemu"
+    if target not in ("qemu", "kvmtool"):
+        sys.exit(f"kut: {a.tree} is built for TARGET={target}")
+    qemu = None
+    if a.vmm == "qemu":
+        if target == "kvmtool":
+            sys.exit(f"kut: {a.tree} is a kvmtool build (its UART is at "
+                     f"0x01000000): --vmm qemu needs a qemu build")
+        qemu = a.qemu or "qemu-system-aarch64"
+    accel = a.qemu_accel if qemu else "kvm"
+    # --vmm qemu needs no bhyverun; --plan's runs in the L1.
+    if not qemu and not a.plan and not os.access(a.bhyverun, os.X_OK):
+        sys.exit(f"kut: {a.bhyverun} is not executable; build it with "
+                 f"bazel build --config=arm64 //frontends/bhyverun or pass "
+                 f"--bhyverun")
+    arch = conf.get("ARCH") or "arm64"
+    tests = parse_cfg(cfg)
+    known = {t["name"] for t in tests}
+    for n in a.tests + a.exclude:
+        if n not in known:
+            sys.exit(f"kut: no test '{n}' in {cfg}")
+    chosen = [t for t in tests if not a.tests or t["name"] in a.tests]
+    for t in chosen:
+        t["excluded"] = t["name"] in a.exclude
+    caps = {"pci-testdev": False} if qemu else probe_arm(
+        a.bhyverun, required=not a.plan)
+    prof = arm64_profile(target, accel, a.max_smp)
+    return execute(a, chosen, caps, arch, qemu, prof,
+                   {"target": target, "accel": accel})
+
+
+def execute(a, chosen, caps, arch, qemu, prof=X86, env_kw={}):
+    """Runs (or plans, or reads the L1's results of) the chosen tests and
+    prints and reports them; main's exit status."""
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     records = []
     if a.plan and not a.results_from:
         with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
-            env_path = write_env(a.tree, tmp)
+            env_path = write_env(a.tree, tmp, **env_kw)
             write_plan(a.plan, a.tree, chosen, a.bhyverun, caps, env_path,
-                       a.timeout, arch, bool(a.tests), qemu)
+                       a.timeout, arch, bool(a.tests), qemu, prof)
         return 0
     with tempfile.TemporaryDirectory(prefix="strata-kut.") as tmp:
-        env_path = write_env(a.tree, tmp)
+        env_path = write_env(a.tree, tmp, **env_kw)
         if a.results_from:
             if not a.plan:
                 sys.exit("kut: --results-from needs --plan DIR")
             runs = results_from(a.plan, a.results_from)
         else:
             runs = (run_one(t, a.tree, a.bhyverun, caps, env_path, a.timeout,
-                            arch, bool(a.tests), qemu) for t in chosen)
+                            arch, bool(a.tests), qemu, prof)
+                    for t in chosen)
         for status, detail, rec in runs:
             t = rec
             counts[status] += 1
