@@ -237,18 +237,21 @@ if [ -n "$linux" ]; then
   touch "$rootfs/linux/bench"
 fi
 if [ -n "$kut" ]; then
-  [ "$arch" = amd64 ] || fail_all "--kut needs the arm64 backend in $mode"
   plan="$work/kutplan"
+  kut_arch=(--arch x86) kdir=x86
+  # The L1 has 2 CPUs: KUT's $MAX_SMP.
+  [ "$arch" = arm64 ] && kut_arch=(--arch arm64 --max-smp 2) kdir=arm
   # shellcheck disable=SC2086
-  python3 scripts/kut.py "$kut" --plan "$plan" --bhyverun "$bhyverun" \
+  python3 scripts/kut.py "$kut" "${kut_arch[@]}" --plan "$plan" \
+    --bhyverun "$bhyverun" \
     --vmm "$kut_vmm" ${kut_timeout:+--timeout "$kut_timeout"} \
     "${kut_exclude[@]}" $kut_tests ||
     fail_all "kut.py --plan failed"
   [ "$kut_vmm" = qemu ] && copy_qemu
-  mkdir -p "$rootfs/kut/x86"
+  mkdir -p "$rootfs/kut/$kdir"
   cp "$plan/plan.sh" "$plan/env" "$rootfs/kut/"
   for f in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["files"]))' "$plan/plan.json"); do
-    cp "$kut/x86/$f" "$rootfs/kut/x86/"
+    cp "$kut/$kdir/$f" "$rootfs/kut/$kdir/"
   done
   # Each test's limit, plus slack for the L1's boot.
   l1_timeout=$(( $(awk '{s += $3} END {print s + 0}' "$plan/plan.sh") + l1_timeout ))
