@@ -304,13 +304,13 @@ Status LoadGuest(PlatformContext& m) {
   }
   const std::string bootargs =
       STRATA_TRY(m.config.GetString("kernel.cmdline", ""));
+  const Layout& layout = State(m).layout;
   // The tree's size does not depend on where the initrd goes (the
   // properties are fixed-size cells), so size it with a placeholder.
   std::optional<arm64::VirtFdtSpec::Region> initrd_region;
   if (!initrd.empty()) {
     initrd_region = arm64::VirtFdtSpec::Region{layout.ram_base, initrd.size()};
   }
-  const Layout& layout = State(m).layout;
   const std::vector<uint8_t> sizing = STRATA_TRY(BuildTree(
       layout, m.vm.machine_options(), mpidrs, m.vm.max_vcpus(), m.memory_size,
       bootargs, initrd_region));
