@@ -341,15 +341,16 @@ Status ApplyGicOverride(Profile& profile, const HostFacts& facts,
   }
   if (gic_version == 2 && !facts.vgic_v2) {
     return MakeError(Errc::kUnsupported,
-                     "arm64.gic_version=2: the host's KVM has no vGICv2 "
-                     "(KVM_CREATE_DEVICE_TEST of KVM_DEV_TYPE_ARM_VGIC_V2 "
-                     "failed: the host GIC lacks v2 compatibility)");
+                     "arm64.gic_version=2: vGICv2 is not supported by KVM "
+                     "on this host (KVM_CREATE_DEVICE_TEST of "
+                     "KVM_DEV_TYPE_ARM_VGIC_V2 failed: the host GIC lacks "
+                     "v2 compatibility)");
   }
   if (gic_version == 3 && !facts.vgic_v3) {
     return MakeError(Errc::kUnsupported,
-                     "arm64.gic_version=3: the host's KVM has no vGICv3 "
-                     "(KVM_CREATE_DEVICE_TEST of KVM_DEV_TYPE_ARM_VGIC_V3 "
-                     "failed)");
+                     "arm64.gic_version=3: vGICv3 is not supported by KVM "
+                     "on this host (KVM_CREATE_DEVICE_TEST of "
+                     "KVM_DEV_TYPE_ARM_VGIC_V3 failed)");
   }
   profile.gic_version = gic_version;
   profile.its = gic_version == 3 && facts.vgic_its;

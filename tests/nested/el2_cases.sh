@@ -76,3 +76,7 @@ else
   echo "nested: FAIL dump-dtb (exit $rc)"
   tail -n 4 /tmp/err | sed 's/^/nested:   err| /'
 fi
+# Linux (Debian's arm64 cloud kernel, an Image) as an L2: the generated
+# device tree's CPUs and memory, the PL011 console (SPI 1 through the
+# vGIC), PSCI SYSTEM_OFF from poweroff -f ending bhyverun with status 0.
+case_ linux-boot 0 "L2-MARKER: linux up, cpus 2," -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "console=ttyAMA0 quiet panic=-1"
