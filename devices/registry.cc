@@ -59,6 +59,26 @@ void HookConsole(DeviceContext& ctx, StdioBackend* console,
   ctx.host().OnStop([console] { console->Stop(); });
 }
 
+// With `on`, a tap between the UART and its console that stops the VM when
+// the guest prints kvm-unit-tests' "EXIT: STATUS=<n>" line — as
+// isa-debug-exit, n = (code << 1) | 1 — else `out` itself.
+CharBackend* TapExitLine(DeviceContext& ctx, bool on, CharBackend* out,
+                         std::shared_ptr<ExitLineBackend>* holder) {
+  if (!on) return out;
+  Vm& vm = ctx.vm();
+  *holder = std::make_shared<ExitLineBackend>(out, [&vm](uint64_t status) {
+    vm.RequestStop(ExitStatus::GuestExit(status >> 1));
+  });
+  return holder->get();
+}
+
+DeviceKey ExitLineKey() {
+  return {"exit_line",
+          "a transmitted line 'EXIT: STATUS=<n>' (kvm-unit-tests) stops the "
+          "VM with exit status n, as isa-debug-exit (pl011: default true; "
+          "uart_16550: default false)"};
+}
+
 // True if the instance has `rel`: from the machine or from the config.
 bool HasResource(DeviceContext& ctx, std::string_view rel) {
   return ctx.instance().resources.count(rel) != 0 ||
@@ -69,6 +89,7 @@ bool HasResource(DeviceContext& ctx, std::string_view rel) {
 
 struct UartSettings {
   bool stdio = false;
+  bool exit_line = false;
   bool mmio = false;  // at `base` on the MMIO bus, else at `port`
   uint64_t address = 0;
   md::IrqPin irq{};
@@ -110,12 +131,14 @@ Result<UartSettings> ReadUartSettings(DeviceContext& ctx) {
                      ctx.instance().prefix, ctx.Key("port"), ctx.Key("base"));
   }
   s.irq = STRATA_TRY(ctx.Irq("irq"));
+  s.exit_line = STRATA_TRY(ctx.GetBool("exit_line", false));
   return s;
 }
 
 struct UartDevice {
   std::shared_ptr<VmPinLine> line;
   std::shared_ptr<StdioBackend> console;
+  std::shared_ptr<ExitLineBackend> exit_line;
   std::shared_ptr<Uart16550> uart;
 };
 
@@ -124,8 +147,10 @@ Result<std::shared_ptr<void>> CreateUart(DeviceContext& ctx) {
   auto dev = std::make_shared<UartDevice>();
   dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
   dev->console = MakeConsole(ctx, s.stdio);
-  dev->uart = std::make_shared<Uart16550>(dev->console.get(), dev->line.get(),
-                                          ctx.instance().name);
+  CharBackend* out =
+      TapExitLine(ctx, s.exit_line, dev->console.get(), &dev->exit_line);
+  dev->uart =
+      std::make_shared<Uart16550>(out, dev->line.get(), ctx.instance().name);
   Bus& bus = s.mmio ? ctx.vm().mmio_bus() : ctx.vm().pio_bus();
   STRATA_TRY(bus.Register(s.address, kUart16550RegisterCount, dev->uart));
   HookConsole(ctx, dev->console.get(), dev->uart.get());
@@ -144,6 +169,7 @@ DeviceModel UartModel() {
        "0x1000000); exactly one of port and base",
        true},
       {"irq", "interrupt line", true},
+      ExitLineKey(),
   };
   m.check = [](DeviceContext& ctx) -> Status {
     STRATA_TRY(ReadUartSettings(ctx));
@@ -189,16 +215,8 @@ Result<std::shared_ptr<void>> CreatePl011(DeviceContext& ctx) {
   auto dev = std::make_shared<Pl011Device>();
   dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
   dev->console = MakeConsole(ctx, s.stdio);
-  CharBackend* out = dev->console.get();
-  if (s.exit_line) {
-    Vm& vm = ctx.vm();
-    // As isa-debug-exit: the guest's status n = (code << 1) | 1.
-    dev->exit_line = std::make_shared<ExitLineBackend>(
-        out, [&vm](uint64_t status) {
-          vm.RequestStop(ExitStatus::GuestExit(status >> 1));
-        });
-    out = dev->exit_line.get();
-  }
+  CharBackend* out =
+      TapExitLine(ctx, s.exit_line, dev->console.get(), &dev->exit_line);
   dev->uart =
       std::make_shared<Pl011>(out, dev->line.get(), ctx.instance().name);
   STRATA_TRY(ctx.vm().mmio_bus().Register(s.base, kPl011Size, dev->uart));
@@ -214,9 +232,7 @@ DeviceModel Pl011Model() {
       {"backend", "stdio (stdin/stdout; one device) or none (default)"},
       {"base", "MMIO base of its 4 KiB register page (4 KiB-aligned)", true},
       {"irq", "interrupt line", true},
-      {"exit_line",
-       "true (default): a transmitted line 'EXIT: STATUS=<n>' "
-       "(kvm-unit-tests) stops the VM with exit status n, as isa-debug-exit"},
+      ExitLineKey(),
   };
   m.check = [](DeviceContext& ctx) -> Status {
     STRATA_TRY(ReadPl011Settings(ctx));

@@ -50,7 +50,7 @@ TEST_F(StandardModels, AreRegisteredWithTheirKeys) {
   EXPECT_EQ(names, (std::vector<std::string>{"isa-debug-exit", "pc-testdev",
                                              "pl011", "uart_16550"}));
   const DeviceModel* uart = reg_.Find("uart_16550");
-  ASSERT_EQ(uart->keys.size(), 4u);
+  ASSERT_EQ(uart->keys.size(), 5u);
   EXPECT_EQ(uart->keys[0].pattern, "backend");
   EXPECT_FALSE(uart->keys[0].resource);
   EXPECT_EQ(uart->keys[1].pattern, "port");
@@ -58,6 +58,8 @@ TEST_F(StandardModels, AreRegisteredWithTheirKeys) {
   EXPECT_EQ(uart->keys[2].pattern, "base");
   EXPECT_TRUE(uart->keys[2].resource);
   EXPECT_TRUE(uart->keys[3].resource);  // irq
+  EXPECT_EQ(uart->keys[4].pattern, "exit_line");
+  EXPECT_FALSE(uart->keys[4].resource);
   const DeviceModel* pl011 = reg_.Find("pl011");
   ASSERT_NE(pl011, nullptr);
   std::vector<std::string> keys;
@@ -127,7 +129,8 @@ TEST_F(StandardModels, AFixedUartTakesItsAddressFromTheMachine) {
   const auto keys = reg_.InstanceKeys(std::span(&com1, 1));
   // base is a key it accepts, so that setting it gets the check's message
   // (the machine gives com1 a port: one of the two) rather than "unknown".
-  EXPECT_EQ(keys, (std::vector<std::string>{"com1.backend", "com1.base"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"com1.backend", "com1.base",
+                                            "com1.exit_line"}));
 }
 
 TEST_F(StandardModels, AUartOnMmioTakesABaseInsteadOfAPort) {

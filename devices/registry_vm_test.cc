@@ -91,6 +91,22 @@ TEST_F(RegistryOnAVm, Uart16550AtAnMmioBase) {
   EXPECT_EQ(*vm_->mmio_bus().Read({}, 0x1000000 + kUartScr, 1), 0xa5u);
   // Not on the port bus.
   EXPECT_EQ(*vm_->pio_bus().Read({}, kUartScr, 1), 0xffu);
+  // exit_line is off by default on a 16550 (a PC's COM1).
+  Send(0x1000000 + kUartRbrThr, "EXIT: STATUS=7\n");
+  EXPECT_FALSE(vm_->exit_status());
+}
+
+// kvmtool's layout has a 16550 where kvm-unit-tests prints its exit line.
+TEST_F(RegistryOnAVm, Uart16550ExitLineWhenAsked) {
+  ASSERT_TRUE(Create({{"platform.ttyS0.device", "uart_16550"},
+                      {"platform.ttyS0.base", "0x1000000"},
+                      {"platform.ttyS0.irq", "4"},
+                      {"platform.ttyS0.exit_line", "true"}}));
+  Send(0x1000000 + kUartRbrThr, "EXIT: STATUS=5\n");
+  auto st = vm_->exit_status();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->why, ExitStatus::Why::kGuestExit);
+  EXPECT_EQ(st->code, 5);
 }
 
 }  // namespace

@@ -127,6 +127,8 @@ std::string_view Name() { return "virt"; }
 
 Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("uart0.backend", "stdio"));
+  // kvm-unit-tests' exit status, whichever UART the layout has.
+  STRATA_TRY(c.SetDefault("uart0.exit_line", "true"));
   STRATA_TRY(c.SetDefault("arm64.layout", "qemu"));
   STRATA_TRY(c.SetDefault("arm64.profile", "auto"));
   STRATA_TRY(c.SetDefault("arm64.gic_version", "auto"));
