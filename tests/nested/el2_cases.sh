@@ -46,6 +46,16 @@ case_err() {
 }
 
 G=/guests
+# The host profile bhyverun chooses, and why (-l info): QEMU's cortex-a57
+# and max are neither ThunderX part, so generic — with KVM's mode seen
+# right: nVHE on cortex-a57 (as ThunderX), VHE on max (as ThunderX2).
+case $mode in
+  el2-nvhe) case_err profile 1 "KVM is nVHE" -l info -k $G/hello.flat ;;
+  el2-vhe) case_err profile 1 "KVM is VHE" -l info -k $G/hello.flat ;;
+esac
+case_err profile-generic 1 "host profile generic" -l info -k $G/hello.flat
+# Forcing thunderx needs a ThunderX (MIDR): refused, naming what is missing.
+case_err profile-thunderx-forced 6 "arm64.profile" -o arm64.profile=thunderx -k $G/hello.flat
 # The built-in demo guest: PSCI CPU_ON for every vCPU, SYSTEM_OFF (status 0).
 case_ demo 0 "vcpus: 4 of 4 checked in" -c 4
 # Exit status through kvm-unit-tests' "EXIT: STATUS=1" line (code 0).
