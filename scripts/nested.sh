@@ -127,11 +127,12 @@ if [ "$arch" = amd64 ]; then
 else
   # The static aarch64 bhyverun (--config=arm64) and the arm64 guests.
   bazel build --noshow_progress --ui_event_filters=-info,-debug --config=arm64 \
-    //frontends/bhyverun //tests/guests/arm64:all >&2 ||
+    //frontends/bhyverun //tests/guests/arm64:all //bench:mmio_exit_bench_arm64 >&2 ||
     fail_all "bazel build --config=arm64 of bhyverun and the arm64 guests failed"
   bin=$(bazel info --config=arm64 bazel-bin 2>/dev/null)
   bhyverun="$bin/frontends/bhyverun/bhyverun"
   guests=("$bin"/tests/guests/arm64/*.flat)
+  bench="$bin/bench/mmio_exit_bench_arm64"
 fi
 
 # --- The initramfs ---
@@ -183,6 +184,7 @@ if [ -n "$bhyverun" ]; then
     done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
   fi
   cp "${guests[@]}" "$rootfs/guests/"
+  [ -n "${bench:-}" ] && cp "$bench" "$rootfs/bin/mmio_exit_bench"
 fi
 # Linux as an L2: the same Debian kernel (amd64: a bzImage; arm64: an
 # Image) with a busybox initramfs whose init prints a marker and powers off
@@ -207,6 +209,7 @@ chmod +x "$rootfs/init"
 # The host's QEMU in the L1, with its libraries and the firmware -kernel
 # needs (SeaBIOS and the Multiboot/Linux option ROMs); /bin/qemu links to it.
 copy_qemu() {
+  [ "$arch" = arm64 ] && { copy_qemu_arm64; return; }
   [ -x "$rootfs/bin/qemu" ] && return
   local qemu lib f src
   qemu=$(command -v qemu-system-x86_64) || fail_all "no qemu-system-x86_64"
@@ -225,6 +228,18 @@ copy_qemu() {
     mkdir -p "$rootfs/usr/share/qemu"
     cp -L "$src" "$rootfs/usr/share/qemu/$f"
   done
+}
+# The arm64 L1's QEMU: Debian's qemu-system-arm:arm64 and its libraries in
+# an arm64 sysroot (scripts/nested_arm64_qemu.sh, cached in $cache) merged
+# into the initramfs at their own paths (/lib/ld-linux-aarch64.so.1,
+# /lib/aarch64-linux-gnu, /usr/lib/aarch64-linux-gnu); /bin/qemu links to it.
+copy_qemu_arm64() {
+  [ -x "$rootfs/bin/qemu" ] && return
+  local sysroot
+  sysroot=$(scripts/nested_arm64_qemu.sh "$cache") ||
+    fail_all "cannot make the arm64 QEMU (scripts/nested_arm64_qemu.sh $cache)"
+  cp -a "$sysroot/." "$rootfs/" || fail_all "cannot copy $sysroot into the initramfs"
+  ln -s ../usr/bin/qemu-system-aarch64 "$rootfs/bin/qemu"
 }
 
 # The cases take about 90 s under TCG; an L1 that stops making progress

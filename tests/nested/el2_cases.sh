@@ -90,3 +90,13 @@ fi
 # device tree's CPUs and memory, the PL011 console (SPI 1 through the
 # vGIC), PSCI SYSTEM_OFF from poweroff -f ending bhyverun with status 0.
 case_ linux-boot 0 "L2-MARKER: linux up, cpus 2," -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "console=ttyAMA0 quiet panic=-1"
+# The MMIO-exit benchmark: the same guest loop under a raw KVM_RUN loop and
+# under strata, alternating (figures, not assertions: the case checks that
+# it runs; the lines go to the log).
+if timeout 300 /bin/mmio_exit_bench --exits 4000 --trials 5 >/tmp/bench 2>&1 &&
+   grep -q "ratio strata/raw" /tmp/bench; then
+  echo "nested: PASS mmio-exit-bench"
+else
+  echo "nested: FAIL mmio-exit-bench"
+fi
+grep -E "raw KVM_RUN|strata  |ratio|user-space" /tmp/bench | sed 's/^/nested: bench| /'

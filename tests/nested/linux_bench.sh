@@ -1,8 +1,16 @@
-# strata — the L2 Linux boot timed under bhyverun and under QEMU (-M pc,
-# KVM) in the same L1, on the same kernel and initramfs (nested.sh --linux).
-# Five alternating runs each; prints the median seconds to ACPI power-off
-# and the largest max RSS. Sourced by tests/nested/init.sh.
-APPEND="console=ttyS0 quiet panic=-1"
+# strata — the L2 Linux boot timed under bhyverun and under QEMU (amd64:
+# -M pc; arm64: -M virt; KVM) in the same L1, on the same kernel and
+# initramfs (nested.sh --linux). Five alternating runs each; prints the
+# median seconds to power-off (ACPI S5 / PSCI SYSTEM_OFF) and the largest
+# max RSS. Sourced by tests/nested/init.sh.
+case $(uname -m) in
+  aarch64)
+    APPEND="console=ttyAMA0 quiet panic=-1"
+    QEMU_MACHINE="-M virt,gic-version=3" QEMU_LABEL=qemu-virt ;;
+  *)
+    APPEND="console=ttyS0 quiet panic=-1"
+    QEMU_MACHINE="-M pc" QEMU_LABEL=qemu-pc ;;
+esac
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 boot() {  # VMM ARGS...: prints "seconds rss_kb" or "fail"
   t0=$(cut -d' ' -f1 /proc/uptime)
@@ -22,10 +30,11 @@ for i in 1 2 3 4 5; do
   r=$(boot /bin/bhyverun -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "$APPEND")
   if [ "$r" = fail ]; then fails=$((fails + 1)); else
     s_t="$s_t ${r% *}"; [ "${r#* }" -gt "$s_rss" ] && s_rss=${r#* }; fi
-  r=$(boot /bin/qemu -M pc -accel kvm -cpu host -smp 2 -m 256M -nographic -nodefaults \
+  # shellcheck disable=SC2086
+  r=$(boot /bin/qemu $QEMU_MACHINE -accel kvm -cpu host -smp 2 -m 256M -nographic -nodefaults \
         -serial stdio -no-reboot -kernel /linux/vmlinuz -initrd /linux/initrd -append "$APPEND")
   if [ "$r" = fail ]; then fails=$((fails + 1)); else
     q_t="$q_t ${r% *}"; [ "${r#* }" -gt "$q_rss" ] && q_rss=${r#* }; fi
 done
-echo "linux-boot: strata $(echo $s_t | median) s (runs:$s_t; max RSS $((s_rss / 1024)) MiB), qemu-pc $(echo $q_t | median) s (runs:$q_t; max RSS $((q_rss / 1024)) MiB)"
+echo "linux-boot: strata $(echo $s_t | median) s (runs:$s_t; max RSS $((s_rss / 1024)) MiB), $QEMU_LABEL $(echo $q_t | median) s (runs:$q_t; max RSS $((q_rss / 1024)) MiB)"
 [ "$fails" = 0 ] || echo "linux-boot: $fails runs failed"
