@@ -44,21 +44,34 @@ Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
   seg->name = std::move(name);
   seg->gpa = gpa;
   seg->size = size;
-  std::string fdname = "strata:" + seg->name;
-  seg->memfd = memfd_create(fdname.c_str(), MFD_CLOEXEC);
-  if (seg->memfd < 0) return SysError("memfd_create({})", fdname);
-  if (ftruncate(seg->memfd, static_cast<off_t>(size)) != 0) {
-    Error e = SysError("sizing memory segment '{}' to {} MiB", seg->name,
-                       size >> 20);
-    close(seg->memfd);
-    return e;
-  }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_NORESERVE, seg->memfd, 0);
-  if (p == MAP_FAILED) {
-    Error e = SysError("mapping memory segment '{}'", seg->name);
-    close(seg->memfd);
-    return e;
+  void* p = MAP_FAILED;
+  if (backing_ == Backing::kAnonymous) {
+    p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      return SysError("mapping memory segment '{}' ({} MiB)", seg->name,
+                      size >> 20);
+    }
+    // Transparent huge pages where the host allows them (its THP setting
+    // "always" or "madvise"); a refusal only costs speed.
+    (void)madvise(p, size, MADV_HUGEPAGE);
+  } else {
+    std::string fdname = "strata:" + seg->name;
+    seg->memfd = memfd_create(fdname.c_str(), MFD_CLOEXEC);
+    if (seg->memfd < 0) return SysError("memfd_create({})", fdname);
+    if (ftruncate(seg->memfd, static_cast<off_t>(size)) != 0) {
+      Error e = SysError("sizing memory segment '{}' to {} MiB", seg->name,
+                         size >> 20);
+      close(seg->memfd);
+      return e;
+    }
+    p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+             seg->memfd, 0);
+    if (p == MAP_FAILED) {
+      Error e = SysError("mapping memory segment '{}'", seg->name);
+      close(seg->memfd);
+      return e;
+    }
   }
   seg->host = static_cast<uint8_t*>(p);
   // The lowest slot id no segment uses (KVM has a few hundred slots, so a
@@ -88,7 +101,7 @@ Status GuestMemory::RemoveSegment(uint64_t gpa) {
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     if ((*it)->gpa == gpa) {
       munmap((*it)->host, (*it)->size);
-      close((*it)->memfd);
+      if ((*it)->memfd >= 0) close((*it)->memfd);
       segments_.erase(it);
       return Ok();
     }

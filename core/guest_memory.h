@@ -1,8 +1,12 @@
 // strata — guest physical memory.
 //
-// Guest RAM is a set of named segments, each backed by its own memfd (so it
-// can be shared, snapshotted or migrated by name) and mapped once into the
-// VMM. Translate() is the one safe accessor every device uses: it returns a
+// Guest RAM is a set of named segments, each mapped once into the VMM and
+// backed (GuestMemory::Backing) by private anonymous memory that the kernel
+// may back with transparent huge pages (the default, as QEMU's -m: the
+// hypervisor then maps guest RAM in 2 MiB blocks, so a guest takes far
+// fewer stage-2/EPT faults — under nested virtualization each is an exit
+// to the L1), or by its own memfd named "strata:<name>" (shareable by fd,
+// 4 KiB pages unless the host's shmem THP is on). Translate() is the one safe accessor every device uses: it returns a
 // host span only when [gpa, gpa+len) lies entirely inside one segment, and
 // an error otherwise, so a guest-programmed address can never make the VMM
 // touch memory outside guest RAM.
@@ -29,8 +33,8 @@ struct MemorySegment {
   std::string name;
   uint64_t gpa = 0;
   uint64_t size = 0;
-  uint8_t* host = nullptr;  // VMM mapping, MAP_SHARED of memfd
-  int memfd = -1;
+  uint8_t* host = nullptr;  // VMM mapping
+  int memfd = -1;           // kMemfd backing only
   uint32_t slot = 0;        // hypervisor slot id, assigned by GuestMemory
 
   uint64_t end() const { return gpa + size; }  // exclusive
@@ -41,6 +45,10 @@ struct MemorySegment {
 
 class GuestMemory {
  public:
+  enum class Backing : uint8_t {
+    kAnonymous,  // MAP_PRIVATE | MAP_ANONYMOUS, MADV_HUGEPAGE
+    kMemfd,      // memfd_create + MAP_SHARED
+  };
   GuestMemory() = default;
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
@@ -82,8 +90,9 @@ class GuestMemory {
   friend class GuestMemoryTestPeer;
   // The map changes only through Vm::AddMemory / Vm::RemoveMemory, under
   // the VM write lock.
-  // Creates a memfd named `name`, sizes it and maps it. gpa and size must be
-  // page aligned, non-empty and must not overlap an existing segment.
+  // Maps a segment with the memory's backing (a memfd named `name` for
+  // kMemfd). gpa and size must be page aligned, non-empty and must not
+  // overlap an existing segment.
   Result<const MemorySegment*> AddSegment(std::string name, uint64_t gpa,
                                           uint64_t size);
   // Unmaps and closes the segment starting at gpa (caller holds the VM
@@ -96,6 +105,7 @@ class GuestMemory {
   Status ForEachChunk(uint64_t gpa, uint64_t len, F&& f) const;
 
   std::vector<std::unique_ptr<MemorySegment>> segments_;  // sorted by gpa
+  Backing backing_ = Backing::kAnonymous;  // set by Vm::Create
 };
 
 }  // namespace strata

@@ -18,6 +18,9 @@ class GuestMemoryTestPeer {
                                                  uint64_t gpa, uint64_t size) {
     return m.AddSegment(std::move(name), gpa, size);
   }
+  static void SetBacking(GuestMemory& m, GuestMemory::Backing b) {
+    m.backing_ = b;
+  }
   static Status RemoveSegment(GuestMemory& m, uint64_t gpa) {
     return m.RemoveSegment(gpa);
   }

@@ -25,6 +25,9 @@ constexpr ConfigKeyHelp kMiKeys[] = {
     {"cpu.threads", "topology: threads per core (default 1)"},
     {"cpu.max", "the VM's fixed vCPU limit (default: cpus)"},
     {"memory.size", "guest RAM, e.g. 256M, 2G (default 256M)"},
+    {"memory.backing",
+     "anonymous (default: private memory with transparent huge pages, as "
+     "QEMU) or memfd (one shareable memfd per segment)"},
     {"kernel.path", "guest kernel (default: the machine's built-in guest)"},
     {"kernel.cmdline", "kernel command line"},
     {"kernel.initrd", "initrd / boot module"},
@@ -79,6 +82,7 @@ struct Machine::Plan {
   uint32_t cpus = 1;
   uint32_t max_vcpus = 1;
   uint64_t memory_size = 0;
+  GuestMemory::Backing memory_backing = GuestMemory::Backing::kAnonymous;
   CpuTopology topology;
   md::MachineOptions machine;
   std::string name;
@@ -185,6 +189,15 @@ Result<Machine::Plan> Machine::Prepare(Config& c,
   }
   plan.memory_size =
       STRATA_TRY(c.GetSizeInRange("memory.size", 0, kMinMemory, UINT64_MAX));
+  const std::string backing =
+      STRATA_TRY(c.GetString("memory.backing", "anonymous"));
+  if (backing == "memfd") {
+    plan.memory_backing = GuestMemory::Backing::kMemfd;
+  } else if (backing != "anonymous") {
+    return MakeError(Errc::kInvalidArgument,
+                     "memory.backing must be anonymous or memfd, got '{}'",
+                     backing);
+  }
   if (plan.memory_size % kMemoryGranule != 0) {
     return MakeError(Errc::kInvalidArgument,
                      "memory.size {} is not a multiple of 4 KiB",
@@ -281,6 +294,7 @@ Result<std::unique_ptr<Machine>> Machine::Create(Config config,
   vo.max_vcpus = plan.max_vcpus;
   vo.topology = plan.topology;
   vo.machine = plan.machine;
+  vo.memory_backing = plan.memory_backing;
   vo.logger = logger;
   m->vm_ = STRATA_STEP(CreateKvmVm(vo, options.kvm_device));
   Vm& vm = *m->vm_;

@@ -647,6 +647,7 @@ Vm::Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend)
       vcpus_(new std::atomic<Vcpu*>[opts.max_vcpus]),
       arch_handlers_(static_cast<size_t>(md::ArchExitReason::kCount)) {
   for (uint32_t i = 0; i < opts.max_vcpus; ++i) vcpus_[i].store(nullptr);
+  memory_.backing_ = opts.memory_backing;
   accel_ = std::make_unique<VmBusAccelerator>(backend_.get(), &has_coalesced_);
   pio_bus_.AttachAccelerator(accel_.get());
   mmio_bus_.AttachAccelerator(accel_.get());

@@ -299,6 +299,9 @@ struct VmOptions {
   uint32_t max_vcpus = 1;  // fixed for the VM's life; <= host limit
   CpuTopology topology;    // sockets/clusters/cores/threads (MI)
   md::MachineOptions machine;
+  // What backs guest RAM (core/guest_memory.h): anonymous memory with
+  // transparent huge pages (default) or one memfd per segment.
+  GuestMemory::Backing memory_backing = GuestMemory::Backing::kAnonymous;
   // Where this VM logs; null = the process logger (core/log.h).
   std::shared_ptr<spdlog::logger> logger;
 };

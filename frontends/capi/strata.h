@@ -208,7 +208,9 @@ uint32_t strata_vcpu_count(const strata_machine *m);
 /* ------------------------------------------------------- guest memory -- */
 
 /* Adds a RAM segment of size bytes at guest-physical address gpa (both
- * multiples of 4 KiB), backed by its own memfd ("strata:<name>"). Changes
+ * multiples of 4 KiB), backed as the machine's memory.backing says
+ * (anonymous memory with transparent huge pages by default, or its own
+ * memfd "strata:<name>"). Changes
  * the memory map: takes the VM write lock, so running vCPUs are stopped
  * for a moment. STRATA_E_ALREADY_EXISTS if it overlaps RAM. Created
  * state, running or stopped; STRATA_E_BUSY while paused (resume first)
