@@ -5,7 +5,8 @@
 // by a raw KVM_RUN loop written directly against /dev/kvm (the baseline:
 // the least a VMM can do per exit — a vGICv3 like strata's, the vCPU
 // initialised with the preferred target, PC set through ONE_REG), and by
-// strata (Vcpu::Run → exit decode → Bus → IoDevice). Trials alternate to
+// strata (Vcpu::Run → exit decode → Bus → IoDevice) on the same devices
+// (a vGICv3; no PMU, no ITS). Trials alternate to
 // spread host noise over both; the best and median trial of each are
 // reported, with the user-space CPU time per exit (the VMM's own work).
 // Runs where an arm64 KVM is: in the nested EL2 testbeds
@@ -157,6 +158,11 @@ class CountingDevice : public strata::IoDevice {
 Trial StrataTrial(uint64_t exits) {
   strata::VmOptions o;
   o.max_vcpus = 1;
+  // The raw VM's devices: a vGICv3, no PMU or ITS (the exit path is
+  // measured, not the guest's configuration).
+  o.machine.gic_version = 3;
+  o.machine.its = false;
+  o.machine.pmu = false;
   auto vm = strata::CreateKvmVm(o);
   if (!vm) {
     std::fprintf(stderr, "strata: %s\n", vm.error().message().c_str());

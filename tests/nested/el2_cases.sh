@@ -49,13 +49,24 @@ G=/guests
 # The host profile bhyverun chooses, and why (-l info): QEMU's cortex-a57
 # and max are neither ThunderX part, so generic — with KVM's mode seen
 # right: nVHE on cortex-a57 (as ThunderX), VHE on max (as ThunderX2).
+# A forced profile is checked against the host's capabilities: ThunderX
+# (GICv3, no GICv2) runs on either L1, ThunderX2 needs VHE and an ITS.
 case $mode in
-  el2-nvhe) case_err profile 1 "KVM is nVHE" -l info -k $G/hello.flat ;;
-  el2-vhe) case_err profile 1 "KVM is VHE" -l info -k $G/hello.flat ;;
+  el2-nvhe)
+    case_err profile 1 "KVM is nVHE" -l info -k $G/hello.flat
+    case_err profile-thunderx2-refused 6 "arm64.profile=thunderx2 needs VHE, but KVM is nVHE" \
+      -o arm64.profile=thunderx2 -k $G/hello.flat ;;
+  el2-vhe)
+    case_err profile 1 "KVM is VHE" -l info -k $G/hello.flat
+    case_err profile-thunderx2-forced 1 "host profile thunderx2 (forced)" \
+      -l info -o arm64.profile=thunderx2 -k $G/hello.flat ;;
 esac
 case_err profile-generic 1 "host profile generic" -l info -k $G/hello.flat
-# Forcing thunderx needs a ThunderX (MIDR): refused, naming what is missing.
-case_err profile-thunderx-forced 6 "arm64.profile" -o arm64.profile=thunderx -k $G/hello.flat
+case_err profile-thunderx-forced 1 "host profile thunderx (forced)" -l info \
+  -o arm64.profile=thunderx -k $G/hello.flat
+# The thunderx profile refuses GICv2 whatever the host has.
+case_err profile-thunderx-gicv2 6 "arm64.gic_version" -o arm64.profile=thunderx \
+  -o arm64.gic_version=2 -k $G/hello.flat
 # The built-in demo guest: PSCI CPU_ON for every vCPU, SYSTEM_OFF (status 0).
 case_ demo 0 "vcpus: 4 of 4 checked in" -c 4
 # Exit status through kvm-unit-tests' "EXIT: STATUS=1" line (code 0).
