@@ -17,7 +17,8 @@ BAZEL_FLAGS=(--noshow_progress --ui_event_filters=-info,-debug --color=no)
 compatible_tests() {  # $1 = bazel flags, $2... = target patterns
   # The test targets in the patterns that this configuration builds: an
   # arm64-only test (target_compatible_with @platforms//cpu:aarch64) runs in
-  # the arm64 pass, an amd64-only one (arch/kvm_backend.bzl) in the others.
+  # the arm64 pass, an amd64-only one (arch/kvm_backend.bzl) in the others;
+  # manual ones (tags = ["manual"]) in none, as `bazel test //...` does.
   # A plain query (no analysis, so the cross toolchain's own targets are
   # not analysed for the host). Prints nothing and fails if it cannot list.
   local flags=$1 other=aarch64 set
@@ -25,7 +26,7 @@ compatible_tests() {  # $1 = bazel flags, $2... = target patterns
   [[ " $flags " == *" --config=arm64 "* ]] && other=x86_64
   set="tests($(IFS=+; echo "$*"))"
   bazel query "${BAZEL_FLAGS[@]}" \
-    "$set except attr(target_compatible_with, 'cpu:$other', $set)" 2>/dev/null
+    "$set except attr(target_compatible_with, 'cpu:$other', $set) except attr(tags, manual, $set)" 2>/dev/null
 }
 
 collect() {  # $1 = label, $2 = bazel flags, $3... = target patterns
