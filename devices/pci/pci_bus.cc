@@ -82,6 +82,13 @@ Status PciBus::Add(uint32_t slot, uint32_t func,
   att.pio = options_.pio;
   att.mmio = options_.mmio;
   att.msi = options_.msi;
+  if (options_.msi_with_requester) {
+    // Bus 0: the requester id is the devfn.
+    const auto rid = static_cast<uint16_t>(slot << 3 | func);
+    att.msi = [f = options_.msi_with_requester, rid](
+                  const md::MsiMessage& m) { f(rid, m); };
+  }
+  att.allow_zero_address = options_.allow_zero_bar_address;
   att.logger = options_.logger;
   const uint32_t pin = fn->ConfigRead(pcicfg::kInterruptPin, 1);
   std::optional<uint32_t> irq;
@@ -169,10 +176,11 @@ void PciBus::ConfigWrite(uint32_t bus, uint32_t slot, uint32_t func,
   if (fn != nullptr) fn->ConfigWrite(reg, size, value);
 }
 
-std::shared_ptr<PciDevice> MakePciHostBridge() {
+std::shared_ptr<PciDevice> MakePciHostBridge(uint16_t vendor,
+                                             uint16_t device) {
   PciId id;
-  id.vendor = kPciVendorIntel;
-  id.device = kPciDeviceQ35Mch;
+  id.vendor = vendor;
+  id.device = device;
   id.class_code = kPciClassBridge;
   id.subclass = kPciSubclassHostBridge;
   return std::make_shared<PciDevice>(id, "pci-host-bridge");
@@ -247,6 +255,42 @@ void PciEcam::Write(const IoContext& ctx, uint64_t offset, uint32_t size,
   bus_->ConfigWrite(static_cast<uint32_t>(offset >> 20), (offset >> 15) & 0x1f,
                     (offset >> 12) & 7, reg, size,
                     static_cast<uint32_t>(value));
+}
+
+// --- I/O window -------------------------------------------------------------
+
+PciIoWindow::PciIoWindow(Bus* pio, std::shared_ptr<spdlog::logger> logger)
+    : pio_(pio),
+      error_log_(std::make_unique<RateLimit>("PCI I/O window",
+                                             std::move(logger))) {}
+
+PciIoWindow::~PciIoWindow() = default;
+
+uint64_t PciIoWindow::Read(const IoContext& ctx, uint64_t offset,
+                           uint32_t size) {
+  if (size == 8) {
+    return Read(ctx, offset, 4) | Read(ctx, offset + 4, 4) << 32;
+  }
+  Result<uint64_t> v = pio_->Read(ctx, offset, size);
+  if (!v) {
+    error_log_->Warn("I/O read of port {:#x} ({} bytes): {}", offset, size,
+                     v.error().message());
+    return AllOnes(size);
+  }
+  return *v;
+}
+
+void PciIoWindow::Write(const IoContext& ctx, uint64_t offset, uint32_t size,
+                        uint64_t value) {
+  if (size == 8) {
+    Write(ctx, offset, 4, value & 0xffffffffu);
+    Write(ctx, offset + 4, 4, value >> 32);
+    return;
+  }
+  if (Status s = pio_->Write(ctx, offset, size, value); !s) {
+    error_log_->Warn("I/O write of port {:#x} ({} bytes, {:#x}): {}", offset,
+                     size, value, s.error().message());
+  }
 }
 
 }  // namespace strata

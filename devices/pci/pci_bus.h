@@ -58,12 +58,17 @@ class logger;
 
 namespace strata {
 
+class RateLimit;
+
 inline constexpr uint32_t kPciSlots = 32;
 inline constexpr uint32_t kPciFunctions = 8;
 
 // QEMU q35's host bridge (the MCH): 8086:29c0, class 06 00 00.
 inline constexpr uint16_t kPciVendorIntel = 0x8086;
 inline constexpr uint16_t kPciDeviceQ35Mch = 0x29c0;
+// QEMU's generic PCIe host (gpex, hw/pci-host/gpex.c; the virt machine's):
+// 1b36:0008, class 06 00 00.
+inline constexpr uint16_t kPciDeviceRedHatGpex = 0x0008;
 inline constexpr uint8_t kPciClassBridge = 0x06;
 inline constexpr uint8_t kPciSubclassHostBridge = 0x00;
 
@@ -82,6 +87,13 @@ class PciBus {
     Bus* mmio = nullptr;
     // Messages from the functions (the platform passes Vm::SignalMsi).
     PciMsiFn msi;
+    // Set instead of msi: messages with the requester id of the function
+    // that sent them (PCIe Base 4.0 §2.2.6.2: bus << 8 | device << 3 |
+    // function), for an interrupt controller that translates by it (a
+    // GICv3 ITS takes it as the device id, GICv3 spec §5.2). Takes
+    // precedence over msi.
+    std::function<void(uint16_t requester_id, const md::MsiMessage&)>
+        msi_with_requester;
     // INTx routing: the machine's interrupt number for (device, pin 1-4),
     // and the line that drives a number. Both unset: no INTx.
     std::function<uint32_t(uint32_t slot, uint32_t pin)> intx_route;
@@ -89,6 +101,9 @@ class PciBus {
     // Where Add places BARs; unset: BARs start unassigned.
     std::optional<Window> io_window;
     std::optional<Window> mmio_window;
+    // Whether BARs at address 0 decode (PciAttachment::allow_zero_address):
+    // a machine whose I/O space is a window of its own (arm64 virt).
+    bool allow_zero_bar_address = false;
     std::shared_ptr<spdlog::logger> logger;
   };
 
@@ -121,8 +136,10 @@ class PciBus {
   uint64_t mmio_next_ = 0;
 };
 
-// The host bridge function (00:00.0), a type-0 header and nothing more.
-std::shared_ptr<PciDevice> MakePciHostBridge();
+// The host bridge function (00:00.0), a type-0 header and nothing more;
+// the ids of q35's MCH unless told (the virt machine's is gpex's).
+std::shared_ptr<PciDevice> MakePciHostBridge(
+    uint16_t vendor = kPciVendorIntel, uint16_t device = kPciDeviceQ35Mch);
 
 // Configuration mechanism #1 and the reset control register, for 8 ports
 // from CONFIG_ADDRESS (0xcf8-0xcff).
@@ -156,6 +173,31 @@ class PciEcam final : public IoDevice {
 
  private:
   PciBus* const bus_;
+};
+
+// The PCI I/O space as an MMIO window, for a machine whose CPU has no port
+// I/O (arm64: QEMU virt's VIRT_PCIE_PIO, the "ranges" entry of type
+// 0x01000000 in the host bridge's DT node). An access at offset o of the
+// window is an I/O cycle at port o, dispatched on the pio bus the PCI
+// functions' I/O BARs are registered on; 8-byte accesses become two
+// dword cycles (PCI I/O transactions are at most a dword). The window is
+// at most kPioMaxPort + 1 bytes. An unclaimed port reads as all-ones like
+// any PIO; if the pio bus makes unclaimed accesses fatal the error cannot
+// cross the IoDevice interface, so it is logged here (rate-limited) and
+// the access completes with the unclaimed value.
+inline constexpr uint64_t kPciIoWindowMaxSize = kPioMaxPort + 1;
+class PciIoWindow final : public IoDevice {
+ public:
+  PciIoWindow(Bus* pio, std::shared_ptr<spdlog::logger> logger);
+  ~PciIoWindow() override;
+  uint64_t Read(const IoContext& ctx, uint64_t offset, uint32_t size) override;
+  void Write(const IoContext& ctx, uint64_t offset, uint32_t size,
+             uint64_t value) override;
+  std::string_view name() const override { return "pci-io-window"; }
+
+ private:
+  Bus* const pio_;
+  std::unique_ptr<RateLimit> error_log_;
 };
 
 }  // namespace strata

@@ -1,13 +1,18 @@
 // PciBus through the port and MMIO buses: configuration mechanism #1 (its
 // byte lanes, the enable bit, the reset control register inside it), ECAM,
 // absent functions, the host bridge, the multi-function bit, BAR
-// assignment and shared INTx lines.
+// assignment and shared INTx lines; the arm64 virt machine's shape (gpex
+// host bridge, the I/O space as an MMIO window, BARs at address 0, MSIs
+// with their requester id).
 #include "devices/pci/pci_bus.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "core/bus.h"
 #include "devices/pci/pci_testdev.h"
@@ -245,6 +250,164 @@ TEST_F(Fixture, IntxIsRoutedSwizzledAndShared) {
   c->SetIntx(true);
   EXPECT_TRUE(lines[18]->level);
   EXPECT_FALSE(lines[17]->level);
+}
+
+
+// --- The arm64 virt machine's bus (arch/arm64/platform/virt_pci.cc) --------
+
+// QEMU virt's windows (hw/arm/virt.c base_memmap).
+constexpr uint64_t kVirtEcam = 0x3f000000;
+constexpr uint64_t kVirtPio = 0x3eff0000;
+constexpr uint64_t kVirtMmio = 0x10000000;
+
+// A PIO register bank: records the accesses it gets.
+class Ports final : public IoDevice {
+ public:
+  uint64_t Read(const IoContext&, uint64_t offset, uint32_t size) override {
+    reads.emplace_back(offset, size);
+    return 0x11223344u >> (8 * (4 - std::min<uint32_t>(size, 4)));
+  }
+  void Write(const IoContext&, uint64_t offset, uint32_t size,
+             uint64_t value) override {
+    writes.push_back({offset, size, value});
+  }
+  std::string_view name() const override { return "ports"; }
+  struct W {
+    uint64_t offset;
+    uint32_t size;
+    uint64_t value;
+  };
+  std::vector<std::pair<uint64_t, uint32_t>> reads;
+  std::vector<W> writes;
+};
+
+struct Virt : ::testing::Test {
+  Bus pio{BusKind::kPio};
+  Bus mmio{BusKind::kMmio};
+  std::vector<std::pair<uint16_t, md::MsiMessage>> msis;
+  std::unique_ptr<PciBus> bus;
+
+  void SetUp() override {
+    PciBus::Options o;
+    o.pio = &pio;
+    o.mmio = &mmio;
+    o.msi_with_requester = [this](uint16_t rid, const md::MsiMessage& m) {
+      msis.emplace_back(rid, m);
+    };
+    o.io_window = PciBus::Window{0x1000, kPciIoWindowMaxSize - 0x1000};
+    o.mmio_window = PciBus::Window{kVirtMmio, 0x2eff0000};
+    o.allow_zero_bar_address = true;
+    bus = std::make_unique<PciBus>(o);
+    ASSERT_TRUE(bus->Add(0, 0, MakePciHostBridge(kPciVendorRedHat,
+                                                 kPciDeviceRedHatGpex)));
+    ASSERT_TRUE(mmio.Register(kVirtEcam, 16ull << 20,
+                              std::make_shared<PciEcam>(bus.get())));
+    ASSERT_TRUE(mmio.Register(kVirtPio, kPciIoWindowMaxSize,
+                              std::make_shared<PciIoWindow>(&pio, nullptr)));
+  }
+  uint64_t Ecam(uint32_t d, uint32_t f, uint32_t r, uint32_t size = 4) {
+    return *mmio.Read(IoContext{}, kVirtEcam + (d << 15 | f << 12 | r), size);
+  }
+  void EcamWrite(uint32_t d, uint32_t f, uint32_t r, uint64_t v,
+                 uint32_t size = 4) {
+    ASSERT_TRUE(mmio.Write(IoContext{}, kVirtEcam + (d << 15 | f << 12 | r),
+                           size, v));
+  }
+  uint64_t Io(uint64_t port, uint32_t size) {
+    return *mmio.Read(IoContext{}, kVirtPio + port, size);
+  }
+  void IoWrite(uint64_t port, uint32_t size, uint64_t v) {
+    ASSERT_TRUE(mmio.Write(IoContext{}, kVirtPio + port, size, v));
+  }
+};
+
+TEST_F(Virt, GpexHostBridge) {
+  EXPECT_EQ(Ecam(0, 0, kVendorId), 0x00081b36u);
+  EXPECT_EQ(Ecam(0, 0, kRevision) >> 8, 0x060000u);
+  EXPECT_EQ(Ecam(1, 0, kVendorId), 0xffffffffu);
+  // Buses 1-15 of the ECAM region: nothing there.
+  EXPECT_EQ(*mmio.Read(IoContext{}, kVirtEcam + (15u << 20), 4), 0xffffffffu);
+}
+
+TEST_F(Virt, IoWindowForwardsToPorts) {
+  auto ports = std::make_shared<Ports>();
+  ASSERT_TRUE(pio.Register(0x2000, 0x10, ports));
+  IoWrite(0x2004, 2, 0xbeef);
+  ASSERT_EQ(ports->writes.size(), 1u);
+  EXPECT_EQ(ports->writes[0].offset, 4u);
+  EXPECT_EQ(ports->writes[0].size, 2u);
+  EXPECT_EQ(ports->writes[0].value, 0xbeefu);
+  EXPECT_EQ(Io(0x2000, 1), 0x11u);
+  // 8 bytes: two dword cycles.
+  IoWrite(0x2008, 8, 0x0102030405060708ull);
+  ASSERT_EQ(ports->writes.size(), 3u);
+  EXPECT_EQ(ports->writes[1].offset, 8u);
+  EXPECT_EQ(ports->writes[1].value, 0x05060708u);
+  EXPECT_EQ(ports->writes[2].offset, 12u);
+  EXPECT_EQ(ports->writes[2].value, 0x01020304u);
+  EXPECT_EQ(Io(0x2008, 8), 0x1122334411223344ull);
+  // Unclaimed ports float high, as PIO; the pio bus counts them.
+  EXPECT_EQ(Io(0x3000, 2), 0xffffu);
+  EXPECT_EQ(pio.unclaimed_count(), 1u);
+  EXPECT_EQ(mmio.unclaimed_count(), 0u);
+  // The last port of the window is port 0xffff.
+  EXPECT_EQ(Io(0xffff, 1), 0xffu);
+}
+
+TEST_F(Virt, IoWindowUnderFatalUnclaimed) {
+  pio.set_unclaimed_fatal(true);
+  EXPECT_EQ(Io(0x3000, 4), 0xffffffffu);  // logged, completes
+  IoWrite(0x3000, 4, 1);
+  EXPECT_EQ(pio.unclaimed_count(), 2u);
+}
+
+TEST_F(Virt, BarsFromTheVirtWindows) {
+  ASSERT_TRUE(bus->Add(1, 0, MakePciTestdev()));
+  EXPECT_EQ(Ecam(1, 0, kBar0), kVirtMmio);
+  EXPECT_EQ(Ecam(1, 0, kBar0 + 4), 0x1001u);  // I/O from 0x1000
+  // Usable through the windows at once.
+  IoWrite(0x1000, 1, 0);
+  EXPECT_EQ(Io(0x1010, 4), 0x74726f70u);  // "port"
+  EXPECT_EQ(*mmio.Read(IoContext{}, kVirtMmio + 0x10, 4), 0x74726f70u);
+}
+
+// kvm-unit-tests' allocator (lib/pci-host-generic.c) starts each space at
+// its "ranges" PCI address: the I/O BAR lands on port 0, which decodes on
+// this bus (QEMU virt's pci_allow_0_address) and not on the pc machine's.
+TEST_F(Virt, IoBarAtPortZeroDecodes) {
+  ASSERT_TRUE(bus->Add(1, 0, MakePciTestdev()));
+  EcamWrite(1, 0, kBar0 + 4, 0);
+  EXPECT_EQ(Ecam(1, 0, kBar0 + 4), 0x1u);
+  IoWrite(0, 1, 1);  // select test 1
+  EXPECT_EQ(Io(0x10, 4), 0x74726f70u);
+  EXPECT_EQ(pio.unclaimed_count(), 0u);
+}
+
+TEST_F(WithWindows, BarAtZeroDoesNotDecodeOnPc) {
+  ASSERT_TRUE(bus->Add(1, 0, MakePciTestdev()));
+  Out(kCf8, 4, Address(0, 1, 0, kBar0 + 4));
+  Out(0xcfc, 4, 0);
+  ASSERT_TRUE(pio.Write(IoContext{}, 0, 1, 1));
+  EXPECT_EQ(*pio.Read(IoContext{}, 0x10, 4), 0xffffffffu);
+}
+
+TEST_F(Virt, MsiCarriesTheRequesterId) {
+  PciId id;
+  id.vendor = 0x1234;
+  id.device = 0x2;
+  auto fn = std::make_shared<PciDevice>(id, "msi");
+  const uint32_t cap = *fn->AddMsi(false);
+  ASSERT_TRUE(bus->Add(3, 2, fn));
+  EcamWrite(3, 2, cap + 4, 0x08090040);  // the ITS's GITS_TRANSLATER
+  EcamWrite(3, 2, cap + 8, 0);
+  EcamWrite(3, 2, cap + 0xc, 7, 2);
+  EcamWrite(3, 2, cap + 2, 1, 2);
+  EcamWrite(3, 2, kCommand, kCommandMaster, 2);
+  fn->Notify(0);
+  ASSERT_EQ(msis.size(), 1u);
+  EXPECT_EQ(msis[0].first, 0x1au);  // 00:03.2
+  EXPECT_EQ(msis[0].second.address, 0x08090040u);
+  EXPECT_EQ(msis[0].second.data, 7u);
 }
 
 }  // namespace

@@ -302,9 +302,11 @@ std::optional<uint64_t> PciDevice::BarAddress(uint32_t index) const {
       top = UINT64_MAX;
       break;
   }
-  // QEMU's pci_bar_address: 0 and a range reaching the top of the space
-  // (what a sizing write leaves) are not decoded.
-  if (addr == 0 || addr + (b.size - 1) >= top || addr + (b.size - 1) < addr) {
+  // QEMU's pci_bar_address: 0 (unless the machine allows it) and a range
+  // reaching the top of the space (what a sizing write leaves) are not
+  // decoded.
+  if ((addr == 0 && !att_.allow_zero_address) || addr + (b.size - 1) >= top ||
+      addr + (b.size - 1) < addr) {
     return std::nullopt;
   }
   return addr;

@@ -106,6 +106,10 @@ inline constexpr uint8_t kCapIdMsix = 0x11;
 }  // namespace pcicfg
 
 // Who a function is (PCI Local Bus 3.0 §6.2.1).
+// Red Hat's (ex-Qumranet) vendor id, QEMU's devices (QEMU's
+// docs/specs/pci-ids.rst).
+inline constexpr uint16_t kPciVendorRedHat = 0x1b36;
+
 struct PciId {
   uint16_t vendor = 0xffff;
   uint16_t device = 0xffff;
@@ -138,6 +142,11 @@ struct PciAttachment {
   std::shared_ptr<IrqLine> intx;  // null: no INTx (pin 0)
   PciMsiFn msi;                   // null: messages are dropped
   std::shared_ptr<spdlog::logger> logger;  // null: the strata logger
+  // Whether a BAR at address 0 decodes. Off (the pc machine, QEMU's
+  // default): 0 means unassigned. On: QEMU's virt (pci_allow_0_address),
+  // where PCI I/O space is its own window and port 0 is a usable BAR
+  // address (kvm-unit-tests' allocator puts the first I/O BAR there).
+  bool allow_zero_address = false;
 };
 
 class PciDevice : public std::enable_shared_from_this<PciDevice> {

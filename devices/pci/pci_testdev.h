@@ -29,7 +29,6 @@
 
 namespace strata {
 
-inline constexpr uint16_t kPciVendorRedHat = 0x1b36;
 inline constexpr uint16_t kPciDeviceRedHatTest = 0x0005;
 inline constexpr uint64_t kPciTestdevMemSize = 4096;  // BAR0
 inline constexpr uint64_t kPciTestdevIoSize = 256;    // BAR1

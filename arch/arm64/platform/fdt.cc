@@ -16,6 +16,16 @@ constexpr uint32_t kMaxIntids = 1020;  // GICv3 spec §2.2.1: 1020-1023 special
 constexpr uint32_t kApbClockHz = 24000000;   // QEMU virt's "clk24mhz"
 constexpr uint32_t kNs16550ClockHz = 1843200;  // kvmtool's 8250 UART
 constexpr uint64_t kAff3Mask = 0xff00000000ull;
+constexpr uint64_t kEcamBusSize = 1ull << 20;  // PCIe Base 4.0 §7.2.2
+constexpr uint32_t kPciMaxBus = 255;
+constexpr uint32_t kPciIntxPins = 4;
+// The interrupt-map covers slots 0-3: the mask keeps device bits 12:11 of
+// phys.hi and the pin (QEMU's create_pcie_irq_map).
+constexpr uint32_t kPciIntxMapSlots = 4;
+constexpr uint32_t kPciIntxMapDevMask = 0x1800;
+constexpr uint32_t kPciIntxMapPinMask = 7;
+constexpr uint32_t kPciDevShift = 11;  // phys.hi bits 15:11: device
+constexpr uint32_t kPciRequesterIds = 0x10000;
 
 using Region = VirtFdtSpec::Region;
 
@@ -125,6 +135,38 @@ Status Validate(const VirtFdtSpec& s) {
     regions.push_back(
         {fmt::format("virtio_mmio[{}].mmio", i), s.virtio_mmio[i].mmio});
   }
+  if (s.pcie) {
+    const VirtFdtSpec::Pcie& p = *s.pcie;
+    if (p.bus_first > p.bus_last || p.bus_last > kPciMaxBus) {
+      return Invalid(fmt::format(
+          "pcie bus range {}-{} is not an interval of buses 0-{}",
+          p.bus_first, p.bus_last, kPciMaxBus));
+    }
+    const uint64_t buses = uint64_t{p.bus_last} - p.bus_first + 1;
+    if (p.ecam.size != buses * kEcamBusSize) {
+      return Invalid(fmt::format(
+          "pcie.ecam.size = {:#x} must be {:#x} (1 MiB for each of buses "
+          "{}-{})",
+          p.ecam.size, buses * kEcamBusSize, p.bus_first, p.bus_last));
+    }
+    if (p.mmio.base + p.mmio.size > (uint64_t{1} << 32)) {
+      return Invalid(fmt::format(
+          "pcie.mmio [{:#x}, +{:#x}) is a 32-bit window and must end below "
+          "4 GiB",
+          p.mmio.base, p.mmio.size));
+    }
+    if (p.pio.size > (uint64_t{1} << 32)) {
+      return Invalid(fmt::format("pcie.pio.size = {:#x} exceeds the 32-bit "
+                                 "PCI I/O space",
+                                 p.pio.size));
+    }
+    if (p.msi_to_its && !s.its) {
+      return Invalid("pcie.msi_to_its is set but there is no its");
+    }
+    regions.push_back({"pcie.ecam", p.ecam});
+    regions.push_back({"pcie.pio", p.pio});
+    regions.push_back({"pcie.mmio", p.mmio});
+  }
   for (size_t i = 0; i < regions.size(); ++i) {
     const Named& a = regions[i];
     if (a.r.size == 0) return Invalid(a.name + " has size 0");
@@ -152,6 +194,12 @@ Status Validate(const VirtFdtSpec& s) {
   for (size_t i = 0; i < s.virtio_mmio.size(); ++i) {
     spis.push_back({fmt::format("virtio_mmio[{}].spi_intid", i),
                     s.virtio_mmio[i].spi_intid});
+  }
+  if (s.pcie) {
+    for (size_t i = 0; i < kPciIntxPins; ++i) {
+      spis.push_back({fmt::format("pcie.intx_spi_intids[{}]", i),
+                      s.pcie->intx_spi_intids[i]});
+    }
   }
   for (size_t i = 0; i < spis.size(); ++i) {
     STRATA_TRY(CheckSpi(spis[i].first, spis[i].second, s.gic_nr_irqs));
@@ -420,6 +468,53 @@ void WriteVirtio(Writer& w, const VirtFdtSpec& s) {
   }
 }
 
+// Cells of a 64-bit value.
+void Push64(std::vector<uint32_t>& c, uint64_t v) {
+  c.push_back(static_cast<uint32_t>(v >> 32));
+  c.push_back(static_cast<uint32_t>(v));
+}
+
+// In the order of QEMU's create_pcie, so the trees diff cleanly.
+void WritePcie(Writer& w, const VirtFdtSpec& s) {
+  const VirtFdtSpec::Pcie& p = *s.pcie;
+  w.Begin(UnitName("pcie", p.mmio.base));
+  w.String("compatible", "pci-host-ecam-generic");
+  w.String("device_type", "pci");
+  w.Cell("#address-cells", 3);
+  w.Cell("#size-cells", 2);
+  w.Cell("linux,pci-domain", 0);
+  w.Cells("bus-range", {p.bus_first, p.bus_last});
+  w.Empty("dma-coherent");
+  if (p.msi_to_its) {
+    // Requester id r maps to ITS device id r, for every r.
+    w.Cells("msi-map", {0, kItsPhandle, 0, kPciRequesterIds});
+  }
+  w.Reg({p.ecam});
+  // <phys.hi phys.mid phys.lo  cpu (2 cells)  size (2 cells)>
+  std::vector<uint32_t> ranges = {kFdtPciRangeIo, 0, 0};
+  Push64(ranges, p.pio.base);
+  Push64(ranges, p.pio.size);
+  ranges.push_back(kFdtPciRangeMmio32);
+  Push64(ranges, p.mmio.base);
+  Push64(ranges, p.mmio.base);
+  Push64(ranges, p.mmio.size);
+  w.Cells("ranges", ranges);
+  w.Cell("#interrupt-cells", 1);
+  // <phys.hi 0 0 pin  &gic  0 0 (the GIC's #address-cells)  SPI n flags>
+  std::vector<uint32_t> map;
+  for (uint32_t slot = 0; slot < kPciIntxMapSlots; ++slot) {
+    for (uint32_t pin = 0; pin < kPciIntxPins; ++pin) {
+      const uint32_t intid = p.intx_spi_intids[(slot + pin) % kPciIntxPins];
+      map.insert(map.end(), {slot << kPciDevShift, 0, 0, pin + 1, kGicPhandle,
+                             0, 0, kIrqTypeSpi, intid - kFirstSpi,
+                             kIrqLevelHigh});
+    }
+  }
+  w.Cells("interrupt-map", map);
+  w.Cells("interrupt-map-mask", {kPciIntxMapDevMask, 0, 0, kPciIntxMapPinMask});
+  w.End();
+}
+
 void WriteChosen(Writer& w, const VirtFdtSpec& s) {
   w.Begin("aliases");
   w.String("serial0", UartNodePath(s));
@@ -448,6 +543,10 @@ std::string UartNodePath(const VirtFdtSpec& spec) {
   return "/" + UnitName(pl011 ? "pl011" : "uart", spec.uart.mmio.base);
 }
 
+std::string PcieNodePath(const VirtFdtSpec& spec) {
+  return "/" + UnitName("pcie", spec.pcie->mmio.base);
+}
+
 Result<std::vector<uint8_t>> BuildVirtFdt(const VirtFdtSpec& spec) {
   STRATA_TRY(Validate(spec));
   Writer w(DtbSizeLimit());
@@ -467,6 +566,7 @@ Result<std::vector<uint8_t>> BuildVirtFdt(const VirtFdtSpec& spec) {
   WriteTimerAndPmu(w, spec);
   WriteUart(w, spec);
   WriteVirtio(w, spec);
+  if (spec.pcie) WritePcie(w, spec);
   WriteChosen(w, spec);
   w.End();
   return w.Finish();

@@ -25,6 +25,14 @@
 //   /pl011@<base>      "arm,pl011", "arm,primecell", or /uart@<base>
 //                      "ns16550a" (kvmtool's UART)
 //   /virtio_mmio@<b>   "virtio,mmio", dma-coherent, edge-rising SPI
+//   /pcie@<mmio base>  optional: "pci-host-ecam-generic" (create_pcie),
+//                      reg = ECAM, bus-range, ranges = the I/O window
+//                      (PCI I/O 0 at its CPU address) and the 32-bit
+//                      memory window (1:1), #interrupt-cells 1, the INTx
+//                      swizzle in interrupt-map (4 slots x 4 pins, mask
+//                      <0x1800 0 0 7>, level-high SPIs), msi-map to the
+//                      ITS when it has one; bindings/pci/
+//                      host-generic-pci.yaml and pci.txt (IEEE 1275 PCI)
 //   /aliases           serial0 = the UART (as recent QEMU writes it)
 //   /chosen            stdout-path, bootargs, linux,initrd-start/-end
 // Interrupt specifiers are <type number flags> with type 0 = SPI (number =
@@ -105,6 +113,20 @@ struct VirtFdtSpec {
     Region mmio;
     uint32_t spi_intid = 0;
   };
+  // A PCIe host bridge with ECAM (QEMU virt's gpex; defaults: its map).
+  struct Pcie {
+    Region ecam{0x3f000000, 0x01000000};  // 1 MiB a bus, from bus_first
+    uint32_t bus_first = 0, bus_last = 15;
+    Region pio{0x3eff0000, 0x10000};      // CPU address of PCI I/O port 0
+    Region mmio{0x10000000, 0x2eff0000};  // 32-bit memory, PCI = CPU address
+    // The SPI INTIDs of slot 0's INTA#-INTD#; slot s pin p (0-3) gets
+    // intx_spi_intids[(s + p) % 4] (the swizzle, PCI-to-PCI Bridge 1.2
+    // §9.1). QEMU virt: SPIs 3-6.
+    std::array<uint32_t, 4> intx_spi_intids = {35, 36, 37, 38};
+    // msi-map = <0 &its 0 0x10000>: MSIs go to the ITS with the requester
+    // id as device id (bindings/pci/pci-msi.txt). Needs `its`.
+    bool msi_to_its = false;
+  };
 
   uint64_t ram_base = 0x40000000;
   uint64_t ram_size = 0;
@@ -132,6 +154,7 @@ struct VirtFdtSpec {
 
   Uart uart;
   std::vector<VirtioMmio> virtio_mmio;  // in the order they are written
+  std::optional<Pcie> pcie;             // nullopt: no PCI
 
   std::string bootargs;           // empty: no /chosen/bootargs
   std::optional<Region> initrd;   // linux,initrd-start = base, -end = base+size
@@ -146,5 +169,12 @@ Result<std::vector<uint8_t>> BuildVirtFdt(const VirtFdtSpec& spec);
 // /chosen/stdout-path), for callers and tests.
 std::string GicNodePath(const VirtFdtSpec& spec);
 std::string UartNodePath(const VirtFdtSpec& spec);
+// /pcie@<mmio base> (spec.pcie must be set).
+std::string PcieNodePath(const VirtFdtSpec& spec);
+
+// Address cells of a PCI "ranges"/"reg" entry (IEEE 1275 PCI binding
+// §2.2.1.1, phys.hi): the space code in bits 25:24.
+inline constexpr uint32_t kFdtPciRangeIo = 0x01000000;
+inline constexpr uint32_t kFdtPciRangeMmio32 = 0x02000000;
 
 }  // namespace strata::arm64

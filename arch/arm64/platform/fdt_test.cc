@@ -43,6 +43,13 @@ Spec QemuLikeSpec(size_t cpus, uint32_t gic_version = 3, bool its = true) {
   return s;
 }
 
+// QEMU virt's PCIe (create_pcie): ECAM buses 0-15, SPIs 3-6.
+Spec WithPcie(Spec s) {
+  s.pcie = Spec::Pcie{};
+  s.pcie->msi_to_its = s.its.has_value();
+  return s;
+}
+
 class Dtb {
  public:
   explicit Dtb(std::vector<uint8_t> b) : b_(std::move(b)) {}
@@ -336,6 +343,65 @@ void ExpectInvalid(const Spec& s, const std::string& field) {
       << r.error().message();
 }
 
+TEST(VirtFdtTest, NoPcieUnlessAsked) {
+  Dtb d = Build(QemuLikeSpec(1));
+  EXPECT_EQ(d.CountChildren("/", "pcie"), 0);
+}
+
+TEST(VirtFdtTest, PcieAsQemuVirt) {
+  const Spec s = WithPcie(QemuLikeSpec(2));
+  EXPECT_EQ(PcieNodePath(s), "/pcie@10000000");
+  Dtb d = Build(s);
+  const std::string n = "/pcie@10000000";
+  EXPECT_EQ(d.String(n, "compatible"), "pci-host-ecam-generic");
+  EXPECT_EQ(d.String(n, "device_type"), "pci");
+  EXPECT_EQ(d.Cell(n, "#address-cells"), 3u);
+  EXPECT_EQ(d.Cell(n, "#size-cells"), 2u);
+  EXPECT_EQ(d.Cell(n, "#interrupt-cells"), 1u);
+  EXPECT_EQ(d.Cell(n, "linux,pci-domain"), 0u);
+  EXPECT_EQ(d.Cells(n, "bus-range"), (V{0, 15}));
+  EXPECT_TRUE(d.Has(n, "dma-coherent"));
+  EXPECT_EQ(d.Cells(n, "reg"), (V{0, 0x3f000000, 0, 0x01000000}));
+  EXPECT_EQ(d.Cells(n, "ranges"),
+            (V{0x01000000, 0, 0, 0, 0x3eff0000, 0, 0x10000,  //
+               0x02000000, 0, 0x10000000, 0, 0x10000000, 0, 0x2eff0000}));
+  EXPECT_EQ(d.Cells(n, "msi-map"), (V{0, kItsPhandle, 0, 0x10000}));
+  EXPECT_EQ(d.Cells(n, "interrupt-map-mask"), (V{0x1800, 0, 0, 7}));
+  const V map = d.Cells(n, "interrupt-map");
+  ASSERT_EQ(map.size(), 4u * 4u * 10u);
+  // Entry (slot, pin 1-4): the swizzle onto SPIs 3-6, level-high.
+  auto entry = [&](uint32_t slot, uint32_t pin) {
+    const size_t at = (slot * 4 + (pin - 1)) * 10;
+    return V(map.begin() + at, map.begin() + at + 10);
+  };
+  EXPECT_EQ(entry(0, 1), (V{0, 0, 0, 1, kGicPhandle, 0, 0, 0, 3, 4}));
+  EXPECT_EQ(entry(1, 1), (V{0x800, 0, 0, 1, kGicPhandle, 0, 0, 0, 4, 4}));
+  EXPECT_EQ(entry(2, 3), (V{0x1000, 0, 0, 3, kGicPhandle, 0, 0, 0, 3, 4}));
+  EXPECT_EQ(entry(3, 4), (V{0x1800, 0, 0, 4, kGicPhandle, 0, 0, 0, 5, 4}));
+}
+
+TEST(VirtFdtTest, PcieWithoutItsHasNoMsiMap) {
+  Dtb d = Build(WithPcie(QemuLikeSpec(1, 3, false)));
+  EXPECT_TRUE(d.HasNode("/pcie@10000000"));
+  EXPECT_FALSE(d.Has("/pcie@10000000", "msi-map"));
+  Dtb v2 = Build(WithPcie(QemuLikeSpec(1, 2)));
+  EXPECT_FALSE(v2.Has("/pcie@10000000", "msi-map"));
+}
+
+TEST(VirtFdtTest, PcieOfOtherShapes) {
+  Spec s = WithPcie(QemuLikeSpec(1));
+  s.pcie->bus_first = 2;
+  s.pcie->bus_last = 3;
+  s.pcie->ecam = {0x3f000000, 0x200000};
+  s.pcie->intx_spi_intids = {100, 101, 102, 103};
+  Dtb d = Build(s);
+  EXPECT_EQ(d.Cells("/pcie@10000000", "bus-range"), (V{2, 3}));
+  const V map = d.Cells("/pcie@10000000", "interrupt-map");
+  ASSERT_EQ(map.size(), 160u);
+  EXPECT_EQ(map[8], 100u - 32u);       // slot 0 INTA
+  EXPECT_EQ(map[18], 101u - 32u);      // slot 0 INTB
+}
+
 TEST(VirtFdtTest, RefusesBadSpecs) {
   Spec s = QemuLikeSpec(1);
   s.mpidrs.clear();
@@ -428,6 +494,48 @@ TEST(VirtFdtTest, RefusesBadSpecs) {
   s = QemuLikeSpec(1);
   s.cpu_compatible.clear();
   ExpectInvalid(s, "cpu_compatible");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->bus_last = 16;
+  ExpectInvalid(s, "pcie.ecam.size = 0x1000000 must be 0x1100000");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->bus_first = 3;
+  s.pcie->bus_last = 2;
+  ExpectInvalid(s, "pcie bus range 3-2");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->bus_last = 256;
+  ExpectInvalid(s, "pcie bus range 0-256");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->mmio = {0xf0000000, 0x20000000};
+  ExpectInvalid(s, "pcie.mmio");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->pio = {0x3f800000, 0x10000};  // inside the ECAM region
+  ExpectInvalid(s, "pcie.pio [0x3f800000, 0x3f810000) overlaps pcie.ecam");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->mmio = {0x08000000, 0x1000000};  // over the GIC
+  ExpectInvalid(s, "pcie.mmio [0x8000000, 0x9000000) overlaps gicd");
+
+  s = WithPcie(QemuLikeSpec(1, 3, false));
+  s.pcie->msi_to_its = true;
+  ExpectInvalid(s, "pcie.msi_to_its");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->intx_spi_intids[2] = 33;
+  ExpectInvalid(s, "pcie.intx_spi_intids[2] = 33 is also uart.spi_intid");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->intx_spi_intids[3] = 35;
+  ExpectInvalid(s,
+                "pcie.intx_spi_intids[3] = 35 is also pcie.intx_spi_intids[0]");
+
+  s = WithPcie(QemuLikeSpec(1));
+  s.pcie->intx_spi_intids[0] = 3;  // an SPI number, not an INTID
+  ExpectInvalid(s, "pcie.intx_spi_intids[0]");
 }
 
 TEST(VirtFdtTest, RefusesATreeOverTheSizeLimit) {
@@ -519,6 +627,26 @@ TEST_F(VirtFdtPeerTest, DtcAcceptsEveryShapeWithoutWarnings) {
   Spec aff3 = QemuLikeSpec(2);
   aff3.mpidrs = {0, 0x100000000ull};
   ExpectDtcClean(Build(aff3), "aff3.dtb");
+  ExpectDtcClean(Build(WithPcie(QemuLikeSpec(4))), "v3_its_pcie.dtb");
+  ExpectDtcClean(Build(WithPcie(QemuLikeSpec(1, 3, false))), "v3_pcie.dtb");
+  ExpectDtcClean(Build(WithPcie(QemuLikeSpec(2, 2))), "v2_pcie.dtb");
+}
+
+TEST_F(VirtFdtPeerTest, FdtgetReadsThePcieNode) {
+  const std::string path = Write(Build(WithPcie(QemuLikeSpec(1))), "pcie.dtb");
+  const std::string n = "/pcie@10000000";
+  EXPECT_EQ(FdtGet(path, "s", n, "compatible"), "pci-host-ecam-generic");
+  EXPECT_EQ(FdtGet(path, "x", n, "reg"), "0 3f000000 0 1000000");
+  EXPECT_EQ(FdtGet(path, "x", n, "ranges"),
+            "1000000 0 0 0 3eff0000 0 10000 "
+            "2000000 0 10000000 0 10000000 0 2eff0000");
+  EXPECT_EQ(FdtGet(path, "u", n, "bus-range"), "0 15");
+  EXPECT_EQ(FdtGet(path, "x", n, "interrupt-map-mask"), "1800 0 0 7");
+  EXPECT_EQ(FdtGet(path, "x", n, "msi-map"), "0 2 0 10000");
+  // The first two of the 16 entries: 00:00 INTA -> SPI 3, INTB -> SPI 4.
+  const std::string map = FdtGet(path, "x", n, "interrupt-map");
+  EXPECT_EQ(map.rfind("0 0 0 1 1 0 0 0 3 4 0 0 0 2 1 0 0 0 4 4 ", 0), 0u)
+      << map;
 }
 
 TEST_F(VirtFdtPeerTest, FdtgetReadsTheValues) {

@@ -36,6 +36,21 @@ inline constexpr uint64_t kUartSize = 0x1000;
 inline constexpr uint32_t kUartSpi = 1;  // SPI numbers count from INTID 32
 inline constexpr uint64_t kVirtioMmioBase = 0x0a000000;
 inline constexpr uint64_t kRamBase = 0x40000000;
+
+// PCIe (base_memmap VIRT_PCIE_MMIO, VIRT_PCIE_PIO, VIRT_PCIE_ECAM; a15irqmap
+// VIRT_PCIE), QEMU layout only: the 32-bit memory window (PCI address =
+// CPU address), the PCI I/O space as an MMIO window (port p at
+// kPciePioBase + p), ECAM for buses 0-15, INTx on SPIs 3-6. BARs the
+// machine assigns start at port kPcieIoBarBase and at kPcieMmioBase.
+inline constexpr uint64_t kPcieMmioBase = 0x10000000;
+inline constexpr uint64_t kPcieMmioSize = 0x2eff0000;
+inline constexpr uint64_t kPciePioBase = 0x3eff0000;
+inline constexpr uint64_t kPciePioSize = 0x00010000;
+inline constexpr uint64_t kPcieEcamBase = 0x3f000000;
+inline constexpr uint64_t kPcieEcamSize = 0x01000000;
+inline constexpr uint32_t kPcieBusLast = 15;  // kPcieEcamSize / 1 MiB - 1
+inline constexpr uint32_t kPcieIntxSpi = 3;   // INTA# of slot 0; 4 SPIs
+inline constexpr uint64_t kPcieIoBarBase = 0x1000;
 // RAM may reach the end of the 40-bit IPA space KVM gives by default.
 inline constexpr uint64_t kRamLimit = (uint64_t{1} << 40) - kRamBase;
 
