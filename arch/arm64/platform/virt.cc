@@ -19,7 +19,10 @@
 #include "arch/arm64/loader/image.h"
 #include "arch/arm64/platform/fdt.h"
 #include "arch/arm64/platform/virt_layout.h"
+#include "arch/arm64/platform/virt_pci.h"
 #include "core/log.h"
+#include "devices/pci/models.h"
+#include "devices/pci/pci_bus.h"
 #include "devices/registry.h"
 #include "guests/arm64/demo_guest.h"
 
@@ -32,6 +35,7 @@ using namespace arm64::virt;  // the memory map
 struct VirtState {
   Layout layout = QemuLayout();
   arm64::BootLayout boot;
+  std::shared_ptr<PciBus> pci;  // bus 0 (virt_pci.h); QEMU layout only
 };
 
 VirtState& State(PlatformContext& m) {
@@ -118,6 +122,9 @@ Result<std::vector<uint8_t>> BuildTree(const Layout& layout,
   s.uart.spi_intid = md::kGicFirstSpi + layout.uart_spi;
   s.bootargs = bootargs;
   s.initrd = initrd;
+  if (layout.name == "qemu") {
+    s.pcie = virt::PcieFdtSpec(s.its.has_value());
+  }
   return arm64::BuildVirtFdt(s);
 }
 
@@ -159,7 +166,8 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
 std::span<const CommandLineOption> CommandLineOptions() { return {}; }
 
 Status RegisterDeviceModels(DeviceRegistry& registry) {
-  return RegisterStandardDeviceModels(registry);
+  STRATA_TRY(RegisterStandardDeviceModels(registry));
+  return RegisterPciDeviceModels(registry);
 }
 
 std::vector<DeviceInstance> FixedDevices() {
@@ -182,10 +190,7 @@ Result<md::IrqPin> IrqPin(uint64_t number) {
 }
 
 Status CheckPciInstance(const DeviceInstance& instance) {
-  return MakeError(Errc::kUnsupported,
-                   "{}: the virt machine has no PCI yet (virtio-mmio and PCIe "
-                   "come with its devices)",
-                   instance.prefix);
+  return virt::CheckPciInstance(instance);
 }
 
 Result<md::MachineOptions> MachineOptions(const Config& c) {
@@ -261,6 +266,9 @@ Status Init(PlatformContext& m) {
   const Layout layout = STRATA_TRY(MachineLayout(m.config));
   State(m).layout = layout;
   STRATA_TRY(m.vm.AddMemory("ram", layout.ram_base, m.memory_size));
+  // PCIe (virt_pci.h) before the declared PCI devices; the kvmtool
+  // layout has none (its GIC lies in the ECAM window).
+  if (layout.name == "qemu") State(m).pci = STRATA_TRY(virt::InitVirtPci(m));
   for (DeviceInstance d : FixedDevices()) {
     if (d.name == "uart0" && !layout.uart_is_pl011) {
       // kvmtool's UART: the same instance (uart0.* keys), an ns16550a.
