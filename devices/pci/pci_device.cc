@@ -157,9 +157,11 @@ Status PciDevice::AddBar(uint32_t index, const PciBarSpec& spec) {
   const uint64_t addr_mask = ~(spec.size - 1);
   std::lock_guard<std::mutex> l(mu_);
   if (io) {
-    // 16-bit I/O decode: the upper half reads as zero.
+    // 32-bit I/O decode, as QEMU's devices: sizing reads back every upper
+    // bit (kvm-unit-tests' arm allocator sizes BARs with all 32 bits); an
+    // address past the machine's port space decodes nothing (BarAddress).
     Put(reg, 4, kBarIo);
-    SetWritable(reg, 4, static_cast<uint32_t>(addr_mask) & 0xfffc);
+    SetWritable(reg, 4, static_cast<uint32_t>(addr_mask) & 0xfffffffcu);
   } else {
     Put(reg, 4, (is64 ? kBarMem64 : 0) | (b.prefetchable ? kBarPrefetch : 0));
     SetWritable(reg, 4, static_cast<uint32_t>(addr_mask) & 0xfffffff0u);

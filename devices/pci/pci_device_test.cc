@@ -107,7 +107,7 @@ TEST_F(Fixture, BarsAreSizedByWritingAllOnes) {
   EXPECT_EQ(fn->ConfigRead(kBar0 + 8, 4), kBarMem64 | kBarPrefetch);
   for (uint32_t i = 0; i < 6; ++i) fn->ConfigWrite(kBar0 + 4 * i, 4, ~0u);
   EXPECT_EQ(fn->ConfigRead(kBar0, 4), 0xfffff000u);
-  EXPECT_EQ(fn->ConfigRead(kBar0 + 4, 4), 0x0000ff01u);
+  EXPECT_EQ(fn->ConfigRead(kBar0 + 4, 4), 0xffffff01u);
   EXPECT_EQ(fn->ConfigRead(kBar0 + 8, 4), 0xffffc00cu);
   EXPECT_EQ(fn->ConfigRead(kBar0 + 12, 4), 0xffffffffu);
   EXPECT_EQ(fn->ConfigRead(kBar0 + 16, 4), 0u);  // no BAR 4, 5
