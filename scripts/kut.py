@@ -302,6 +302,10 @@ def translate_params_arm(words, caps):
                     continue
                 if name == "gic-version" and val in ARM_GIC_VERSIONS:
                     args += ["-o", f"arm64.gic_version={ARM_GIC_VERSIONS[val]}"]
+                elif name == "mte" and val in ("on", "off"):
+                    # The Memory Tagging Extension through KVM_CAP_ARM_MTE;
+                    # a host without it is a SKIP (NO_HOST_SUPPORT).
+                    args += ["-o", f"arm64.mte={'true' if val == 'on' else 'false'}"]
                 else:
                     raise Unsupported(f"{w} {prop}")
         elif opt == "-device":

@@ -14,7 +14,7 @@
 #   svm       qemu-system-x86_64 -accel tcg -cpu max (SVM), kvm-amd in L1
 #   el2-nvhe  qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
 #             -cpu cortex-a57 (ARMv8.0: KVM runs nVHE, ThunderX-class)
-#   el2-vhe   the same with -cpu max (ARMv8.1+ VHE, ThunderX2-class)
+#   el2-vhe   the same with -cpu max and mte=on (ARMv8.1+ VHE, ThunderX2-class)
 # with an initramfs of busybox, the kernel's KVM modules, bhyverun (with its
 # shared libraries), strata's guests and a driver (tests/nested/init.sh) that
 # runs the mode's cases (tests/nested/<mode>_cases.sh) against the L1's
@@ -286,9 +286,12 @@ if [ "$arch" = amd64 ]; then
     -append "console=ttyS0 panic=-1 quiet" </dev/null > "$log" 2>&1
   rc=$?
 else
-  cpu=cortex-a57  # ARMv8.0: no VHE, so KVM runs nVHE (ThunderX-class)
-  [ "$mode" = el2-vhe ] && cpu=max  # ARMv8.1+ with VHE (ThunderX2-class)
-  timeout -k 5 "$l1_timeout" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
+  cpu=cortex-a57 machine=virt,virtualization=on,gic-version=3
+  # cortex-a57: ARMv8.0, no VHE, so KVM runs nVHE (ThunderX-class); max:
+  # ARMv8.1+ with VHE (ThunderX2-class), and MTE's tag memory so that the
+  # L1's KVM can offer MTE to its guests.
+  [ "$mode" = el2-vhe ] && cpu=max machine=$machine,mte=on
+  timeout -k 5 "$l1_timeout" qemu-system-aarch64 -M "$machine" \
     -accel tcg -cpu "$cpu" -m 2G -smp 2 -nographic -no-reboot -nodefaults \
     -serial stdio -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyAMA0 panic=-1 quiet strata.mode=$mode" \

@@ -141,6 +141,20 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
       return SysError("enabling KVM_CAP_ARM_NISV_TO_USER");
     }
   }
+  // MTE: before any vCPU exists (api.rst, KVM_CAP_ARM_MTE); guest RAM must
+  // then be MTE-capable memory (anonymous or memfd mappings are).
+  if (opts.mte) {
+    if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_ARM_MTE) <= 0) {
+      return MakeError(Errc::kUnsupported,
+                       "arm64.mte=true: the Memory Tagging Extension is not "
+                       "supported by KVM on this host (KVM_CAP_ARM_MTE)");
+    }
+    kvm_enable_cap cap{};
+    cap.cap = KVM_CAP_ARM_MTE;
+    if (Ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+      return SysError("enabling KVM_CAP_ARM_MTE");
+    }
+  }
   STRATA_TRY(a->ResolveAuto());
   STRATA_TRY(a->CreateGic());
   return a;

@@ -141,6 +141,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("arm64.gic_version", "auto"));
   STRATA_TRY(c.SetDefault("arm64.its", "auto"));
   STRATA_TRY(c.SetDefault("arm64.pmu", "true"));
+  STRATA_TRY(c.SetDefault("arm64.mte", "false"));
   STRATA_TRY(c.SetDefault("arm64.ipa_bits", "0"));
   return Ok();
 }
@@ -157,6 +158,9 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"arm64.its", "GICv3 ITS for MSIs: auto (default: if the host has one), "
                     "true, false"},
       {"arm64.pmu", "PMUv3 for the guest if the host has one (default true)"},
+      {"arm64.mte",
+       "the Memory Tagging Extension for the guest (default false; the "
+       "host's KVM must offer KVM_CAP_ARM_MTE)"},
       {"arm64.ipa_bits",
        "guest physical address bits (default 0: KVM's 40)"},
   };
@@ -206,6 +210,7 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   m.gic_version = STRATA_TRY(GicVersion(c));
   m.its = STRATA_TRY(Its(c));
   m.pmu = STRATA_TRY(c.GetBool("arm64.pmu", true));
+  m.mte = STRATA_TRY(c.GetBool("arm64.mte", false));
   m.ipa_bits = STRATA_TRY(c.GetUint32("arm64.ipa_bits", 0));
   if (m.ipa_bits != 0 && (m.ipa_bits < 32 || m.ipa_bits > 52)) {
     return MakeError(Errc::kOutOfRange,

@@ -74,6 +74,7 @@ struct MachineOptions {
   uint32_t ipa_bits = 0;     // 0 = host default (40)
   bool pmu = true;           // PMUv3 for the guest if the host has one
   bool psci_0_2 = true;      // in-kernel PSCI 0.2+ (CPU_ON/OFF, SYSTEM_OFF)
+  bool mte = false;          // the Memory Tagging Extension (KVM_CAP_ARM_MTE)
   uint32_t gic_spis = 256;   // SPIs (INTIDs 32 .. 32 + gic_spis - 1)
   uint64_t gic_dist_base = 0x08000000;    // GICD (64 KiB)
   uint64_t gic_redist_base = 0x080a0000;  // v3: GICR frames, 128 KiB a vCPU
