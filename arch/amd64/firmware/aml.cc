@@ -64,7 +64,7 @@ void Put(Bytes& b, T v) {
   }
 }
 
-bool IsNameChar(char c) {
+[[maybe_unused]] bool IsNameChar(char c) {  // for assert()
   return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
