@@ -33,8 +33,8 @@ class I8042Port : public IoDevice {
 
 }  // namespace
 
-I8042::I8042(ResetFn on_reset, IrqLine* kbd_irq)
-    : on_reset_(std::move(on_reset)), irq_(kbd_irq) {
+I8042::I8042(ResetFn on_reset, IrqLine* kbd_irq, IrqLine* aux_irq)
+    : on_reset_(std::move(on_reset)), irq_(kbd_irq), aux_irq_(aux_irq) {
   // What a BIOS leaves: keyboard interrupt on, scan-code translation.
   // SYS stays clear until a self-test (there was no POST).
   ram_[0] = kI8042CtrKbdInt | kI8042CtrTranslate;
@@ -48,17 +48,32 @@ std::shared_ptr<IoDevice> I8042::CommandPort() {
   return std::make_shared<I8042Port>(shared_from_this(), true);
 }
 
-void I8042::Output(uint8_t v) {
+void I8042::Output(uint8_t v, bool aux) {
   out_ = v;
   status_ |= kI8042StsObf;
+  status_ = static_cast<uint8_t>((status_ & ~kI8042StsAuxObf) |
+                                 (aux ? kI8042StsAuxObf : 0));
   UpdateIrq();
 }
 
+void I8042::NoDevice(bool aux) {
+  status_ |= kI8042StsTimeout;
+  Output(kI8042NoDevice, aux);
+}
+
 void I8042::UpdateIrq() {
-  const bool level = (status_ & kI8042StsObf) && (ram_[0] & kI8042CtrKbdInt);
-  if (level == irq_level_) return;
-  irq_level_ = level;
-  if (irq_ != nullptr) irq_->SetLevel(level);
+  const bool full = (status_ & kI8042StsObf) != 0;
+  const bool aux = (status_ & kI8042StsAuxObf) != 0;
+  const bool level = full && !aux && (ram_[0] & kI8042CtrKbdInt);
+  const bool aux_level = full && aux && (ram_[0] & kI8042CtrAuxInt);
+  if (level != irq_level_) {
+    irq_level_ = level;
+    if (irq_ != nullptr) irq_->SetLevel(level);
+  }
+  if (aux_level != aux_irq_level_) {
+    aux_irq_level_ = aux_level;
+    if (aux_irq_ != nullptr) aux_irq_->SetLevel(aux_level);
+  }
 }
 
 void I8042::SetOutPort(uint8_t v, bool* reset) {
@@ -75,7 +90,7 @@ uint8_t I8042::ReadStatus() {
 uint8_t I8042::ReadData() {
   std::lock_guard lock(mu_);
   // An empty buffer reads its last byte again, as the 8042 does.
-  status_ &= static_cast<uint8_t>(~kI8042StsObf);
+  status_ &= static_cast<uint8_t>(~(kI8042StsObf | kI8042StsAuxObf));
   UpdateIrq();
   return out_;
 }
@@ -99,9 +114,12 @@ void I8042::WriteData(uint8_t v) {
       SetOutPort(v, &reset);
     } else if (cmd == kI8042CmdWriteKbdOut) {
       Output(v);
+    } else if (cmd == kI8042CmdWriteAuxOut) {
+      Output(v, /*aux=*/true);
     } else {
-      // For the keyboard, which is not there: the transmission times out.
-      status_ |= kI8042StsTimeout;
+      // For the keyboard (or after 0xd4 the auxiliary device), neither of
+      // which is there: the transmission times out.
+      NoDevice(cmd == kI8042CmdWriteAux);
     }
   }
   if (reset && on_reset_) on_reset_();
@@ -138,6 +156,9 @@ void I8042::WriteCommand(uint8_t v) {
         case kI8042CmdKbdTest:
           Output(kI8042KbdTestOk);
           break;
+        case kI8042CmdAuxTest:
+          Output(kI8042AuxTestOk);
+          break;
         case kI8042CmdKbdDisable:
           ram_[0] |= kI8042CtrKbdDisable;
           break;
@@ -151,10 +172,12 @@ void I8042::WriteCommand(uint8_t v) {
         }
         case kI8042CmdWriteOutPort:
         case kI8042CmdWriteKbdOut:
+        case kI8042CmdWriteAuxOut:
+        case kI8042CmdWriteAux:
           pending_ = v;
           break;
         default:
-          break;  // no auxiliary device, no password, no input port
+          break;  // no password, no input port
       }
     }
   }

@@ -24,11 +24,22 @@
 // 0; bit 0 pulsed resets). The keyboard interrupt (IRQ 1) is asserted while
 // the output buffer holds a byte and command byte bit 0 enables it.
 //
-// With no keyboard attached, a byte written to the data port for the
-// keyboard (not as a command's parameter) goes nowhere: the status
-// register's time-out bit is set until the next data or command write, and
-// nothing is returned. The auxiliary-port commands that need a device
-// (0xa9, 0xd3, 0xd4) are ignored, so drivers time out and find no mouse.
+// The controller's own auxiliary-port functions work as on an 8042 with a
+// PS/2 port: 0xa9 (auxiliary interface test: 0x00, no error), 0xd3 (the
+// parameter comes back as auxiliary data: a loopback inside the controller),
+// 0xd4 (send the parameter to the auxiliary device). Auxiliary data sets
+// the status register's AUX_OBF and raises the auxiliary interrupt (IRQ
+// 12) when command byte bit 1 enables it.
+//
+// Nothing is attached to either port: a byte sent to the keyboard (a data
+// write that is not a command's parameter) or to the auxiliary device
+// (after 0xd4) is answered as a controller answers a device that does not
+// respond — the status register's time-out bit with 0xfe in the output
+// buffer (as keyboard or auxiliary data), interrupting like any byte — so a
+// driver learns at once that no device is there, instead of polling the
+// status register through its own time-outs (Linux's i8042 probe would
+// spin through two of them, some 20000 status reads, on a controller that
+// stays silent). The time-out bit clears with the next write.
 // Other commands are ignored.
 #pragma once
 
@@ -76,11 +87,18 @@ inline constexpr uint8_t kI8042CmdKbdEnable = 0xae;
 inline constexpr uint8_t kI8042CmdReadOutPort = 0xd0;
 inline constexpr uint8_t kI8042CmdWriteOutPort = 0xd1;
 inline constexpr uint8_t kI8042CmdWriteKbdOut = 0xd2;
+inline constexpr uint8_t kI8042CmdWriteAuxOut = 0xd3;
+inline constexpr uint8_t kI8042CmdWriteAux = 0xd4;
+inline constexpr uint8_t kI8042CmdAuxTest = 0xa9;
 inline constexpr uint8_t kI8042CmdPulseFirst = 0xf0;  // 0xf0-0xff
 inline constexpr uint8_t kI8042CmdPulseReset = 0xfe;
 
 inline constexpr uint8_t kI8042SelfTestOk = 0x55;
 inline constexpr uint8_t kI8042KbdTestOk = 0x00;
+inline constexpr uint8_t kI8042AuxTestOk = 0x00;
+// What a controller puts in the output buffer, with the time-out bit, when
+// the device it sent a byte to did not answer.
+inline constexpr uint8_t kI8042NoDevice = 0xfe;
 
 // Output port bits.
 inline constexpr uint8_t kI8042OutReset = 0x01;  // 0 asserts system reset
@@ -94,8 +112,10 @@ class I8042 : public std::enable_shared_from_this<I8042> {
   // guest asserts the reset line.
   using ResetFn = std::function<void()>;
 
-  // kbd_irq may be null; it must outlive the device.
-  explicit I8042(ResetFn on_reset, IrqLine* kbd_irq = nullptr);
+  // kbd_irq (IRQ 1) and aux_irq (IRQ 12) may be null; they must outlive
+  // the device.
+  explicit I8042(ResetFn on_reset, IrqLine* kbd_irq = nullptr,
+                 IrqLine* aux_irq = nullptr);
   I8042(const I8042&) = delete;
   I8042& operator=(const I8042&) = delete;
 
@@ -110,12 +130,15 @@ class I8042 : public std::enable_shared_from_this<I8042> {
   void WriteCommand(uint8_t v);
 
  private:
-  void Output(uint8_t v);  // mu_ held: fills the output buffer
+  // mu_ held: fills the output buffer (as auxiliary data: AUX_OBF).
+  void Output(uint8_t v, bool aux = false);
+  void NoDevice(bool aux);  // mu_ held: the time-out answer
   void UpdateIrq();        // mu_ held
   void SetOutPort(uint8_t v, bool* reset);  // mu_ held
 
   const ResetFn on_reset_;
   IrqLine* const irq_;
+  IrqLine* const aux_irq_;
 
   std::mutex mu_;
   // All below guarded by mu_.
@@ -125,6 +148,7 @@ class I8042 : public std::enable_shared_from_this<I8042> {
   uint8_t out_port_ = kI8042OutReset | kI8042OutA20;
   uint8_t pending_ = 0;    // command waiting for its data byte, or 0
   bool irq_level_ = false;
+  bool aux_irq_level_ = false;
 };
 
 }  // namespace strata

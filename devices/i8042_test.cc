@@ -120,7 +120,11 @@ TEST_F(I8042Test, OutputBufferRaisesTheKeyboardInterruptWhenEnabled) {
 
 TEST_F(I8042Test, BytesForTheMissingKeyboardTimeOut) {
   Out(kI8042DataPort, 0xff);  // keyboard reset command
-  EXPECT_EQ(Status() & (kI8042StsTimeout | kI8042StsObf), kI8042StsTimeout);
+  // Answered at once: time-out, 0xfe as keyboard data, the interrupt.
+  EXPECT_EQ(Status() & (kI8042StsTimeout | kI8042StsObf | kI8042StsAuxObf),
+            kI8042StsTimeout | kI8042StsObf);
+  EXPECT_EQ(irq_.levels, std::vector<bool>({true}));
+  EXPECT_EQ(In(kI8042DataPort), kI8042NoDevice);
   Command(kI8042CmdKbdTest);
   EXPECT_EQ(Status() & kI8042StsTimeout, 0);
   EXPECT_EQ(Answer(), kI8042KbdTestOk);
@@ -150,12 +154,48 @@ TEST_F(I8042Test, PulseCommandsResetWhenBitZeroIsPulsed) {
   EXPECT_EQ(resets_, 2);
 }
 
-TEST_F(I8042Test, UnknownAndAuxCommandsAreIgnored) {
-  Command(0xa9);  // aux interface test: no aux device, no answer
-  Command(0xd4);  // to the aux device
-  Out(kI8042DataPort, 0xf4);
+TEST_F(I8042Test, UnknownCommandsAreIgnored) {
+  Command(0xc0);  // read input port: not there
+  Command(0xa4);  // password installed?
   EXPECT_EQ(Status() & kI8042StsObf, 0);
   EXPECT_EQ(resets_, 0);
+}
+
+// The auxiliary port: the controller's own functions answer; the missing
+// device times out at once, on IRQ 12 when enabled.
+TEST_F(I8042Test, AuxPortFunctionsAndTheMissingMouse) {
+  RecordingIrq aux;
+  auto kbc = std::make_shared<I8042>([] {}, &irq_, &aux);
+  Bus bus{BusKind::kPio};
+  ASSERT_TRUE(bus.Register(kI8042DataPort, 1, kbc->DataPort()));
+  ASSERT_TRUE(bus.Register(kI8042CommandPort, 1, kbc->CommandPort()));
+  auto in = [&](uint64_t p) { return static_cast<uint8_t>(*bus.Read({}, p, 1)); };
+  auto out = [&](uint64_t p, uint8_t v) { ASSERT_TRUE(bus.Write({}, p, 1, v)); };
+  out(kI8042CommandPort, kI8042CmdAuxTest);
+  EXPECT_EQ(in(kI8042CommandPort) & (kI8042StsObf | kI8042StsAuxObf),
+            kI8042StsObf);
+  EXPECT_EQ(in(kI8042DataPort), kI8042AuxTestOk);
+  // Linux's loopback probe: 0xd3 0x5a reads back 0x5a as aux data.
+  out(kI8042CommandPort, kI8042CmdWriteAuxOut);
+  out(kI8042DataPort, 0x5a);
+  EXPECT_EQ(in(kI8042CommandPort) & (kI8042StsObf | kI8042StsAuxObf),
+            kI8042StsObf | kI8042StsAuxObf);
+  EXPECT_TRUE(aux.levels.empty());  // command byte bit 1 still clear
+  EXPECT_EQ(in(kI8042DataPort), 0x5a);
+  EXPECT_EQ(in(kI8042CommandPort) & kI8042StsAuxObf, 0);
+  // With the aux interrupt enabled, a byte for the mouse times out on it.
+  out(kI8042CommandPort, kI8042CmdWriteRam);
+  out(kI8042DataPort, kI8042CtrAuxInt | kI8042CtrKbdInt);
+  irq_.levels.clear();  // the answers above were controller (IRQ 1) data
+  out(kI8042CommandPort, kI8042CmdWriteAux);
+  out(kI8042DataPort, 0xf2);  // get device id
+  EXPECT_EQ(in(kI8042CommandPort) &
+                (kI8042StsTimeout | kI8042StsObf | kI8042StsAuxObf),
+            kI8042StsTimeout | kI8042StsObf | kI8042StsAuxObf);
+  EXPECT_EQ(aux.levels, std::vector<bool>({true}));
+  EXPECT_TRUE(irq_.levels.empty());  // not the keyboard's line
+  EXPECT_EQ(in(kI8042DataPort), kI8042NoDevice);
+  EXPECT_EQ(aux.levels, std::vector<bool>({true, false}));
 }
 
 }  // namespace

@@ -292,7 +292,8 @@ constexpr uint64_t kI8042CommandOffset = kI8042CommandPort - kI8042DataPort;
 static_assert(pc::kKbdCommandPort - pc::kKbdDataPort == kI8042CommandOffset);
 
 struct I8042Device {
-  std::shared_ptr<VmPinLine> line;  // outlives kbc
+  std::shared_ptr<VmPinLine> line;      // outlive kbc
+  std::shared_ptr<VmPinLine> aux_line;
   std::shared_ptr<I8042> kbc;
 };
 
@@ -303,16 +304,20 @@ DeviceModel I8042Model() {
   m.keys = {
       {"port", "data port (status/command at port + 4)", true},
       {"irq", "keyboard interrupt line", true},
+      {"aux_irq", "auxiliary (PS/2 mouse) port interrupt line", true},
   };
   m.create = [](DeviceContext& ctx) -> Result<std::shared_ptr<void>> {
     const uint64_t port = STRATA_TRY(
         ctx.Resource("port", 0, kPioMaxPort - kI8042CommandOffset));
     const md::IrqPin irq = STRATA_TRY(ctx.Irq("irq"));
+    const md::IrqPin aux_irq = STRATA_TRY(ctx.Irq("aux_irq"));
     Vm& vm = ctx.vm();
     auto dev = std::make_shared<I8042Device>();
     dev->line = std::make_shared<VmPinLine>(vm, irq);
+    dev->aux_line = std::make_shared<VmPinLine>(vm, aux_irq);
     dev->kbc = std::make_shared<I8042>(
-        [&vm] { vm.RequestStop(ExitStatus::Reset()); }, dev->line.get());
+        [&vm] { vm.RequestStop(ExitStatus::Reset()); }, dev->line.get(),
+        dev->aux_line.get());
     STRATA_TRY(vm.pio_bus().Register(port, 1, dev->kbc->DataPort()));
     STRATA_TRY(vm.pio_bus().Register(port + kI8042CommandOffset, 1,
                                      dev->kbc->CommandPort()));
@@ -541,8 +546,10 @@ std::vector<DeviceInstance> FixedDevices() {
       Fixed("rtc", "mc146818", {{"port", pc::kRtcPort}, {"irq", pc::kGsiRtc}},
             "RTC/CMOS (ports 0x70-0x71, IRQ 8)"),
       Fixed("i8042", "i8042",
-            {{"port", pc::kKbdDataPort}, {"irq", pc::kGsiKbd}},
-            "keyboard controller (ports 0x60, 0x64; IRQ 1; reset)"),
+            {{"port", pc::kKbdDataPort},
+             {"irq", pc::kGsiKbd},
+             {"aux_irq", pc::kGsiMouse}},
+            "keyboard controller (ports 0x60, 0x64; IRQ 1 and 12; reset)"),
       Fixed("isa-debug-exit", "isa-debug-exit", {{"port", kDebugExitPort}},
             "port 0xf4"),
       Fixed("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}},

@@ -53,6 +53,7 @@ inline constexpr uint16_t kRtcPort = 0x70;  // index 0x70, data 0x71
 inline constexpr uint16_t kPciIoBase = 0xc000;
 
 inline constexpr uint32_t kGsiKbd = 1;    // the i8042's keyboard output
+inline constexpr uint32_t kGsiMouse = 12;  // the i8042's auxiliary output
 // SLP_TYP values of the DSDT's \_S3 and \_S5 packages (as QEMU's): what
 // the guest writes to PM1a_CNT to suspend to RAM or power off.
 inline constexpr uint32_t kSlpTypS3 = 1;
