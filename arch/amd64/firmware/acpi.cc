@@ -164,7 +164,7 @@ Bytes BuildDsdt(const MachineInfo& m) {
       Name("_UID", Integer(0)),
       Name("_CRS",
            ResourceTemplate({
-               WordBusNumber(0, 0xff),
+               WordBusNumber(0, pc::kPciBusLast),
                Io(pc::kPciConfigAddressPort, pc::kPciConfigAddressPort, 1, 8),
                WordIo(0, pc::kPciConfigAddressPort - 1),
                WordIo(0x0d00, 0xffff),
@@ -183,7 +183,8 @@ Bytes BuildDsdt(const MachineInfo& m) {
       Name("_UID", Integer(1)),
       Name("_CRS", ResourceTemplate({DWordMemory(
                        pc::kPciEcamBase,
-                       pc::kPciEcamBase + pc::kPciEcamSize - 1, true)})),
+                       pc::kPciEcamBase + ((pc::kPciBusLast + 1ull) << 20) - 1,
+                       true)})),
   });
   Bytes com1 = Concat({
       Name("_HID", EisaId("PNP0501")),
@@ -320,13 +321,14 @@ Bytes BuildMadt(const MachineInfo& m) {
 }
 
 Bytes BuildMcfg() {
-  // PCI Firmware Spec 3.2 §4.1.2: one allocation, segment 0, buses 0-255.
+  // PCI Firmware Spec 3.2 §4.1.2: one allocation, segment 0, buses 0 to
+  // kPciBusLast (pc_layout.h).
   constexpr uint8_t kMcfgRevision = 1;
   Bytes b = Header("MCFG", kAcpiHeaderSize + 8 + 16, kMcfgRevision);
   Put64(b, 44, platform::pc::kPciEcamBase);
   Put16(b, 52, 0);
   Put8(b, 54, 0);
-  Put8(b, 55, 255);
+  Put8(b, 55, platform::pc::kPciBusLast);
   return Finish(std::move(b));
 }
 

@@ -212,7 +212,7 @@ TEST(AcpiTest, McfgDescribesEcam) {
   const Bytes t = BuildMcfg();
   EXPECT_EQ(Get32(t, 44), platform::pc::kPciEcamBase);
   EXPECT_EQ(t[54], 0);
-  EXPECT_EQ(t[55], 255);
+  EXPECT_EQ(t[55], platform::pc::kPciBusLast);
 }
 
 }  // namespace

@@ -40,6 +40,12 @@ inline constexpr uint64_t kPciMmio32Base = 0xc0000000;
 inline constexpr uint64_t kPciMmio32Size = 0x20000000;
 inline constexpr uint64_t kPciEcamBase = 0xe0000000;
 inline constexpr uint64_t kPciEcamSize = 0x10000000;  // 256 buses x 1 MiB
+// The buses the firmware tables describe (MCFG, the root bridge's _CRS):
+// bus 0 only, where every function is; the ECAM window decodes all 256 and
+// the others read all-ones. Describing 0-255 would make Linux's x86 PCI
+// code probe every bus for peer bridges (pcibios_last_bus from the MCFG:
+// 255 buses x 32 slots through 0xcf8, about 16000 exits per boot).
+inline constexpr uint8_t kPciBusLast = 0;
 inline constexpr uint64_t kPciMmio64Align = 1ull << 30;
 inline constexpr uint64_t kPciMmio64Size = 64ull << 30;
 
