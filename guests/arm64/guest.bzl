@@ -47,6 +47,8 @@ GUEST_LDFLAGS = [
 ]
 
 _LIB_HDRS = [
+    "//guests/common:libc.h",
+    "//guests/common:printf.h",
     "//guests/arm64:lib/arm64.h",
     "//guests/arm64:lib/exceptions.h",
     "//guests/arm64:lib/fdt.h",
@@ -60,6 +62,8 @@ _LIB_HDRS = [
 ]
 
 _LIB_SRCS = [
+    "//guests/common:printf.c",
+    "//guests/common:string.c",
     "//guests/arm64:lib/entry.S",
     "//guests/arm64:lib/console.c",
     "//guests/arm64:lib/exceptions.c",
@@ -98,7 +102,7 @@ def arm64_guest(name, srcs, visibility = None):
         "OBJS=",
         "I=0",
         ("for SRC in %s; do I=$$((I+1)); O=$$OBJDIR/$$I.$$(basename $$SRC).o; " +
-         "%sgcc %s -isystem $$INC -Iguests/arm64 -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
+         "%sgcc %s -isystem $$INC -Iguests/arm64 -Iguests -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
             " ".join(["$(location %s)" % s for s in sources]),
             CROSS,
             " ".join(GUEST_CFLAGS),

@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/libc.h"
+#include "common/printf.h"
+
 /*
  * Called on the boot CPU (MMU and caches on, VBAR_EL1 set, device tree
  * parsed into fdt.h's `boot_info`) with the DTB's physical address (x0 at
@@ -19,12 +22,8 @@
  */
 int guest_main(uintptr_t dtb);
 
-/* PL011 console (polled). printf: %d %i %u %x %X %p %s %c %%, flags '-'
- * and '0', a width, length modifiers l and ll. */
-void serial_putc(char c);
-void print_str(const char *s);
-int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* PL011 console (polled): serial_putc(), and printf() through it, are
+ * declared in common/printf.h; the C library subset in common/libc.h. */
 
 /*
  * kvm-unit-tests' exit convention: prints "EXIT: STATUS=<(code << 1) | 1>"
@@ -75,14 +74,5 @@ static inline uint64_t atomic_load_u64(const volatile uint64_t *p) {
 static inline void atomic_store_u64(volatile uint64_t *p, uint64_t v) {
   __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
-
-/* The C library subset the compiler may emit calls to. */
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
 
 #endif /* STRATA_GUEST_ARM64_RUNTIME_H */
