@@ -39,6 +39,7 @@ GUEST_LDFLAGS = [
 _LIB_HDRS = [
     "//guests/common:libc.h",
     "//guests/common:printf.h",
+    "//guests/common:report.h",
     "//guests/amd64:lib/acpi.h",
     "//guests/amd64:lib/exceptions.h",
     "//guests/amd64:lib/fw_cfg.h",
@@ -53,6 +54,7 @@ _LIB_HDRS = [
 
 _LIB_COMMON = [
     "//guests/common:printf.c",
+    "//guests/common:report.c",
     "//guests/common:string.c",
     "//guests/amd64:lib/acpi.c",
     "//guests/amd64:lib/console.c",

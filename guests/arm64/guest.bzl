@@ -49,6 +49,7 @@ GUEST_LDFLAGS = [
 _LIB_HDRS = [
     "//guests/common:libc.h",
     "//guests/common:printf.h",
+    "//guests/common:report.h",
     "//guests/arm64:lib/arm64.h",
     "//guests/arm64:lib/exceptions.h",
     "//guests/arm64:lib/fdt.h",
@@ -63,6 +64,7 @@ _LIB_HDRS = [
 
 _LIB_SRCS = [
     "//guests/common:printf.c",
+    "//guests/common:report.c",
     "//guests/common:string.c",
     "//guests/arm64:lib/entry.S",
     "//guests/arm64:lib/console.c",

@@ -33,39 +33,7 @@ void guest_poweroff(void) {
   halt_forever();
 }
 
-static uint32_t tests_run, tests_failed, tests_skipped;
-
-static void vreport(const char *tag, const char *fmt, va_list ap) {
-  print_str(tag);
-  print_str(": ");
-  vprintf(fmt, ap);
-  serial_putc('\n');
-}
-
-void report(bool pass, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  if (!pass) ++tests_failed;
-  vreport(pass ? "PASS" : "FAIL", fmt, ap);
-  va_end(ap);
-}
-
-void report_skip(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  ++tests_skipped;
-  vreport("SKIP", fmt, ap);
-  va_end(ap);
-}
-
-int report_summary(void) {
-  printf("SUMMARY: %u tests, %u unexpected failures", tests_run, tests_failed);
-  if (tests_skipped) printf(", %u skipped", tests_skipped);
-  serial_putc('\n');
-  return tests_failed ? 1 : 0;
-}
+int report_summary(void) { return report_print_summary() ? 1 : 0; }
 
 /* Polls with an unchanged PM timer value before it counts as stuck. Each
  * read is an I/O exit (microseconds), so the timer moves between reads. */

@@ -12,6 +12,7 @@
 
 #include "common/libc.h"
 #include "common/printf.h"
+#include "common/report.h"
 #include "multiboot.h"
 
 /*
@@ -28,9 +29,8 @@ __attribute__((noreturn)) void guest_exit(uint32_t code);
 /* Ends the VM through ACPI PM1a control (S5): VMM status 0. */
 __attribute__((noreturn)) void guest_poweroff(void);
 
-/* kvm-unit-tests style results: "PASS: msg", "FAIL: msg", "SKIP: msg". */
-void report(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void report_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* kvm-unit-tests style results (report(), report_skip(), report_info()):
+ * common/report.h. */
 /* Prints "SUMMARY: N tests, F unexpected failures[, S skipped]"; returns the
  * exit code: 0 if nothing failed, else 1. */
 int report_summary(void);

@@ -34,47 +34,7 @@ void guest_poweroff(void) { psci_system_off(); }
 
 void guest_reset(void) { psci_system_reset(); }
 
-static uint32_t tests_run, tests_failed, tests_skipped;
-
-static void vreport(const char *tag, const char *fmt, va_list ap) {
-  /* Three printf calls, so not atomic against other CPUs' output: the
-   * guests report from the boot CPU only. */
-  printf("%s: ", tag);
-  vprintf(fmt, ap);
-  printf("\n");
-}
-
-void report(bool pass, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  if (!pass) ++tests_failed;
-  vreport(pass ? "PASS" : "FAIL", fmt, ap);
-  va_end(ap);
-}
-
-void report_skip(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  ++tests_skipped;
-  vreport("SKIP", fmt, ap);
-  va_end(ap);
-}
-
-void report_info(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vreport("INFO", fmt, ap);
-  va_end(ap);
-}
-
-int report_summary(void) {
-  printf("SUMMARY: %u tests, %u unexpected failures", tests_run, tests_failed);
-  if (tests_skipped) printf(", %u skipped", tests_skipped);
-  printf("\n");
-  return (int)tests_failed;
-}
+int report_summary(void) { return (int)report_print_summary(); }
 
 #define COUNTER_STUCK_POLLS 1000000u
 

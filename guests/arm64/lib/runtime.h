@@ -14,6 +14,7 @@
 
 #include "common/libc.h"
 #include "common/printf.h"
+#include "common/report.h"
 
 /*
  * Called on the boot CPU (MMU and caches on, VBAR_EL1 set, device tree
@@ -37,10 +38,8 @@ __attribute__((noreturn)) void guest_reset(void);
 /* Parks this CPU for good (interrupts masked, WFI). */
 __attribute__((noreturn)) void halt_forever(void);
 
-/* kvm-unit-tests style results: "PASS: msg", "FAIL: msg", "SKIP: msg". */
-void report(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void report_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void report_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* kvm-unit-tests style results (report(), report_skip(), report_info()):
+ * common/report.h. */
 /* Prints "SUMMARY: N tests, F unexpected failures[, S skipped]"; returns
  * the failure count (the exit code). */
 int report_summary(void);
