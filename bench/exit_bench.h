@@ -9,11 +9,15 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "core/vmmapi.h"
 
 namespace strata::bench {
 
@@ -29,6 +33,40 @@ inline double ThreadUserMicros() {
 struct Trial {
   double us_per_exit;
   double user_us_per_exit;
+};
+
+// Runs `run` (which has the guest take `exits` exits) and returns its
+// wall-clock and user-space µs per exit.
+template <typename Fn>
+Trial TimeTrial(uint64_t exits, Fn&& run) {
+  const double u0 = ThreadUserMicros();
+  const auto t0 = std::chrono::steady_clock::now();
+  run();
+  const auto t1 = std::chrono::steady_clock::now();
+  const double u1 = ThreadUserMicros();
+  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
+          (u1 - u0) / exits};
+}
+
+// strata's side of the benchmark: a device that counts the guest's writes
+// and stops the VM at the `limit`th.
+class CountingDevice : public strata::IoDevice {
+ public:
+  CountingDevice(strata::Vm& vm, uint64_t limit, std::string_view name)
+      : vm_(vm), limit_(limit), name_(name) {}
+  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override {
+    return 0;
+  }
+  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
+    if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
+  }
+  std::string_view name() const override { return name_; }
+  uint64_t count_ = 0;  // only the one vCPU thread touches it
+
+ private:
+  strata::Vm& vm_;
+  uint64_t limit_;
+  std::string_view name_;
 };
 
 // --exits N and --trials T, with the benchmark's defaults.

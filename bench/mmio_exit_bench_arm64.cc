@@ -20,7 +20,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -33,9 +32,9 @@
 
 namespace {
 
-using strata::bench::ThreadUserMicros;
+using strata::bench::CountingDevice;
+using strata::bench::TimeTrial;
 using strata::bench::Trial;
-using Clock = std::chrono::steady_clock;
 namespace t = strata::md::testing;
 
 constexpr uint64_t kRamSize = 1 << 20;
@@ -101,20 +100,18 @@ Trial RawTrial(uint64_t exits) {
          strata::md::kPstateModeEl1h | strata::md::kPstateDaifMask);
 
   uint64_t n = 0, sum = 0;
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  while (n < exits) {
-    if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
-    if (run->exit_reason != KVM_EXIT_MMIO ||
-        run->mmio.phys_addr != t::kTestPioPort) {
-      std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
-      std::exit(2);
+  const Trial trial = TimeTrial(exits, [&] {
+    while (n < exits) {
+      if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
+      if (run->exit_reason != KVM_EXIT_MMIO ||
+          run->mmio.phys_addr != t::kTestPioPort) {
+        std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
+        std::exit(2);
+      }
+      sum += run->mmio.data[0];
+      ++n;
     }
-    sum += run->mmio.data[0];
-    ++n;
-  }
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  });
   (void)sum;
   munmap(run, run_size);
   close(vcpu);
@@ -122,26 +119,8 @@ Trial RawTrial(uint64_t exits) {
   munmap(ram, kRamSize);
   close(vm);
   close(kvm);
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
-
-class CountingDevice : public strata::IoDevice {
- public:
-  CountingDevice(strata::Vm& vm, uint64_t limit) : vm_(vm), limit_(limit) {}
-  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override {
-    return 0;
-  }
-  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
-    if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
-  }
-  std::string_view name() const override { return "bench-mmio"; }
-  uint64_t count_ = 0;  // only the one vCPU thread touches it
-
- private:
-  strata::Vm& vm_;
-  uint64_t limit_;
-};
 
 // The same guest under strata's run loop, bus and device dispatch.
 Trial StrataTrial(uint64_t exits) {
@@ -158,7 +137,7 @@ Trial StrataTrial(uint64_t exits) {
     std::exit(2);
   }
   if (!(*vm)->AddMemory("ram", 0, kRamSize)) std::exit(2);
-  auto dev = std::make_shared<CountingDevice>(**vm, exits);
+  auto dev = std::make_shared<CountingDevice>(**vm, exits, "bench-mmio");
   if (!(*vm)->mmio_bus().Register(t::kTestPioPort, 4, dev)) std::exit(2);
   auto v = (*vm)->CreateVcpu(0);
   if (!v) std::exit(2);
@@ -167,18 +146,14 @@ Trial StrataTrial(uint64_t exits) {
     std::fprintf(stderr, "strata: %s\n", s.error().message().c_str());
     std::exit(2);
   }
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  strata::Status r = (*v)->Run();
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  strata::Status r;
+  const Trial trial = TimeTrial(exits, [&] { r = (*v)->Run(); });
   if (!r || dev->count_ != exits) {
     std::fprintf(stderr, "strata: run failed%s%s\n", r ? "" : ": ",
                  r ? "" : r.error().message().c_str());
     std::exit(2);
   }
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
 
 }  // namespace

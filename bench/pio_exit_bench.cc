@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,9 +29,9 @@
 
 namespace {
 
-using strata::bench::ThreadUserMicros;
+using strata::bench::CountingDevice;
+using strata::bench::TimeTrial;
 using strata::bench::Trial;
-using Clock = std::chrono::steady_clock;
 
 constexpr uint16_t kPort = 0x80;
 constexpr uint64_t kCode = 0x1000;
@@ -77,43 +76,25 @@ Trial RawTrial(uint64_t exits) {
   ioctl(vcpu, KVM_SET_REGS, &regs);
 
   uint64_t n = 0, sum = 0;
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  while (n < exits) {
-    if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
-    if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort) {
-      std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
-      std::exit(2);
+  const Trial trial = TimeTrial(exits, [&] {
+    while (n < exits) {
+      if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
+      if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort) {
+        std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
+        std::exit(2);
+      }
+      sum += reinterpret_cast<uint8_t*>(run)[run->io.data_offset];
+      ++n;
     }
-    sum += reinterpret_cast<uint8_t*>(run)[run->io.data_offset];
-    ++n;
-  }
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  });
   (void)sum;
   munmap(run, run_size);
   close(vcpu);
   munmap(ram, ram_size);
   close(vm);
   close(kvm);
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
-
-class CountingPort : public strata::IoDevice {
- public:
-  CountingPort(strata::Vm& vm, uint64_t limit) : vm_(vm), limit_(limit) {}
-  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override { return 0; }
-  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
-    if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
-  }
-  std::string_view name() const override { return "bench-port"; }
-  uint64_t count_ = 0;  // only the one vCPU thread touches it
-
- private:
-  strata::Vm& vm_;
-  uint64_t limit_;
-};
 
 // The same guest under strata's run loop, bus and device dispatch.
 Trial StrataTrial(uint64_t exits) {
@@ -125,24 +106,20 @@ Trial StrataTrial(uint64_t exits) {
     std::exit(2);
   }
   if (!(*vm)->AddMemory("ram", 0, 1 << 20)) std::exit(2);
-  auto dev = std::make_shared<CountingPort>(**vm, exits);
+  auto dev = std::make_shared<CountingDevice>(**vm, exits, "bench-port");
   if (!(*vm)->pio_bus().Register(kPort, 1, dev)) std::exit(2);
   auto v = (*vm)->CreateVcpu(0);
   if (!v) std::exit(2);
   auto s = strata::md::testing::LoadTestProgram(
       **vm, **v, strata::md::testing::TestProgram::kPioLoop);
   if (!s) std::exit(2);
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  strata::Status r = (*v)->Run();
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  strata::Status r;
+  const Trial trial = TimeTrial(exits, [&] { r = (*v)->Run(); });
   if (!r || dev->count_ != exits) {
     std::fprintf(stderr, "strata: run failed\n");
     std::exit(2);
   }
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
 
 }  // namespace
