@@ -18,36 +18,24 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <vector>
 
+#include "bench/exit_bench.h"
 #include "core/vmmapi.h"
 #include "machine/test_programs.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using strata::bench::CountingDevice;
+using strata::bench::TimeTrial;
+using strata::bench::Trial;
 namespace t = strata::md::testing;
-
-double ThreadUserMicros() {
-  struct rusage ru;
-  getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec;
-}
-
-struct Trial {
-  double us_per_exit;
-  double user_us_per_exit;
-};
 
 constexpr uint64_t kRamSize = 1 << 20;
 constexpr uint64_t kCode = 0x1000;
@@ -112,20 +100,18 @@ Trial RawTrial(uint64_t exits) {
          strata::md::kPstateModeEl1h | strata::md::kPstateDaifMask);
 
   uint64_t n = 0, sum = 0;
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  while (n < exits) {
-    if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
-    if (run->exit_reason != KVM_EXIT_MMIO ||
-        run->mmio.phys_addr != t::kTestPioPort) {
-      std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
-      std::exit(2);
+  const Trial trial = TimeTrial(exits, [&] {
+    while (n < exits) {
+      if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
+      if (run->exit_reason != KVM_EXIT_MMIO ||
+          run->mmio.phys_addr != t::kTestPioPort) {
+        std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
+        std::exit(2);
+      }
+      sum += run->mmio.data[0];
+      ++n;
     }
-    sum += run->mmio.data[0];
-    ++n;
-  }
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  });
   (void)sum;
   munmap(run, run_size);
   close(vcpu);
@@ -133,26 +119,8 @@ Trial RawTrial(uint64_t exits) {
   munmap(ram, kRamSize);
   close(vm);
   close(kvm);
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
-
-class CountingDevice : public strata::IoDevice {
- public:
-  CountingDevice(strata::Vm& vm, uint64_t limit) : vm_(vm), limit_(limit) {}
-  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override {
-    return 0;
-  }
-  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
-    if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
-  }
-  std::string_view name() const override { return "bench-mmio"; }
-  uint64_t count_ = 0;  // only the one vCPU thread touches it
-
- private:
-  strata::Vm& vm_;
-  uint64_t limit_;
-};
 
 // The same guest under strata's run loop, bus and device dispatch.
 Trial StrataTrial(uint64_t exits) {
@@ -169,7 +137,7 @@ Trial StrataTrial(uint64_t exits) {
     std::exit(2);
   }
   if (!(*vm)->AddMemory("ram", 0, kRamSize)) std::exit(2);
-  auto dev = std::make_shared<CountingDevice>(**vm, exits);
+  auto dev = std::make_shared<CountingDevice>(**vm, exits, "bench-mmio");
   if (!(*vm)->mmio_bus().Register(t::kTestPioPort, 4, dev)) std::exit(2);
   auto v = (*vm)->CreateVcpu(0);
   if (!v) std::exit(2);
@@ -178,58 +146,25 @@ Trial StrataTrial(uint64_t exits) {
     std::fprintf(stderr, "strata: %s\n", s.error().message().c_str());
     std::exit(2);
   }
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  strata::Status r = (*v)->Run();
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  strata::Status r;
+  const Trial trial = TimeTrial(exits, [&] { r = (*v)->Run(); });
   if (!r || dev->count_ != exits) {
     std::fprintf(stderr, "strata: run failed%s%s\n", r ? "" : ": ",
                  r ? "" : r.error().message().c_str());
     std::exit(2);
   }
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t exits = 20000;
-  int trials = 11;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--exits") exits = std::strtoull(argv[i + 1], nullptr, 0);
-    if (std::string(argv[i]) == "--trials") trials = std::atoi(argv[i + 1]);
-  }
-  std::vector<double> raw, strata, raw_user, strata_user;
-  RawTrial(std::min<uint64_t>(exits, 1000));  // warm up both paths
-  StrataTrial(std::min<uint64_t>(exits, 1000));
-  for (int i = 0; i < trials; ++i) {
-    Trial r = RawTrial(exits);
-    Trial s = StrataTrial(exits);
-    raw.push_back(r.us_per_exit);
-    strata.push_back(s.us_per_exit);
-    raw_user.push_back(r.user_us_per_exit);
-    strata_user.push_back(s.user_us_per_exit);
-    std::printf("trial %d: raw %.3f us/exit (user %.3f), strata %.3f us/exit "
-                "(user %.3f)\n",
-                i + 1, r.us_per_exit, r.user_us_per_exit, s.us_per_exit,
-                s.user_us_per_exit);
-  }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  double rb = *std::min_element(raw.begin(), raw.end());
-  double sb = *std::min_element(strata.begin(), strata.end());
-  double rm = median(raw), sm = median(strata);
-  std::printf("MMIO exit round trip (arm64), %llu exits x %d trials\n",
-              static_cast<unsigned long long>(exits), trials);
-  std::printf("  raw KVM_RUN loop : best %.3f us/exit, median %.3f\n", rb, rm);
-  std::printf("  strata           : best %.3f us/exit, median %.3f\n", sb, sm);
-  std::printf("  ratio strata/raw : best %.3fx, median %.3fx  (target <= 1.05x)\n",
-              sb / rb, sm / rm);
+  namespace eb = strata::bench;
+  const eb::ExitBenchArgs args = eb::ParseExitBenchArgs(
+      argc, argv, {.exits = 20000, .trials = 11});
+  const eb::ExitBenchResult r = eb::RunExitTrials(args, RawTrial, StrataTrial);
+  eb::PrintExitBenchReport("MMIO exit round trip (arm64)", "<= 1.05x", args, r);
   std::printf("  user-space CPU   : raw %.3f, strata %.3f us/exit (median)\n",
-              median(raw_user), median(strata_user));
+              r.raw_user_median, r.strata_user_median);
   return 0;
 }

@@ -14,38 +14,25 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
-#include <vector>
 
+#include "bench/exit_bench.h"
 #include "core/vmmapi.h"
 #include "machine/test_programs.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using strata::bench::CountingDevice;
+using strata::bench::TimeTrial;
+using strata::bench::Trial;
 
-// User-space CPU time of the calling thread, in µs: where a VMM's own work
-// per exit shows (the rest of an exit is the kernel's and the guest's).
-double ThreadUserMicros() {
-  struct rusage ru;
-  getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec;
-}
-
-struct Trial {
-  double us_per_exit;
-  double user_us_per_exit;
-};
 constexpr uint16_t kPort = 0x80;
 constexpr uint64_t kCode = 0x1000;
 // out 0x80, al; inc ax; jmp out — the same bytes as TestProgram::kPioLoop.
@@ -89,43 +76,25 @@ Trial RawTrial(uint64_t exits) {
   ioctl(vcpu, KVM_SET_REGS, &regs);
 
   uint64_t n = 0, sum = 0;
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  while (n < exits) {
-    if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
-    if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort) {
-      std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
-      std::exit(2);
+  const Trial trial = TimeTrial(exits, [&] {
+    while (n < exits) {
+      if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
+      if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort) {
+        std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
+        std::exit(2);
+      }
+      sum += reinterpret_cast<uint8_t*>(run)[run->io.data_offset];
+      ++n;
     }
-    sum += reinterpret_cast<uint8_t*>(run)[run->io.data_offset];
-    ++n;
-  }
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  });
   (void)sum;
   munmap(run, run_size);
   close(vcpu);
   munmap(ram, ram_size);
   close(vm);
   close(kvm);
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
-
-class CountingPort : public strata::IoDevice {
- public:
-  CountingPort(strata::Vm& vm, uint64_t limit) : vm_(vm), limit_(limit) {}
-  uint64_t Read(const strata::IoContext&, uint64_t, uint32_t) override { return 0; }
-  void Write(const strata::IoContext&, uint64_t, uint32_t, uint64_t) override {
-    if (++count_ == limit_) vm_.RequestStop(strata::ExitStatus::PowerOff());
-  }
-  std::string_view name() const override { return "bench-port"; }
-  uint64_t count_ = 0;  // only the one vCPU thread touches it
-
- private:
-  strata::Vm& vm_;
-  uint64_t limit_;
-};
 
 // The same guest under strata's run loop, bus and device dispatch.
 Trial StrataTrial(uint64_t exits) {
@@ -137,66 +106,35 @@ Trial StrataTrial(uint64_t exits) {
     std::exit(2);
   }
   if (!(*vm)->AddMemory("ram", 0, 1 << 20)) std::exit(2);
-  auto dev = std::make_shared<CountingPort>(**vm, exits);
+  auto dev = std::make_shared<CountingDevice>(**vm, exits, "bench-port");
   if (!(*vm)->pio_bus().Register(kPort, 1, dev)) std::exit(2);
   auto v = (*vm)->CreateVcpu(0);
   if (!v) std::exit(2);
   auto s = strata::md::testing::LoadTestProgram(
       **vm, **v, strata::md::testing::TestProgram::kPioLoop);
   if (!s) std::exit(2);
-  const double u0 = ThreadUserMicros();
-  auto t0 = Clock::now();
-  strata::Status r = (*v)->Run();
-  auto t1 = Clock::now();
-  const double u1 = ThreadUserMicros();
+  strata::Status r;
+  const Trial trial = TimeTrial(exits, [&] { r = (*v)->Run(); });
   if (!r || dev->count_ != exits) {
     std::fprintf(stderr, "strata: run failed\n");
     std::exit(2);
   }
-  return {std::chrono::duration<double, std::micro>(t1 - t0).count() / exits,
-          (u1 - u0) / exits};
+  return trial;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t exits = 20000;
-  int trials = 21;  // the host is noisy: medians need many alternating trials
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--exits") exits = std::strtoull(argv[i + 1], nullptr, 0);
-    if (std::string(argv[i]) == "--trials") trials = std::atoi(argv[i + 1]);
-  }
-  std::vector<double> raw, strata, raw_user, strata_user;
-  RawTrial(std::min<uint64_t>(exits, 1000));  // warm up both paths
-  StrataTrial(std::min<uint64_t>(exits, 1000));
-  for (int t = 0; t < trials; ++t) {
-    Trial r = RawTrial(exits);
-    Trial s = StrataTrial(exits);
-    raw.push_back(r.us_per_exit);
-    strata.push_back(s.us_per_exit);
-    raw_user.push_back(r.user_us_per_exit);
-    strata_user.push_back(s.user_us_per_exit);
-    std::printf("trial %d: raw %.3f us/exit (user %.3f), strata %.3f us/exit "
-                "(user %.3f)\n",
-                t + 1, r.us_per_exit, r.user_us_per_exit, s.us_per_exit,
-                s.user_us_per_exit);
-  }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  double rb = *std::min_element(raw.begin(), raw.end());
-  double sb = *std::min_element(strata.begin(), strata.end());
-  double rm = median(raw), sm = median(strata);
-  std::printf("PIO exit round trip, %llu exits x %d trials\n",
-              static_cast<unsigned long long>(exits), trials);
-  std::printf("  raw KVM_RUN loop : best %.3f us/exit, median %.3f\n", rb, rm);
-  std::printf("  strata           : best %.3f us/exit, median %.3f\n", sb, sm);
-  std::printf("  ratio strata/raw : best %.3fx, median %.3fx  (target <= 1.05x)\n",
-              sb / rb, sm / rm);
-  std::printf("  strata overhead  : %.3f us/exit (median)\n", sm - rm);
+  // The host is noisy: medians need many alternating trials.
+  namespace eb = strata::bench;
+  const eb::ExitBenchArgs args = eb::ParseExitBenchArgs(
+      argc, argv, {.exits = 20000, .trials = 21});
+  const eb::ExitBenchResult r = eb::RunExitTrials(args, RawTrial, StrataTrial);
+  eb::PrintExitBenchReport("PIO exit round trip", "<= 1.05x", args, r);
+  std::printf("  strata overhead  : %.3f us/exit (median)\n",
+              r.strata_median - r.raw_median);
   std::printf("  user-space CPU   : raw %.3f, strata %.3f us/exit (median; "
               "the VMM's own work per exit)\n",
-              median(raw_user), median(strata_user));
+              r.raw_user_median, r.strata_user_median);
   return 0;
 }

@@ -37,6 +37,9 @@ GUEST_LDFLAGS = [
 ]
 
 _LIB_HDRS = [
+    "//guests/common:libc.h",
+    "//guests/common:printf.h",
+    "//guests/common:report.h",
     "//guests/amd64:lib/acpi.h",
     "//guests/amd64:lib/exceptions.h",
     "//guests/amd64:lib/fw_cfg.h",
@@ -50,6 +53,9 @@ _LIB_HDRS = [
 ]
 
 _LIB_COMMON = [
+    "//guests/common:printf.c",
+    "//guests/common:report.c",
+    "//guests/common:string.c",
     "//guests/amd64:lib/acpi.c",
     "//guests/amd64:lib/console.c",
     "//guests/amd64:lib/fw_cfg.c",
@@ -96,7 +102,7 @@ def x86_guest(name, srcs, bits = 32, visibility = None):
         "OBJS=",
         "I=0",
         ("for SRC in %s; do I=$$((I+1)); O=$$OBJDIR/$$I.$$(basename $$SRC).o; " +
-         "gcc %s %s -isystem $$INC -Iguests/amd64 -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
+         "gcc %s %s -isystem $$INC -Iguests/amd64 -Iguests -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
             " ".join(["$(location %s)" % s for s in sources]),
             mflag,
             " ".join(GUEST_CFLAGS),

@@ -47,6 +47,9 @@ GUEST_LDFLAGS = [
 ]
 
 _LIB_HDRS = [
+    "//guests/common:libc.h",
+    "//guests/common:printf.h",
+    "//guests/common:report.h",
     "//guests/arm64:lib/arm64.h",
     "//guests/arm64:lib/exceptions.h",
     "//guests/arm64:lib/fdt.h",
@@ -60,6 +63,9 @@ _LIB_HDRS = [
 ]
 
 _LIB_SRCS = [
+    "//guests/common:printf.c",
+    "//guests/common:report.c",
+    "//guests/common:string.c",
     "//guests/arm64:lib/entry.S",
     "//guests/arm64:lib/console.c",
     "//guests/arm64:lib/exceptions.c",
@@ -98,7 +104,7 @@ def arm64_guest(name, srcs, visibility = None):
         "OBJS=",
         "I=0",
         ("for SRC in %s; do I=$$((I+1)); O=$$OBJDIR/$$I.$$(basename $$SRC).o; " +
-         "%sgcc %s -isystem $$INC -Iguests/arm64 -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
+         "%sgcc %s -isystem $$INC -Iguests/arm64 -Iguests -c $$SRC -o $$O || exit 1; OBJS=\"$$OBJS $$O\"; done") % (
             " ".join(["$(location %s)" % s for s in sources]),
             CROSS,
             " ".join(GUEST_CFLAGS),

@@ -33,39 +33,7 @@ void guest_poweroff(void) {
   halt_forever();
 }
 
-static uint32_t tests_run, tests_failed, tests_skipped;
-
-static void vreport(const char *tag, const char *fmt, va_list ap) {
-  print_str(tag);
-  print_str(": ");
-  vprintf(fmt, ap);
-  serial_putc('\n');
-}
-
-void report(bool pass, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  if (!pass) ++tests_failed;
-  vreport(pass ? "PASS" : "FAIL", fmt, ap);
-  va_end(ap);
-}
-
-void report_skip(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  ++tests_skipped;
-  vreport("SKIP", fmt, ap);
-  va_end(ap);
-}
-
-int report_summary(void) {
-  printf("SUMMARY: %u tests, %u unexpected failures", tests_run, tests_failed);
-  if (tests_skipped) printf(", %u skipped", tests_skipped);
-  serial_putc('\n');
-  return tests_failed ? 1 : 0;
-}
+int report_summary(void) { return report_print_summary() ? 1 : 0; }
 
 /* Polls with an unchanged PM timer value before it counts as stuck. Each
  * read is an I/O exit (microseconds), so the timer moves between reads. */
@@ -114,49 +82,6 @@ bool host_emulates_supervisor_code(void) {
     if (ticks < fastest) fastest = ticks;
   }
   return fastest > kThresholdTicks;
-}
-
-void *memcpy(void *dst, const void *src, size_t n) {
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  while (n--) *d++ = *s++;
-  return dst;
-}
-
-void *memmove(void *dst, const void *src, size_t n) {
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  if (d < s) {
-    while (n--) *d++ = *s++;
-  } else {
-    while (n--) d[n] = s[n];
-  }
-  return dst;
-}
-
-void *memset(void *dst, int c, size_t n) {
-  unsigned char *d = dst;
-  while (n--) *d++ = (unsigned char)c;
-  return dst;
-}
-
-int memcmp(const void *a, const void *b, size_t n) {
-  const unsigned char *x = a, *y = b;
-  for (; n; --n, ++x, ++y) {
-    if (*x != *y) return *x < *y ? -1 : 1;
-  }
-  return 0;
-}
-
-size_t strlen(const char *s) {
-  size_t n = 0;
-  while (s[n]) ++n;
-  return n;
-}
-
-int strcmp(const char *a, const char *b) {
-  while (*a && *a == *b) ++a, ++b;
-  return (unsigned char)*a - (unsigned char)*b;
 }
 
 bool str_has_word(const char *s, const char *word) {

@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/libc.h"
+#include "common/printf.h"
+#include "common/report.h"
 #include "multiboot.h"
 
 /*
@@ -18,20 +21,16 @@
  */
 int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi);
 
-/* Serial console on COM1. */
-void serial_putc(char c);
-void print_str(const char *s);
-int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* Serial console on COM1: serial_putc(), and printf() through it, are
+ * declared in common/printf.h; the C library subset in common/libc.h. */
 
 /* Ends the VM through the debug-exit port: VMM status (code << 1) | 1. */
 __attribute__((noreturn)) void guest_exit(uint32_t code);
 /* Ends the VM through ACPI PM1a control (S5): VMM status 0. */
 __attribute__((noreturn)) void guest_poweroff(void);
 
-/* kvm-unit-tests style results: "PASS: msg", "FAIL: msg", "SKIP: msg". */
-void report(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void report_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* kvm-unit-tests style results (report(), report_skip(), report_info()):
+ * common/report.h. */
 /* Prints "SUMMARY: N tests, F unexpected failures[, S skipped]"; returns the
  * exit code: 0 if nothing failed, else 1. */
 int report_summary(void);
@@ -63,13 +62,6 @@ void udelay(uint32_t us);
  */
 bool host_emulates_supervisor_code(void);
 
-/* The C library subset the compiler may emit calls to. */
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
 /* True if `word` occurs in `s` as a whole space-separated word. */
 bool str_has_word(const char *s, const char *word);
 /*

@@ -34,47 +34,7 @@ void guest_poweroff(void) { psci_system_off(); }
 
 void guest_reset(void) { psci_system_reset(); }
 
-static uint32_t tests_run, tests_failed, tests_skipped;
-
-static void vreport(const char *tag, const char *fmt, va_list ap) {
-  /* Three printf calls, so not atomic against other CPUs' output: the
-   * guests report from the boot CPU only. */
-  printf("%s: ", tag);
-  vprintf(fmt, ap);
-  printf("\n");
-}
-
-void report(bool pass, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  if (!pass) ++tests_failed;
-  vreport(pass ? "PASS" : "FAIL", fmt, ap);
-  va_end(ap);
-}
-
-void report_skip(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  ++tests_run;
-  ++tests_skipped;
-  vreport("SKIP", fmt, ap);
-  va_end(ap);
-}
-
-void report_info(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vreport("INFO", fmt, ap);
-  va_end(ap);
-}
-
-int report_summary(void) {
-  printf("SUMMARY: %u tests, %u unexpected failures", tests_run, tests_failed);
-  if (tests_skipped) printf(", %u skipped", tests_skipped);
-  printf("\n");
-  return (int)tests_failed;
-}
+int report_summary(void) { return (int)report_print_summary(); }
 
 #define COUNTER_STUCK_POLLS 1000000u
 
@@ -106,55 +66,4 @@ void udelay(uint32_t us) {
   uint64_t freq = cntfrq() ? cntfrq() : 62500000;
   d.limit_ticks = freq / 1000000 * us;
   while (!deadline_expired(&d)) cpu_relax();
-}
-
-void *memcpy(void *dst, const void *src, size_t n) {
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  while (n--) *d++ = *s++;
-  return dst;
-}
-
-void *memmove(void *dst, const void *src, size_t n) {
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  if (d < s) {
-    while (n--) *d++ = *s++;
-  } else {
-    while (n--) d[n] = s[n];
-  }
-  return dst;
-}
-
-void *memset(void *dst, int c, size_t n) {
-  unsigned char *d = dst;
-  while (n--) *d++ = (unsigned char)c;
-  return dst;
-}
-
-int memcmp(const void *a, const void *b, size_t n) {
-  const unsigned char *x = a, *y = b;
-  for (; n; --n, ++x, ++y) {
-    if (*x != *y) return *x < *y ? -1 : 1;
-  }
-  return 0;
-}
-
-size_t strlen(const char *s) {
-  size_t n = 0;
-  while (s[n]) ++n;
-  return n;
-}
-
-int strcmp(const char *a, const char *b) {
-  while (*a && *a == *b) ++a, ++b;
-  return (unsigned char)*a - (unsigned char)*b;
-}
-
-int strncmp(const char *a, const char *b, size_t n) {
-  for (; n; --n, ++a, ++b) {
-    if (*a != *b) return (unsigned char)*a - (unsigned char)*b;
-    if (*a == '\0') return 0;
-  }
-  return 0;
 }

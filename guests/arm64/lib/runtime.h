@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/libc.h"
+#include "common/printf.h"
+#include "common/report.h"
+
 /*
  * Called on the boot CPU (MMU and caches on, VBAR_EL1 set, device tree
  * parsed into fdt.h's `boot_info`) with the DTB's physical address (x0 at
@@ -19,12 +23,8 @@
  */
 int guest_main(uintptr_t dtb);
 
-/* PL011 console (polled). printf: %d %i %u %x %X %p %s %c %%, flags '-'
- * and '0', a width, length modifiers l and ll. */
-void serial_putc(char c);
-void print_str(const char *s);
-int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* PL011 console (polled): serial_putc(), and printf() through it, are
+ * declared in common/printf.h; the C library subset in common/libc.h. */
 
 /*
  * kvm-unit-tests' exit convention: prints "EXIT: STATUS=<(code << 1) | 1>"
@@ -38,10 +38,8 @@ __attribute__((noreturn)) void guest_reset(void);
 /* Parks this CPU for good (interrupts masked, WFI). */
 __attribute__((noreturn)) void halt_forever(void);
 
-/* kvm-unit-tests style results: "PASS: msg", "FAIL: msg", "SKIP: msg". */
-void report(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void report_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void report_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* kvm-unit-tests style results (report(), report_skip(), report_info()):
+ * common/report.h. */
 /* Prints "SUMMARY: N tests, F unexpected failures[, S skipped]"; returns
  * the failure count (the exit code). */
 int report_summary(void);
@@ -75,14 +73,5 @@ static inline uint64_t atomic_load_u64(const volatile uint64_t *p) {
 static inline void atomic_store_u64(volatile uint64_t *p, uint64_t v) {
   __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
-
-/* The C library subset the compiler may emit calls to. */
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
 
 #endif /* STRATA_GUEST_ARM64_RUNTIME_H */
