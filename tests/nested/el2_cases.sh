@@ -110,4 +110,4 @@ if timeout 300 /bin/mmio_exit_bench --exits 4000 --trials 5 >/tmp/bench 2>&1 &&
 else
   echo "nested: FAIL mmio-exit-bench"
 fi
-grep -E "raw KVM_RUN|strata  |ratio|user-space" /tmp/bench | sed 's/^/nested: bench| /'
+grep -E "raw KVM_RUN|strata  |ratio|user-space|SIGNAL_MASK" /tmp/bench | sed 's/^/nested: bench| /'
