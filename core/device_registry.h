@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -95,6 +96,21 @@ struct DeviceInstance {
   DeviceResources resources;   // kFixed
   std::string description;     // kFixed, for help: "COM1 (0x3f8, IRQ 4)"
 };
+
+// A machine's fixed instance `name` of `model` with the machine's resources
+// (platform::FixedDevices); its settings are <name>.<key>.
+inline DeviceInstance FixedDevice(std::string name, std::string model,
+                                  DeviceResources resources,
+                                  std::string description) {
+  DeviceInstance d;
+  d.kind = DeviceInstance::Kind::kFixed;
+  d.name = name;
+  d.prefix = std::move(name);
+  d.model = std::move(model);
+  d.resources = std::move(resources);
+  d.description = std::move(description);
+  return d;
+}
 
 // One config key a model accepts.
 struct DeviceKey {

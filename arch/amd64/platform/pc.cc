@@ -326,17 +326,6 @@ DeviceModel I8042Model() {
   return m;
 }
 
-DeviceInstance Fixed(std::string name, std::string model,
-                     DeviceResources resources, std::string description) {
-  DeviceInstance d;
-  d.kind = DeviceInstance::Kind::kFixed;
-  d.name = name;
-  d.prefix = std::move(name);
-  d.model = std::move(model);
-  d.resources = std::move(resources);
-  d.description = std::move(description);
-  return d;
-}
 
 // --- The inits ---
 
@@ -541,22 +530,26 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
 
 std::vector<DeviceInstance> FixedDevices() {
   return {
-      Fixed("com1", "uart_16550", {{"port", kCom1Port}, {"irq", pc::kGsiCom1}},
-            "COM1 (port 0x3f8, IRQ 4)"),
-      Fixed("rtc", "mc146818", {{"port", pc::kRtcPort}, {"irq", pc::kGsiRtc}},
-            "RTC/CMOS (ports 0x70-0x71, IRQ 8)"),
-      Fixed("i8042", "i8042",
-            {{"port", pc::kKbdDataPort},
-             {"irq", pc::kGsiKbd},
-             {"aux_irq", pc::kGsiMouse}},
-            "keyboard controller (ports 0x60, 0x64; IRQ 1 and 12; reset)"),
-      Fixed("isa-debug-exit", "isa-debug-exit", {{"port", kDebugExitPort}},
-            "port 0xf4"),
-      Fixed("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}},
-            "ports 0x510-0x511, DMA 0x514-0x51b"),
-      Fixed("acpi_pm", "acpi_pm", {{"port", kAcpiPmPort}},
-            "ports 0x600-0x60b"),
-      Fixed("pc-testdev", "pc-testdev", {}, "ports 0xe0-0xe7, 0x2000-0x2017"),
+      FixedDevice("com1", "uart_16550",
+                  {{"port", kCom1Port}, {"irq", pc::kGsiCom1}},
+                  "COM1 (port 0x3f8, IRQ 4)"),
+      FixedDevice("rtc", "mc146818",
+                  {{"port", pc::kRtcPort}, {"irq", pc::kGsiRtc}},
+                  "RTC/CMOS (ports 0x70-0x71, IRQ 8)"),
+      FixedDevice(
+          "i8042", "i8042",
+          {{"port", pc::kKbdDataPort},
+           {"irq", pc::kGsiKbd},
+           {"aux_irq", pc::kGsiMouse}},
+          "keyboard controller (ports 0x60, 0x64; IRQ 1 and 12; reset)"),
+      FixedDevice("isa-debug-exit", "isa-debug-exit",
+                  {{"port", kDebugExitPort}}, "port 0xf4"),
+      FixedDevice("fw_cfg", "fw_cfg", {{"port", kFwCfgIoPort}},
+                  "ports 0x510-0x511, DMA 0x514-0x51b"),
+      FixedDevice("acpi_pm", "acpi_pm", {{"port", kAcpiPmPort}},
+                  "ports 0x600-0x60b"),
+      FixedDevice("pc-testdev", "pc-testdev", {},
+                  "ports 0xe0-0xe7, 0x2000-0x2017"),
   };
 }
 

@@ -43,17 +43,6 @@ VirtState& State(PlatformContext& m) {
   return *static_cast<VirtState*>(m.md.get());
 }
 
-DeviceInstance Fixed(std::string name, std::string model,
-                     DeviceResources resources, std::string description) {
-  DeviceInstance d;
-  d.kind = DeviceInstance::Kind::kFixed;
-  d.name = name;
-  d.prefix = std::move(name);
-  d.model = std::move(model);
-  d.resources = std::move(resources);
-  d.description = std::move(description);
-  return d;
-}
 
 Result<Layout> MachineLayout(const Config& c) {
   const std::string name = STRATA_TRY(c.GetString("arm64.layout", "qemu"));
@@ -116,8 +105,9 @@ Result<std::vector<uint8_t>> BuildTree(const Layout& layout,
   } else {
     s.pmu_intid.reset();
   }
-  s.uart.kind = layout.uart_is_pl011 ? arm64::VirtFdtSpec::Uart::Kind::kPl011
-                                      : arm64::VirtFdtSpec::Uart::Kind::kNs16550a;
+  s.uart.kind = layout.uart_is_pl011
+                    ? arm64::VirtFdtSpec::Uart::Kind::kPl011
+                    : arm64::VirtFdtSpec::Uart::Kind::kNs16550a;
   s.uart.mmio = {layout.uart_base, layout.uart_size};
   s.uart.spi_intid = md::kGicFirstSpi + layout.uart_spi;
   s.bootargs = bootargs;
@@ -176,7 +166,7 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
 
 std::vector<DeviceInstance> FixedDevices() {
   return {
-      Fixed("uart0", "pl011", {{"base", kUartBase}, {"irq", kUartSpi}},
+      FixedDevice("uart0", "pl011", {{"base", kUartBase}, {"irq", kUartSpi}},
             "PL011 UART (0x09000000, SPI 1)"),
   };
 }
