@@ -42,10 +42,6 @@ class VcpuBackend {
   virtual void RequestImmediateExit() = 0;
   virtual void ClearImmediateExit() = 0;
 
-  // The signal mask in force while in guest mode (KVM_SET_SIGNAL_MASK): the
-  // running thread's mask minus the kick signal.
-  virtual Status SetGuestSignalMask(const sigset_t& mask) = 0;
-
   // Register access. Groups are fetched on demand and written back before
   // the next Run() only if dirtied.
   virtual Result<uint64_t> GetRegister(md::Reg r) = 0;

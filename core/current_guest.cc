@@ -58,4 +58,11 @@ sigset_t BlockKickSignal() {
   return old;
 }
 
+void UnblockKickSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, KickSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 }  // namespace strata

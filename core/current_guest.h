@@ -9,38 +9,39 @@
 // device model called from one, or a lock can ask which vCPU (if any) the
 // calling thread is acting for: CurrentVcpu().
 //
-// The record routes kicks. The kick signal stays blocked in the thread at
-// all times in user space; the backend unblocks it only inside the
-// hypervisor's "enter guest" call (KVM_SET_SIGNAL_MASK), the run window.
-// A kick asks a vCPU to leave guest mode and pass through the top of its
-// run loop at least once after the kick was issued. Vcpu::Kick does three
-// things, in this order:
+// The record routes kicks. A kick asks a vCPU to leave guest mode and pass
+// through the top of its run loop at least once after the kick was issued.
+// Vcpu::Kick does three things, in this order:
 //   1. v.kick_pending = true            (checked before every guest entry)
 //   2. backend.RequestImmediateExit()   (KVM immediate_exit: an entry that
 //                                        starts after this returns at once)
 //   3. if v has a runner thread, pthread_sigqueue() the kick signal to it,
-//      carrying v's token (leaves guest mode if inside).
+//      carrying v's token (leaves guest mode if inside: KVM_RUN -EINTR).
 // The run loop clears immediate_exit, fences, then consumes kick_pending,
 // then enters. Whatever the interleaving, a kick issued before the consume
 // is seen by it, and one issued after it hits the entry through (2) or (3),
-// so no kick is lost.
+// so no kick is lost. This is QEMU's protocol with immediate_exit: the
+// signal is unblocked for the whole run loop, and no KVM_SET_SIGNAL_MASK
+// swaps masks around every entry (on a nested host that swap was a third of
+// strata's margin over a raw KVM_RUN loop, bench/mmio_exit_bench_arm64).
 //
-// A queued signal can outlive its purpose: threads may run several vCPUs in
-// turn, and a signal sent just before a vCPU's runner left may still be
-// pending when the thread next runs another vCPU. The loop consumes pending
-// kick signals with sigtimedwait() and compares each token with the record:
-// a match is a delivered kick, a mismatch a stray one that is counted and
-// ignored. So a kick never lands on the wrong vCPU.
+// Vcpu::Run installs the handler once per process (SA_SIGINFO|SA_RESTART,
+// so a kick landing while an exit handler is in a system call restarts the
+// call) and refuses to start if the signal is ignored (SIG_IGN discards it
+// at generation, so kicks could not interrupt guest mode) or already has
+// someone else's handler. The signal is blocked while Run publishes the
+// runner and this record, unblocked for the loop, and blocked again before
+// the record is withdrawn; pending kicks left then are taken with
+// sigtimedwait(). The handler does nothing but count: it compares the
+// signal's token with the record, a match being a delivered kick and a
+// mismatch a stray one (threads may run several vCPUs in turn, and a signal
+// sent just before a vCPU's runner left may arrive while the thread runs
+// another), so a kick never lands on the wrong vCPU.
 //
 // The kick signal is chosen explicitly (SetKickSignal; default SIGRTMIN+4,
 // a real-time signal so that every queued kick keeps its own token —
 // the kernel merges pending instances of a standard signal such as QEMU's
-// SIGUSR1, which still works but makes the accounting below approximate)
-// and strata installs no handler for it: the signal is only
-// ever queued to a thread that has it blocked (inside Vcpu::Run), and it is
-// consumed synchronously, so its disposition never runs. Vcpu::Run refuses
-// to start if the signal is ignored (SIG_IGN discards it at generation, so
-// kicks could not interrupt guest mode).
+// SIGUSR1, which still works but makes the accounting approximate).
 #pragma once
 
 #include <signal.h>
@@ -77,7 +78,9 @@ int KickSignal();
 int DefaultKickSignal();
 Status SetKickSignal(int signo);
 
-// Blocks the kick signal in the calling thread; returns the previous mask.
+// Blocks (unblocks) the kick signal in the calling thread; Block returns
+// the previous mask.
 sigset_t BlockKickSignal();
+void UnblockKickSignal();
 
 }  // namespace strata

@@ -350,23 +350,76 @@ bool Vcpu::ServiceRequests() {
   }
 }
 
+void Vcpu::CountKickSignal(const siginfo_t& si) {
+  auto token = reinterpret_cast<uint64_t>(si.si_value.sival_ptr);
+  if (si.si_code == SI_QUEUE && token == record_.token) {
+    stats_.signals_delivered.fetch_add(1, std::memory_order_relaxed);
+    vm_->stats_.kick_signals_delivered.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    stats_.signals_stray.fetch_add(1, std::memory_order_relaxed);
+    vm_->stats_.kick_signals_stray.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// The kick signal's handler. The kick itself was done before the signal was
+// sent (immediate_exit set); the signal's only job is to make KVM_RUN return
+// -EINTR, which its arrival does. The handler counts it against the vCPU
+// whose run loop the thread is in (lock-free atomics only: async-signal
+// safe) and leaves errno alone.
+void Vcpu::OnKickSignal(int, siginfo_t* si, void*) {
+  if (const CurrentGuest* g = CurrentGuestOfThisThread()) {
+    g->vcpu->CountKickSignal(*si);
+  }
+}
+
 void Vcpu::ConsumeKickSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, KickSignal());
   const struct timespec zero = {0, 0};
   siginfo_t si;
-  while (sigtimedwait(&set, &si, &zero) >= 0) {
-    auto token = reinterpret_cast<uint64_t>(si.si_value.sival_ptr);
-    if (si.si_code == SI_QUEUE && token == record_.token) {
-      stats_.signals_delivered.fetch_add(1, std::memory_order_relaxed);
-      vm_->stats_.kick_signals_delivered.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      stats_.signals_stray.fetch_add(1, std::memory_order_relaxed);
-      vm_->stats_.kick_signals_stray.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  while (sigtimedwait(&set, &si, &zero) >= 0) CountKickSignal(si);
 }
+
+namespace {
+
+// Installs Vcpu's kick handler for the kick signal once per process, or
+// says why it cannot: an ignored signal cannot interrupt guest mode, and a
+// handler someone else installed is theirs.
+Status InstallKickHandler(void (*handler)(int, siginfo_t*, void*)) {
+  static std::mutex mu;
+  std::lock_guard lk(mu);
+  const int sig = KickSignal();
+  struct sigaction sa;
+  if (sigaction(sig, nullptr, &sa) != 0) return SysError("sigaction({})", sig);
+  if ((sa.sa_flags & SA_SIGINFO) != 0 && sa.sa_sigaction == handler) {
+    return Ok();
+  }
+  if ((sa.sa_flags & SA_SIGINFO) == 0 && sa.sa_handler == SIG_IGN) {
+    return MakeError(Errc::kUnsupported,
+                     "the kick signal {} ({}) is ignored (SIG_IGN) in this "
+                     "process, so vCPUs could not be interrupted; restore its "
+                     "default action or choose another with SetKickSignal",
+                     sig, strsignal(sig));
+  }
+  if ((sa.sa_flags & SA_SIGINFO) != 0 || sa.sa_handler != SIG_DFL) {
+    return MakeError(Errc::kUnsupported,
+                     "the kick signal {} ({}) already has a handler in this "
+                     "process; strata installs its own, so choose a free "
+                     "signal with SetKickSignal",
+                     sig, strsignal(sig));
+  }
+  struct sigaction mine = {};
+  mine.sa_sigaction = handler;
+  // SA_RESTART: a kick that lands while an exit handler is in a system call
+  // (a write to the console, an eventfd) restarts it instead of failing it.
+  mine.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&mine.sa_mask);
+  if (sigaction(sig, &mine, nullptr) != 0) return SysError("sigaction({})", sig);
+  return Ok();
+}
+
+}  // namespace
 
 Status Vcpu::Run() {
   if (const CurrentGuest* g = CurrentGuestOfThisThread()) {
@@ -375,17 +428,10 @@ Status Vcpu::Run() {
                      "one vCPU at a time",
                      g->vcpu->id());
   }
-  struct sigaction sa;
-  if (sigaction(KickSignal(), nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN) {
-    return MakeError(Errc::kUnsupported,
-                     "the kick signal {} ({}) is ignored (SIG_IGN) in this "
-                     "process, so vCPUs could not be interrupted; restore its "
-                     "default action or choose another with SetKickSignal",
-                     KickSignal(), strsignal(KickSignal()));
-  }
-  // Outside guest mode the kick signal stays blocked; the backend unblocks
-  // it only while in the guest (see core/current_guest.h). Blocked before
-  // the runner is published, so no kick can reach it unblocked.
+  if (Status s = InstallKickHandler(&Vcpu::OnKickSignal); !s) return s;
+  // Blocked until the runner and this thread's record are published, so a
+  // kick is never delivered to a thread that cannot tell whose it is (see
+  // core/current_guest.h); unblocked for the whole loop below.
   sigset_t old_mask = BlockKickSignal();
   {
     std::lock_guard lk(m_);
@@ -404,10 +450,9 @@ Status Vcpu::Run() {
     ++vm_->runners_;
     vm_->started_.store(true, std::memory_order_release);
   }
-  sigset_t guest_mask = old_mask;
-  sigdelset(&guest_mask, KickSignal());
-  Status result = backend_->SetGuestSignalMask(guest_mask);
+  Status result = Ok();
   internal::SetCurrentGuest(&record_);
+  UnblockKickSignal();
 
   VmExit exit;
   while (result) {
@@ -436,9 +481,9 @@ Status Vcpu::Run() {
       result = std::move(s);
       break;
     }
-    if (exit.kind == ExitKind::kNone) ConsumeKickSignals();
     Dispatch(exit);
   }
+  BlockKickSignal();
   {
     std::lock_guard lk(m_);
     has_runner_ = false;

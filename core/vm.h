@@ -257,6 +257,11 @@ class Vcpu {
   // the mailbox, parks while frozen. Returns false if Run must return.
   bool ServiceRequests();
   bool CompleteLastExit();
+  // Kick signals: the handler (installed by Run) and the pending ones taken
+  // synchronously when the loop ends; each is counted delivered (queued for
+  // this vCPU's token) or stray.
+  static void OnKickSignal(int signo, siginfo_t* si, void* uctx);
+  void CountKickSignal(const siginfo_t& si);
   void ConsumeKickSignals();
   // Handles one exit. Anything that ends the VM goes through
   // Vm::RequestStop, which the loop notices before the next entry.

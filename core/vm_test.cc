@@ -27,6 +27,17 @@ using md::testing::LoadTestProgram;
 using md::testing::TestProgram;
 using namespace std::chrono_literals;
 
+// ThreadSanitizer defers asynchronous signal handlers to its next
+// interceptor and keeps one pending instance per signal number, so queued
+// kick signals merge under it and their handler may run after the run loop
+// ended: the kick-signal accounting is exact only without it (kicks
+// themselves, the property that matters, are exact everywhere).
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kExactSignalCounts = false;
+#else
+constexpr bool kExactSignalCounts = true;
+#endif
+
 std::unique_ptr<Vm> MakeVm(uint32_t max_vcpus) {
   VmOptions o;
   o.max_vcpus = max_vcpus;
@@ -219,7 +230,6 @@ TEST(VmTest, KickStormLosesNoKickAndDeliversEverySignal) {
   const VmStats& st = vm->stats();
   EXPECT_GE(st.kick_signals_sent.load(),
             static_cast<uint64_t>(kKickers * kKicksEach));
-  EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
   EXPECT_EQ(st.kick_signals_stray.load(), 0u);
   uint64_t per_vcpu = 0;
   for (uint32_t i = 0; i < kVcpus; ++i) {
@@ -227,6 +237,11 @@ TEST(VmTest, KickStormLosesNoKickAndDeliversEverySignal) {
     EXPECT_EQ(vm->vcpu(i)->stats().signals_stray.load(), 0u);
   }
   EXPECT_EQ(per_vcpu, st.kick_signals_delivered.load());
+  if (kExactSignalCounts) {
+    EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  } else {
+    EXPECT_LE(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  }
 }
 
 // Host threads take turns running different vCPUs while only vCPU "a" of
@@ -288,18 +303,27 @@ TEST(VmTest, KicksNeverLandOnTheWrongVcpu) {
   for (uint32_t i = 0; i < kPairs; ++i) {
     EXPECT_EQ(quiet[i]->stats().kicks.load(), 0u) << "vCPU " << quiet[i]->id();
     // Its own signals (ReturnFromRun interrupts it) and only those.
-    EXPECT_EQ(quiet[i]->stats().signals_delivered.load(),
+    EXPECT_LE(quiet[i]->stats().signals_delivered.load(),
               quiet[i]->stats().signals_sent.load())
         << "vCPU " << quiet[i]->id() << " took another vCPU's kick signal";
-    EXPECT_EQ(kicked[i]->stats().signals_delivered.load(),
-              kicked[i]->stats().signals_sent.load());
+    if (kExactSignalCounts) {
+      EXPECT_EQ(quiet[i]->stats().signals_delivered.load(),
+                quiet[i]->stats().signals_sent.load());
+      EXPECT_EQ(kicked[i]->stats().signals_delivered.load(),
+                kicked[i]->stats().signals_sent.load());
+    }
     quiet_stray += quiet[i]->stats().signals_stray.load();
     EXPECT_GT(kicked[i]->stats().kicks.load(), 0u);
   }
-  EXPECT_EQ(quiet_stray, forged.load());
   const VmStats& st = vm->stats();
-  EXPECT_EQ(st.kick_signals_stray.load(), forged.load());
-  EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  if (kExactSignalCounts) {
+    EXPECT_EQ(quiet_stray, forged.load());
+    EXPECT_EQ(st.kick_signals_stray.load(), forged.load());
+    EXPECT_EQ(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  } else {
+    EXPECT_LE(st.kick_signals_stray.load(), forged.load());
+    EXPECT_LE(st.kick_signals_delivered.load(), st.kick_signals_sent.load());
+  }
   vm->RequestStop(ExitStatus::PowerOff());
 }
 

@@ -383,20 +383,6 @@ void KvmVcpu::ClearImmediateExit() {
   }
 }
 
-Status KvmVcpu::SetGuestSignalMask(const sigset_t& mask) {
-  // struct kvm_signal_mask: __u32 len, then the kernel's 8-byte sigset
-  // (see kvm_abi.h for why the struct itself is not used).
-  alignas(8) uint8_t buf[kSignalMaskSigsetOffset + 8];
-  uint32_t len = 8;
-  std::memcpy(buf, &len, 4);
-  std::memcpy(buf + kSignalMaskSigsetOffset, &mask, 8);
-  if (Ioctl(fd_, strata_kvm_set_signal_mask,
-            reinterpret_cast<unsigned long>(buf)) < 0) {
-    return SysError("KVM_SET_SIGNAL_MASK");
-  }
-  return Ok();
-}
-
 namespace {
 
 InternalErrorExit::Kind InternalKind(uint32_t suberror) {

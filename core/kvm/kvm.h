@@ -129,7 +129,6 @@ class KvmVcpu final : public VcpuBackend {
   bool ExitNeedsCompletion() const override { return needs_completion_; }
   void RequestImmediateExit() override;
   void ClearImmediateExit() override;
-  Status SetGuestSignalMask(const sigset_t& mask) override;
 
   Result<uint64_t> GetRegister(md::Reg r) override { return arch_->GetRegister(r); }
   Status SetRegister(md::Reg r, uint64_t v) override { return arch_->SetRegister(r, v); }

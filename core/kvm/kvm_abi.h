@@ -19,7 +19,6 @@
 #include <vector>
 
 extern "C" {
-extern const unsigned long strata_kvm_set_signal_mask;
 extern const unsigned long strata_kvm_set_gsi_routing;
 }
 // The architectures' own numbers live with them (arch/<arch>/kvm/).
@@ -28,8 +27,7 @@ namespace strata::kvm {
 
 // C offsets of the trailing arrays (include/uapi/linux/kvm.h and
 // arch/x86/include/uapi/asm/kvm.h).
-inline constexpr size_t kSignalMaskSigsetOffset = 4;  // __u32 len
-inline constexpr size_t kCountedArrayOffset = 8;      // __u32 n, __u32 pad
+inline constexpr size_t kCountedArrayOffset = 8;  // __u32 n, __u32 pad
 
 // A buffer holding a two-u32 header followed by n entries of Entry
 // (kvm_cpuid2, kvm_msrs, kvm_msr_list, kvm_irq_routing).

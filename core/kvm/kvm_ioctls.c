@@ -6,5 +6,4 @@
  */
 #include <linux/kvm.h>
 
-const unsigned long strata_kvm_set_signal_mask = KVM_SET_SIGNAL_MASK;
 const unsigned long strata_kvm_set_gsi_routing = KVM_SET_GSI_ROUTING;
