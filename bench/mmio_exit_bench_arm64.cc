@@ -66,11 +66,8 @@ void SetAttr(int fd, uint32_t group, uint64_t attr, const void* v) {
   if (ioctl(fd, KVM_SET_DEVICE_ATTR, &a) < 0) Die("KVM_SET_DEVICE_ATTR");
 }
 
-// Baseline: the guest under a bare KVM_RUN loop; with `sigmask`, also with
-// a KVM_SET_SIGNAL_MASK, as strata's vCPUs run (the kick signal unblocked
-// only in the guest), which makes KVM swap the thread's signal mask on
-// every entry and exit.
-Trial RawTrialWith(uint64_t exits, bool sigmask) {
+// Baseline: the guest under a bare KVM_RUN loop.
+Trial RawTrial(uint64_t exits) {
   int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm < 0) Die("/dev/kvm");
   int vm = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -103,17 +100,6 @@ Trial RawTrialWith(uint64_t exits, bool sigmask) {
   SetOne(vcpu, CoreReg(offsetof(kvm_regs, regs.pc)), kCode);
   SetOne(vcpu, CoreReg(offsetof(kvm_regs, regs.pstate)),
          strata::md::kPstateModeEl1h | strata::md::kPstateDaifMask);
-  if (sigmask) {
-    // struct kvm_signal_mask: __u32 len, then the kernel's 8-byte sigset.
-    alignas(8) uint8_t buf[16] = {};
-    const uint32_t len = 8;
-    std::memcpy(buf, &len, sizeof(len));
-    sigset_t cur;
-    pthread_sigmask(SIG_BLOCK, nullptr, &cur);
-    std::memcpy(buf + 4, &cur, 8);  // core/kvm/kvm_abi.h: the sigset at 4
-    if (ioctl(vcpu, KVM_SET_SIGNAL_MASK, buf) < 0) Die("KVM_SET_SIGNAL_MASK");
-  }
-
   uint64_t n = 0, sum = 0;
   const Trial trial = TimeTrial(exits, [&] {
     while (n < exits) {
@@ -138,8 +124,6 @@ Trial RawTrialWith(uint64_t exits, bool sigmask) {
 }
 
 // The same guest under strata's run loop, bus and device dispatch.
-Trial RawTrial(uint64_t exits) { return RawTrialWith(exits, false); }
-
 Trial StrataTrial(uint64_t exits) {
   strata::VmOptions o;
   o.max_vcpus = 1;
@@ -183,14 +167,5 @@ int main(int argc, char** argv) {
   eb::PrintExitBenchReport("MMIO exit round trip (arm64)", "<= 1.05x", args, r);
   std::printf("  user-space CPU   : raw %.3f, strata %.3f us/exit (median)\n",
               r.raw_user_median, r.strata_user_median);
-  // Where the rest goes: the raw loop again with strata's signal mask.
-  std::vector<double> masked;
-  for (int i = 0; i < args.trials; ++i) {
-    masked.push_back(RawTrialWith(args.exits, true).us_per_exit);
-  }
-  const double mm = eb::Median(masked);
-  std::printf("  raw + KVM_SET_SIGNAL_MASK: median %.3f us/exit; strata/that "
-              "%.3fx\n",
-              mm, r.strata_median / mm);
   return 0;
 }

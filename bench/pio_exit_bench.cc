@@ -10,7 +10,15 @@
 // with the user-space CPU time per exit (the VMM's own work).
 //
 //   pio_exit_bench [--exits N] [--trials T]
+//   pio_exit_bench --floor-inl [--exits N] [--trials T]
+//
+// --floor-inl measures only the raw loop, with a 4-byte `in eax, dx` of a
+// port nobody claims (KVM completes the read on re-entry, as for
+// kvm-unit-tests' inl_from_qemu), and prints it in µs and TSC cycles per
+// exit: the physical floor bench/kut_exit_cost.py sets beside KUT's
+// vmexit figures.
 #include <fcntl.h>
+#include <x86intrin.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -37,14 +45,17 @@ constexpr uint16_t kPort = 0x80;
 constexpr uint64_t kCode = 0x1000;
 // out 0x80, al; inc ax; jmp out — the same bytes as TestProgram::kPioLoop.
 constexpr uint8_t kLoop[] = {0xfa, 0x31, 0xc0, 0xe6, 0x80, 0x40, 0xeb, 0xfb};
+// cli; mov dx, 0x80; 1: in eax, dx (66 ed); jmp 1b.
+constexpr uint8_t kInlLoop[] = {0xfa, 0xba, 0x80, 0x00, 0x66, 0xed, 0xeb, 0xfc};
 
 [[noreturn]] void Die(const char* what) {
   std::perror(what);
   std::exit(2);
 }
 
-// Baseline: the guest under a bare KVM_RUN loop.
-Trial RawTrial(uint64_t exits) {
+// Baseline: the guest under a bare KVM_RUN loop (`inl`: kInlLoop, else
+// kLoop). *cycles, if given, gets the TSC cycles per exit.
+Trial RawTrial(uint64_t exits, bool inl = false, double* cycles = nullptr) {
   int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm < 0) Die("/dev/kvm");
   int vm = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -56,7 +67,11 @@ Trial RawTrial(uint64_t exits) {
   size_t ram_size = 1 << 20;
   void* ram = mmap(nullptr, ram_size, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  std::memcpy(static_cast<uint8_t*>(ram) + kCode, kLoop, sizeof(kLoop));
+  if (inl) {
+    std::memcpy(static_cast<uint8_t*>(ram) + kCode, kInlLoop, sizeof(kInlLoop));
+  } else {
+    std::memcpy(static_cast<uint8_t*>(ram) + kCode, kLoop, sizeof(kLoop));
+  }
   kvm_userspace_memory_region region{0, 0, 0, ram_size,
                                      reinterpret_cast<uint64_t>(ram)};
   if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) Die("memory");
@@ -76,17 +91,28 @@ Trial RawTrial(uint64_t exits) {
   ioctl(vcpu, KVM_SET_REGS, &regs);
 
   uint64_t n = 0, sum = 0;
+  const uint64_t tsc0 = __rdtsc();
   const Trial trial = TimeTrial(exits, [&] {
     while (n < exits) {
       if (ioctl(vcpu, KVM_RUN, 0) < 0) Die("KVM_RUN");
-      if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort) {
+      if (run->exit_reason != KVM_EXIT_IO || run->io.port != kPort ||
+          run->io.direction !=
+              (inl ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT)) {
         std::fprintf(stderr, "raw: unexpected exit %u\n", run->exit_reason);
         std::exit(2);
       }
-      sum += reinterpret_cast<uint8_t*>(run)[run->io.data_offset];
+      uint8_t* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+      if (inl) {
+        std::memset(data, 0xff, 4);  // what an unclaimed port reads
+      } else {
+        sum += *data;
+      }
       ++n;
     }
   });
+  if (cycles != nullptr) {
+    *cycles = static_cast<double>(__rdtsc() - tsc0) / exits;
+  }
   (void)sum;
   munmap(run, run_size);
   close(vcpu);
@@ -127,9 +153,27 @@ Trial StrataTrial(uint64_t exits) {
 int main(int argc, char** argv) {
   // The host is noisy: medians need many alternating trials.
   namespace eb = strata::bench;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--floor-inl") continue;
+    const eb::ExitBenchArgs args =
+        eb::ParseExitBenchArgs(argc - 1, argv + 1, {.exits = 20000, .trials = 5});
+    RawTrial(1000, true);  // warm up
+    std::vector<double> us, cyc;
+    for (int t = 0; t < args.trials; ++t) {
+      double c = 0;
+      us.push_back(RawTrial(args.exits, true, &c).us_per_exit);
+      cyc.push_back(c);
+    }
+    std::printf("raw inl floor: median %.3f us/exit, %.0f cycles/exit "
+                "(%llu exits x %d trials)\n",
+                eb::Median(us), eb::Median(cyc),
+                static_cast<unsigned long long>(args.exits), args.trials);
+    return 0;
+  }
   const eb::ExitBenchArgs args = eb::ParseExitBenchArgs(
       argc, argv, {.exits = 20000, .trials = 21});
-  const eb::ExitBenchResult r = eb::RunExitTrials(args, RawTrial, StrataTrial);
+  const eb::ExitBenchResult r = eb::RunExitTrials(
+      args, [](uint64_t e) { return RawTrial(e); }, StrataTrial);
   eb::PrintExitBenchReport("PIO exit round trip", "<= 1.05x", args, r);
   std::printf("  strata overhead  : %.3f us/exit (median)\n",
               r.strata_median - r.raw_median);
