@@ -21,10 +21,18 @@
 # (e.g. our hello micro-kernel) under bhyverun alone: QEMU's -kernel cannot
 # load our long-mode ELF64 entry.
 #
+# In a nested testbed's L1 (busybox, no python; scripts/nested.sh svm
+# --exit-cost KUT_TREE): --plan DIR writes DIR/exitcost.sh, the same
+# alternating runs as `ec_run ROUND TEST VMM COMMAND...` lines with the L1's
+# paths (/kut, /bin/bhyverun, /bin/qemu, /bin/pio_exit_bench) that
+# tests/nested/init.sh runs, and --plan DIR --results-from LOG prints the
+# medians from the L1's "nested-ec:" lines. No start-up part there.
+#
 # Nothing is asserted: it prints figures (see the issue's targets).
 import argparse
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -35,6 +43,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import kut  # noqa: E402  (the runner's cfg parser and option translation)
+
+L1_FLOOR = "/bin/pio_exit_bench"
 
 DEFAULT_TESTS = ["inl_from_qemu", "cpuid", "mov_to_cr8", "ipi", "tscdeadline"]
 
@@ -89,6 +99,78 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def order_of(r):
+    """Round r's order: it flips each round so drift spreads over both."""
+    return ("strata", "qemu") if r % 2 == 0 else ("qemu", "strata")
+
+
+def floor_of(out):
+    m = re.search(r"median ([\d.]+) us/exit, (\d+) cycles/exit", out)
+    return (float(m.group(1)), int(m.group(2))) if m else None
+
+
+def print_medians(names, cyc, floor, floor_bin):
+    print("== exit cost, medians")
+    for n in names:
+        s, q = med(cyc[(n, "strata")]), med(cyc[(n, "qemu")])
+        line = (f"  {n:<14} strata {s:>9.0f}  qemu {q:>9.0f}  "
+                f"strata/qemu {s / q:.3f}x")
+        if n == "inl_from_qemu" and floor:
+            line += f"  floor {floor[1]} ({s / floor[1]:.2f}x floor)"
+        print(line)
+    if floor:
+        print(f"  raw KVM_RUN inl floor: {floor[0]:.3f} us, {floor[1]} "
+              f"cycles per exit (pio_exit_bench --floor-inl)")
+    else:
+        print(f"  (no floor: {floor_bin} not built or printed nothing; "
+              f"bazel build -c opt //bench:pio_exit_bench)")
+
+
+def write_l1_plan(a, names, cmds, env_path):
+    """DIR/exitcost.sh and DIR/env for the L1 (paths as the L1 sees them)."""
+    os.makedirs(a.plan, exist_ok=True)
+    with open(env_path) as src, open(os.path.join(a.plan, "env"), "w") as dst:
+        dst.write(src.read())
+    host_dir = os.path.join(a.tree, "x86")
+
+    def l1(vmm, cmd):
+        return [kut.L1_QEMU if vmm == "qemu" else kut.L1_BHYVERUN] + [
+            c.replace(host_dir, kut.L1_TREE + "/x86")
+             .replace(env_path, kut.L1_TREE + "/env") for c in cmd[1:]]
+    lines = [f"ec_floor {L1_FLOOR} --floor-inl --exits 4000 --trials 5"]
+    for r in range(a.rounds):
+        for n in names:
+            for vmm in order_of(r):
+                lines.append(f"ec_run {r + 1} {n} {vmm} " +
+                             shlex.join(l1(vmm, cmds[(n, vmm)])))
+    with open(os.path.join(a.plan, "exitcost.sh"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return 0
+
+
+def report_l1(a, names):
+    cyc = {(n, v): [] for n in names for v in ("strata", "qemu")}
+    floor = None
+    print(f"== exit cost in the L1: vmexit.flat, alternating rounds "
+          f"(cycles per iteration)")
+    for raw in open(a.results_from, errors="replace"):
+        line = raw.rstrip("\r\n")
+        if not line.startswith("nested-ec: "):
+            continue
+        rest = line[len("nested-ec: "):]
+        if rest.startswith("raw inl floor:"):
+            floor = floor_of(rest)
+            continue
+        f = rest.split()
+        if len(f) >= 4 and (f[1], f[2]) in cyc:
+            if f[3].isdigit():
+                cyc[(f[1], f[2])].append(int(f[3]))
+            print(f"  round {f[0]} {f[1]:<14} {f[2]:<6} {f[3]:>9} "
+                  f"{' '.join(f[4:])}")
+    print_medians(names, cyc, floor, L1_FLOOR)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="exit cost and start-up side by side with QEMU on "
@@ -104,10 +186,18 @@ def main():
     ap.add_argument("--startup-guest", default=None,
                     help="another guest for the start-up timing (e.g. "
                          "bazel-bin/tests/guests/amd64/hello.elf)")
+    ap.add_argument("--plan", metavar="DIR",
+                    help="write DIR/exitcost.sh for a nested testbed's L1")
+    ap.add_argument("--results-from", metavar="LOG",
+                    help="with --plan: the medians from the L1's log")
     a = ap.parse_args()
+    names = [n for n in a.tests.split(",") if n]
+    if a.results_from:
+        if not a.plan:
+            sys.exit("kut_exit_cost: --results-from needs --plan DIR")
+        return report_l1(a, names)
     cfg = kut.parse_cfg(os.path.join(a.tree, "x86", "unittests.cfg"))
     caps = kut.probe(a.bhyverun)
-    names = [n for n in a.tests.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="strata-exitcost.") as tmp:
         env_path = kut.write_env(a.tree, tmp)
         cmds = {}
@@ -119,13 +209,14 @@ def main():
                 if st:
                     sys.exit(f"kut_exit_cost: {n} under {vmm}: {st} {cmd}")
                 cmds[(n, vmm)] = cmd
+        if a.plan:
+            return write_l1_plan(a, names, cmds, env_path)
         cyc = {k: [] for k in cmds}
         print(f"== exit cost: vmexit.flat, {a.rounds} alternating rounds "
               f"(cycles per iteration)")
         for r in range(a.rounds):
-            order = ("strata", "qemu") if r % 2 == 0 else ("qemu", "strata")
             for n in names:
-                for vmm in order:
+                for vmm in order_of(r):
                     rc, out, secs = timed(cmds[(n, vmm)])
                     c = cycles_of(out, n)
                     if c is None:
@@ -138,23 +229,8 @@ def main():
         if os.access(a.floor, os.X_OK):
             out = subprocess.run([a.floor, "--floor-inl"], text=True,
                                  capture_output=True).stdout
-            m = re.search(r"median ([\d.]+) us/exit, (\d+) cycles/exit", out)
-            if m:
-                floor = (float(m.group(1)), int(m.group(2)))
-        print("== exit cost, medians")
-        for n in names:
-            s, q = med(cyc[(n, "strata")]), med(cyc[(n, "qemu")])
-            line = (f"  {n:<14} strata {s:>9.0f}  qemu {q:>9.0f}  "
-                    f"strata/qemu {s / q:.3f}x")
-            if n == "inl_from_qemu" and floor:
-                line += f"  floor {floor[1]} ({s / floor[1]:.2f}x floor)"
-            print(line)
-        if floor:
-            print(f"  raw KVM_RUN inl floor: {floor[0]:.3f} us, "
-                  f"{floor[1]} cycles per exit (pio_exit_bench --floor-inl)")
-        else:
-            print(f"  (no floor: {a.floor} not built; bazel build -c opt "
-                  f"//bench:pio_exit_bench)")
+            floor = floor_of(out)
+        print_medians(names, cyc, floor, a.floor)
 
         print(f"== start-up: create -> guest exit, {a.rounds} alternating "
               f"rounds (wall s, max RSS MiB)")

@@ -6,6 +6,7 @@
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
 #                      [--kut-vmm strata|qemu]] [--linux]
+#                     [--exit-cost KUT_TREE [--exit-cost-rounds N]]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -37,6 +38,11 @@
 # power-off) under bhyverun and under the L1's QEMU (-M pc, KVM) on the same
 # kernel and initramfs, five alternating runs each, and prints
 # `linux-boot: strata <median> s, qemu-pc <median> s` with their max RSS.
+#
+# --exit-cost (svm) runs KUT's vmexit.flat tests under bhyverun and the
+# L1's QEMU alternately (bench/kut_exit_cost.py --plan, default 5 rounds)
+# with the raw KVM_RUN inl floor (pio_exit_bench --floor-inl) in the same
+# L1, and prints the cycles, medians and ratios.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,7 +50,7 @@ ROOT=$PWD
 mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
-kut_exclude=() linux=""
+kut_exclude=() linux="" exit_cost="" exit_cost_rounds=5
 while (($#)); do
   case $1 in
     --results) results=$2; shift 2 ;;
@@ -56,6 +62,8 @@ while (($#)); do
     --kut-vmm) kut_vmm=$2; shift 2 ;;
     --kut-exclude) kut_exclude+=(--exclude "$2"); shift 2 ;;
     --linux) linux=1; shift ;;
+    --exit-cost) exit_cost=$(realpath "$2"); shift 2 ;;
+    --exit-cost-rounds) exit_cost_rounds=$2; shift 2 ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -121,11 +129,12 @@ if [ "$arch" = amd64 ]; then
   # -c opt: the L1 emulates every user-space instruction, so the VMM's exit
   # path is measured as shipped, not as an -O0 debug build.
   bazel build -c opt --noshow_progress --ui_event_filters=-info,-debug \
-    //frontends/bhyverun //tests/guests/amd64:all >&2 ||
+    //frontends/bhyverun //tests/guests/amd64:all //bench:pio_exit_bench >&2 ||
     fail_all "bazel build of bhyverun and the amd64 guests failed"
   bin=$(bazel info -c opt bazel-bin 2>/dev/null)
   bhyverun="$bin/frontends/bhyverun/bhyverun"
   guests=("$bin"/tests/guests/amd64/*.elf)
+  [ -n "$exit_cost" ] && bench="$bin/bench/pio_exit_bench"
 else
   # The static aarch64 bhyverun (--config=arm64) and the arm64 guests.
   bazel build -c opt --noshow_progress --ui_event_filters=-info,-debug --config=arm64 \
@@ -183,10 +192,18 @@ if [ -n "$bhyverun" ]; then
       [ -f "$lib" ] || continue
       mkdir -p "$rootfs$(dirname "$lib")"
       cp -L "$lib" "$rootfs$lib"
-    done < <(ldd "$bhyverun" | grep -o '/[^ ]*')
+    done < <(ldd "$bhyverun" ${bench:+"$bench"} | grep -o '/[^ ]*')
   fi
   cp "${guests[@]}" "$rootfs/guests/"
-  [ -n "${bench:-}" ] && cp "$bench" "$rootfs/bin/mmio_exit_bench"
+  if [ -n "${bench:-}" ]; then
+    # The arm64 MMIO bench runs as a case; the amd64 PIO bench gives
+    # --exit-cost its floor.
+    if [ "$arch" = amd64 ]; then
+      cp "$bench" "$rootfs/bin/pio_exit_bench"
+    else
+      cp "$bench" "$rootfs/bin/mmio_exit_bench"
+    fi
+  fi
 fi
 # Linux as an L2: the same Debian kernel (amd64: a bzImage; arm64: an
 # Image) with a busybox initramfs whose init prints a marker and powers off
@@ -272,6 +289,22 @@ if [ -n "$kut" ]; then
   # Each test's limit, plus slack for the L1's boot.
   l1_timeout=$(( $(awk '{s += $3} END {print s + 0}' "$plan/plan.sh") + l1_timeout ))
 fi
+if [ -n "$exit_cost" ]; then
+  [ "$arch" = amd64 ] || fail_all "--exit-cost is for svm (KUT's x86 vmexit.flat)"
+  ecplan="$work/ecplan"
+  # Not tscdeadline: the L1's KVM on QEMU's TCG SVM livelocks under
+  # high-rate timer interrupts (tests/nested/svm_cases.sh).
+  ec_tests=inl_from_qemu,cpuid,mov_to_cr8,ipi
+  python3 bench/kut_exit_cost.py "$exit_cost" --plan "$ecplan" \
+    --tests "$ec_tests" --rounds "$exit_cost_rounds" --bhyverun "$bhyverun" ||
+    fail_all "kut_exit_cost.py --plan failed"
+  copy_qemu
+  mkdir -p "$rootfs/kut/x86"
+  cp "$exit_cost/x86/vmexit.flat" "$rootfs/kut/x86/"
+  cp "$ecplan/exitcost.sh" "$ecplan/env" "$rootfs/kut/"
+  # Up to 3 min per run (ipi and tscdeadline are slow under TCG).
+  l1_timeout=$(( $(grep -c '^ec_run' "$ecplan/exitcost.sh") * 180 + l1_timeout ))
+fi
 initrd="$work/initrd.cpio.gz"
 (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
   fail_all "cannot build the initramfs"
@@ -337,6 +370,10 @@ if [ -n "$kut" ]; then
 fi
 if [ -n "$linux" ]; then
   tr -d '\r' < "$log" | grep '^linux-boot' >&2
+fi
+if [ -n "$exit_cost" ]; then
+  python3 bench/kut_exit_cost.py "$exit_cost" --plan "$ecplan" \
+    --tests "$ec_tests" --results-from "$log" >&2
 fi
 echo "$label: L1 $kver under TCG, ${secs} s" >&2
 echo "$label: $passed passed, $failed failed, $skipped skipped"

@@ -35,4 +35,23 @@ Status RegisterPciDeviceModels(DeviceRegistry& registry) {
   return Ok();
 }
 
+Status CheckBusZeroPciInstance(const DeviceInstance& instance,
+                               uint32_t host_bridge_slot,
+                               std::string_view machine) {
+  if (instance.pci.bus != 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}.device': {} has one PCI bus, 0; there "
+                     "is no bus {}",
+                     instance.prefix, machine, instance.pci.bus);
+  }
+  if (instance.pci.slot == host_bridge_slot) {
+    return MakeError(Errc::kInvalidArgument,
+                     "config key '{}.device': PCI slot {} is taken by the "
+                     "host bridge (00:{:02x}.0); use {}",
+                     instance.prefix, host_bridge_slot, host_bridge_slot,
+                     host_bridge_slot == 0 ? "slots 1-31" : "another slot");
+  }
+  return Ok();
+}
+
 }  // namespace strata

@@ -9,11 +9,21 @@
 // instance.
 #pragma once
 
+#include <cstdint>
+#include <string_view>
+
 #include "core/device_registry.h"
 #include "core/result.h"
 
 namespace strata {
 
 Status RegisterPciDeviceModels(DeviceRegistry& registry);
+
+// The platform check of a PCI instance on a machine with one bus, 0, whose
+// slot `host_bridge_slot` holds the host bridge: any other bus or that
+// slot is refused, naming the config key and `machine` ("the pc machine").
+Status CheckBusZeroPciInstance(const DeviceInstance& instance,
+                               uint32_t host_bridge_slot,
+                               std::string_view machine);
 
 }  // namespace strata

@@ -57,11 +57,30 @@ kut_case() {
   echo "nested-kut: END rc=$rc secs=$secs"
 }
 
+# ec_run ROUND TEST VMM COMMAND...: one vmexit.flat run of
+# /kut/exitcost.sh (bench/kut_exit_cost.py --plan): the cycles KUT printed
+# for TEST, for kut_exit_cost.py --results-from.
+ec_run() {
+  round=$1 test=$2 vmm=$3
+  shift 3
+  timeout -s KILL 180 "$@" </dev/null >/tmp/eout 2>/dev/null
+  rc=$?
+  c=$(sed -n "s/^$test \([0-9][0-9]*\).*/\1/p" /tmp/eout | head -n 1)
+  echo "nested-ec: $round $test $vmm ${c:-none} rc=$rc"
+}
+ec_floor() {
+  "$@" 2>&1 | sed 's/^/nested-ec: /'
+}
+
 . /cases.sh
 [ -f /linux/bench ] && . /linux_bench.sh
 if [ -f /kut/plan.sh ]; then
   echo "nested: kvm-unit-tests: $(grep -c ^kut_case /kut/plan.sh) tests"
   . /kut/plan.sh
+fi
+if [ -f /kut/exitcost.sh ]; then
+  echo "nested: exit cost: $(grep -c ^ec_run /kut/exitcost.sh) runs"
+  . /kut/exitcost.sh
 fi
 echo "nested: done"
 poweroff -f

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/vm.h"
+#include "devices/pci/models.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/registry.h"
 
@@ -71,19 +72,8 @@ Result<std::shared_ptr<PciBus>> InitVirtPci(PlatformContext& m) {
 }
 
 Status CheckPciInstance(const DeviceInstance& instance) {
-  if (instance.pci.bus != 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     "config key '{}.device': the virt machine's PCI "
-                     "devices sit on bus 0; there is no bus {}",
-                     instance.prefix, instance.pci.bus);
-  }
-  if (instance.pci.slot == kPciHostBridgeSlot) {
-    return MakeError(Errc::kInvalidArgument,
-                     "config key '{}.device': PCI slot {} is taken by the "
-                     "host bridge (00:00.0); use slots 1-31",
-                     instance.prefix, kPciHostBridgeSlot);
-  }
-  return Ok();
+  return CheckBusZeroPciInstance(instance, kPciHostBridgeSlot,
+                                 "the virt machine");
 }
 
 arm64::VirtFdtSpec::Pcie PcieFdtSpec(bool msi_to_its) {
