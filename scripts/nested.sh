@@ -37,7 +37,8 @@
 # --linux (svm) also times the L2 Linux boot (to its marker and ACPI
 # power-off) under bhyverun and under the L1's QEMU (-M pc, KVM) on the same
 # kernel and initramfs, five alternating runs each, and prints
-# `linux-boot: strata <median> s, qemu-pc <median> s` with their max RSS.
+# `linux-boot: strata <median> s, qemu-pc <median> s, qemu-microvm <median> s`
+# with their max RSS (arm64: qemu-virt, no microvm).
 #
 # --exit-cost (svm) runs KUT's vmexit.flat tests under bhyverun and the
 # L1's QEMU alternately (bench/kut_exit_cost.py --plan, default 5 rounds)
@@ -226,7 +227,8 @@ cases="tests/nested/${mode}_cases.sh"
 cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
 # The host's QEMU in the L1, with its libraries and the firmware -kernel
-# needs (SeaBIOS and the Multiboot/Linux option ROMs); /bin/qemu links to it.
+# needs (SeaBIOS, qboot for microvm and the Multiboot/Linux option ROMs);
+# /bin/qemu links to it.
 copy_qemu() {
   [ "$arch" = arm64 ] && { copy_qemu_arm64; return; }
   [ -x "$rootfs/bin/qemu" ] && return
@@ -241,7 +243,7 @@ copy_qemu() {
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -L "$lib" "$rootfs$lib"
   done < <(ldd "$qemu" | grep -o '/[^ ]*')
-  for f in bios-256k.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
+  for f in bios-256k.bin bios-microvm.bin multiboot_dma.bin linuxboot_dma.bin kvmvapic.bin; do
     src=$(ls /usr/share/qemu/$f /usr/share/seabios/$f 2>/dev/null | head -1)
     [ -n "$src" ] || fail_all "QEMU firmware $f missing"
     mkdir -p "$rootfs/usr/share/qemu"
