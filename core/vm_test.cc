@@ -6,8 +6,11 @@
 #include "core/driver.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <chrono>
 #include <random>
@@ -905,6 +908,86 @@ TEST(VmTest, AnIgnoredKickSignalIsRefused) {
   EXPECT_NE(s.error().message().find("SIG_IGN"), std::string::npos);
   // And the signal can no longer be changed once vCPUs may use it.
   EXPECT_FALSE(SetKickSignal(SIGUSR2).has_value());
+}
+
+// strata installs its own handler for the kick signal; one the embedder
+// installed is theirs, so Run refuses rather than replace it.
+void ForeignKickHandler(int) {}
+
+TEST(VmTest, AKickSignalWithSomeoneElsesHandlerIsRefused) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kHaltLoop);
+  struct sigaction foreign {}, old {};
+  foreign.sa_handler = ForeignKickHandler;
+  ASSERT_EQ(sigaction(KickSignal(), &foreign, &old), 0);
+  Status s = v->Run();
+  struct sigaction after {};
+  sigaction(KickSignal(), &old, &after);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code(), Errc::kUnsupported);
+  EXPECT_NE(s.error().message().find("already has a handler"),
+            std::string::npos)
+      << s.error().message();
+  EXPECT_EQ(after.sa_handler, ForeignKickHandler) << "the handler was replaced";
+}
+
+// A kick that lands while an exit handler is in a system call restarts the
+// call (SA_RESTART) instead of failing it with EINTR: a device's blocking
+// read on a vCPU thread completes with its data while kicks fly.
+TEST(VmTest, KicksDuringAnExitHandlersSystemCallRestartIt) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::atomic<int> result{-2};
+  std::atomic<int> error{0};
+  std::atomic<bool> in_read{false};
+  class ReadingDevice : public IoDevice {
+   public:
+    ReadingDevice(Vm& vm, int fd, std::atomic<int>& result,
+                  std::atomic<int>& error, std::atomic<bool>& in_read)
+        : vm_(vm), fd_(fd), result_(result), error_(error), in_read_(in_read) {}
+    uint64_t Read(const IoContext&, uint64_t, uint32_t) override { return 0; }
+    void Write(const IoContext&, uint64_t, uint32_t, uint64_t) override {
+      if (done_) return;
+      done_ = true;
+      char c = 0;
+      in_read_.store(true);
+      ssize_t n = ::read(fd_, &c, 1);  // blocks until the writer writes
+      result_.store(static_cast<int>(n));
+      error_.store(n < 0 ? errno : 0);
+      vm_.RequestStop(ExitStatus::PowerOff());
+    }
+    std::string_view name() const override { return "reading-device"; }
+
+   private:
+    Vm& vm_;
+    int fd_;
+    std::atomic<int>& result_;
+    std::atomic<int>& error_;
+    std::atomic<bool>& in_read_;
+    bool done_ = false;
+  };
+  auto dev = std::make_shared<ReadingDevice>(*vm, fds[0], result, error,
+                                             in_read);
+  ASSERT_TRUE(vm->pio_bus().Register(md::testing::kTestPioPort, 1, dev));
+  Vcpu* v = MakeVcpu(*vm, 0, TestProgram::kPioLoop);
+  Runner runner(v);
+  ASSERT_TRUE(WaitFor([&] { return in_read.load(); }));
+  for (int i = 0; i < 50; ++i) {
+    v->Kick();
+    std::this_thread::sleep_for(200us);
+  }
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  runner.Join();
+  EXPECT_TRUE(runner.status().has_value());
+  EXPECT_EQ(result.load(), 1) << "read failed: " << strerror(error.load());
+  EXPECT_GT(v->stats().signals_sent.load(), 0u);
+  close(fds[0]);
+  close(fds[1]);
 }
 
 // ioeventfd: guest writes to the port signal an eventfd in the kernel; the
