@@ -161,7 +161,7 @@ else
 fi
 cp "$busybox" "$rootfs/bin/busybox"
 for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg awk \
-         uname printf echo sleep wc mkdir ls cut; do
+         uname printf echo sleep wc mkdir ls cut rm mv cp dd; do
   ln -s busybox "$rootfs/bin/$a"
 done
 mods=()  # arm64: KVM is built into Debian's kernel
