@@ -45,6 +45,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+# Run under `flock /tmp/strata-nested.lock`, this script has the lock's file
+# open (flock(1) leaves it to the command); a Bazel server that a build here
+# starts would inherit it and hold the lock for its whole life (hours), so
+# Bazel gets no descriptors beyond stdio.
+bazel() { command bazel "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; }
+
 mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
