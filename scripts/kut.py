@@ -65,6 +65,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -656,6 +657,12 @@ def run_migration(cmd, limit, snap_dir):
         p.stdin.close()
         out = bytearray()
         os.set_blocking(p.stdout.fileno(), False)
+        # stderr is drained by a thread of its own, so a chatty VMM cannot
+        # fill the pipe and stall while stdout is polled here.
+        err_chunks = []
+        drain = threading.Thread(
+            target=lambda f=p.stderr: err_chunks.append(f.read()))
+        drain.start()
         signalled = False
         while p.poll() is None:
             chunk = p.stdout.read()
@@ -668,11 +675,13 @@ def run_migration(cmd, limit, snap_dir):
             if time.monotonic() > deadline:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+                drain.join()
                 outs.append(out.decode(errors="replace"))
                 return 124, "".join(outs), "".join(errs), migrations
             time.sleep(0.05)
         out += p.stdout.read() or b""
-        err = p.stderr.read().decode(errors="replace")
+        drain.join()
+        err = b"".join(err_chunks).decode(errors="replace")
         outs.append(out.decode(errors="replace"))
         errs.append("".join(l for l in err.splitlines(True)
                             if SAVED_NOTICE not in l))
