@@ -189,21 +189,25 @@ Status ParseCpuSpec(Config& cfg, std::string_view spec) {
 // them.
 class SignalWatcher {
  public:
-  SignalWatcher(Machine& machine, std::optional<std::string> save_path) {
+  // *saved becomes true once a snapshot was written and the VM stopped for
+  // it; read it after the watcher is gone (its thread joined): the VM
+  // stops inside Save, before Save returns to the watcher.
+  SignalWatcher(Machine& machine, std::optional<std::string> save_path,
+                std::atomic<bool>* saved) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGHUP);
     if (save_path) sigaddset(&set_, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, &machine, save_path] {
+    thread_ = std::thread([this, &machine, save_path, saved] {
       const struct timespec tick = {0, 100 * 1000 * 1000};
       while (!done_.load()) {
         int sig = sigtimedwait(&set_, nullptr, &tick);
         if (sig == SIGUSR2 && save_path) {
           Status s = machine.Save(*save_path, /*then_stop=*/true);
           if (s) {
-            saved_.store(true);
+            saved->store(true);
           } else {
             std::fprintf(stderr, "bhyverun: %s\n", s.error().message().c_str());
           }
@@ -218,13 +222,10 @@ class SignalWatcher {
     done_.store(true);
     thread_.join();
   }
-  // A snapshot was written and the VM stopped for it.
-  bool saved() const { return saved_.load(); }
 
  private:
   sigset_t set_;
   std::atomic<bool> done_{false};
-  std::atomic<bool> saved_{false};
   std::thread thread_;
 };
 
@@ -296,15 +297,14 @@ int Run(Config config, const std::optional<std::string>& restore,
               : Machine::Create(std::move(config), Machine::Options(), &step);
   if (!machine) return SetupFailure(step, machine.error());
   ExitStatus st;
-  bool saved = false;
+  std::atomic<bool> saved{false};
   {
-    SignalWatcher watcher(**machine, save_path);
+    SignalWatcher watcher(**machine, save_path, &saved);
     // Start, then wait: the console runs (and a terminal stays raw) until
     // the VM stops, whichever way it stops.
     st = (*machine)->Run();
-    saved = watcher.saved();
-  }
-  if (saved && st.why == ExitStatus::Why::kStopped) {
+  }  // the watcher's thread is joined: a Save in progress has returned
+  if (saved.load() && st.why == ExitStatus::Why::kStopped) {
     std::fprintf(stderr, "bhyverun: snapshot saved to %s\n",
                  save_path->c_str());
     return 0;
