@@ -365,6 +365,10 @@ Status Machine::Start() {
     return s;
   }
   running_.store(cpus_);
+  // Save may come as soon as the guest can have asked for it; a vCPU whose
+  // thread is not started yet is frozen as well (it parks at its loop top
+  // when it starts under the lock).
+  live_.store(true);
   for (uint32_t i = 0; i < cpus_; ++i) {
     Vcpu* v = vm_->vcpu(i);
     auto body = [this, v] {
@@ -388,7 +392,6 @@ Status Machine::Start() {
       return err;
     }
   }
-  live_.store(true);
   return Ok();
 }
 
