@@ -17,6 +17,7 @@
 #include "core/guest_memory.h"
 #include "core/irq.h"
 #include "core/result.h"
+#include "core/snapshot.h"
 #include "core/topology.h"
 #include "machine/vmmapi_machdep.h"
 
@@ -61,6 +62,20 @@ class VcpuBackend {
 
   // A human-readable register dump for diagnostics.
   virtual std::string DumpRegisters() = 0;
+
+  // Snapshots (core/snapshot.h): every register and the run state, with
+  // the vCPU frozen (its last exit completed); LoadState before the vCPU
+  // of a restored VM first runs. kUnsupported where not implemented.
+  virtual Status SaveState(StateWriter& out) {
+    (void)out;
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported by this vCPU backend");
+  }
+  virtual Status LoadState(StateReader& in) {
+    (void)in;
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported by this vCPU backend");
+  }
 };
 
 // One write the coalesced-MMIO ring held back (see Bus::AddCoalescedZone).
@@ -97,6 +112,27 @@ class VmBackend : public BusAccelerator {
   // created with, with every "host default" resolved against the host
   // (arm64: the host profile's GIC version, ITS and IPA size).
   virtual const md::MachineOptions& machine_options() const = 0;
+
+  // Snapshots (core/snapshot.h), with every vCPU frozen. PrepareSave
+  // writes what the hypervisor keeps in guest memory there (arm64: the
+  // vGIC's pending and ITS tables), before the memory is saved; SaveState
+  // is the VM-wide state (the in-kernel interrupt controller). LoadState
+  // runs after guest memory and every vCPU's state are loaded, before any
+  // vCPU runs. kUnsupported where not implemented.
+  virtual Status PrepareSave() {
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported by this backend");
+  }
+  virtual Status SaveState(StateWriter& out) {
+    (void)out;
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported by this backend");
+  }
+  virtual Status LoadState(StateReader& in) {
+    (void)in;
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported by this backend");
+  }
 };
 
 }  // namespace strata

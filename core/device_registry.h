@@ -62,6 +62,7 @@ namespace strata {
 
 class Vm;
 class PciBus;  // devices/pci/pci_bus.h: a machine's PCI bus 0
+class Snapshottable;  // core/snapshot.h
 
 enum class DeviceBus : uint8_t { kPlatform, kPci };
 // "platform" or "PCI".
@@ -171,7 +172,26 @@ class DeviceHost {
   Status RunStartHooks();
   void RunStopHooks();
 
+  // Snapshots (core/snapshot.h). Every device instance the machine creates
+  // says how its state is saved — AddSnapshot(instance name, state) with the
+  // object that saves it, several parts as "<name>/<part>", or with null
+  // when it has no state of its own (or another part saves it, as the PCI
+  // bus saves its functions) — and the machine's own parts (the PCI bus)
+  // register under names of their own. Machine::Save refuses a machine
+  // with an instance that registered nothing, naming it.
+  struct SnapshotPart {
+    std::string name;
+    std::shared_ptr<Snapshottable> state;  // null: nothing to save
+  };
+  void AddSnapshot(std::string name, std::shared_ptr<Snapshottable> state) {
+    snapshot_parts_.push_back({std::move(name), std::move(state)});
+  }
+  const std::vector<SnapshotPart>& snapshot_parts() const {
+    return snapshot_parts_;
+  }
+
  private:
+  std::vector<SnapshotPart> snapshot_parts_;
   Vm* const vm_;
   const IrqPinFn irq_pin_;
   PciBus* pci_bus_ = nullptr;

@@ -239,6 +239,13 @@ Result<std::unique_ptr<Machine>> Machine::Create(Config config) {
 Result<std::unique_ptr<Machine>> Machine::Create(Config config,
                                                  Options options,
                                                  Step* failed_step) {
+  return Build(std::move(config), std::move(options), failed_step,
+               /*restoring=*/false);
+}
+
+Result<std::unique_ptr<Machine>> Machine::Build(Config config, Options options,
+                                                Step* failed_step,
+                                                bool restoring) {
   Step step = Step::kInput;
   auto fail = [&](Error e) -> Error {
     if (failed_step != nullptr) *failed_step = step;
@@ -268,11 +275,13 @@ Result<std::unique_ptr<Machine>> Machine::Create(Config config,
   // The kernel and initrd: missing, not a regular file, larger than guest
   // RAM are bad input like any other.
   std::optional<std::vector<uint8_t>> kernel, initrd;
-  if (c.Has("kernel.path")) {
+  // A restore loads RAM from the snapshot: the kernel is not read again
+  // (it need not exist any more).
+  if (!restoring && c.Has("kernel.path")) {
     const std::string path = STRATA_STEP(c.GetString("kernel.path"));
     kernel = STRATA_STEP(ReadHostFile(path, "kernel", plan.memory_size));
   }
-  if (c.Has("kernel.initrd")) {
+  if (!restoring && c.Has("kernel.initrd")) {
     const std::string path = STRATA_STEP(c.GetString("kernel.initrd"));
     initrd = STRATA_STEP(ReadHostFile(path, "initrd", plan.memory_size));
   }
@@ -322,11 +331,13 @@ Result<std::unique_ptr<Machine>> Machine::Create(Config config,
     Vcpu* v = STRATA_STEP(vm.CreateVcpu(i));
     STRATA_STEP(platform::InitVcpu(ctx, *v));
   }
-  step = Step::kInput;
-  STRATA_STEP(platform::LoadGuest(ctx));
-  step = Step::kHost;
-  for (uint32_t i = 0; i < plan.cpus; ++i) {
-    STRATA_STEP(platform::StartVcpu(ctx, *vm.vcpu(i)));
+  if (!restoring) {
+    step = Step::kInput;
+    STRATA_STEP(platform::LoadGuest(ctx));
+    step = Step::kHost;
+    for (uint32_t i = 0; i < plan.cpus; ++i) {
+      STRATA_STEP(platform::StartVcpu(ctx, *vm.vcpu(i)));
+    }
   }
   m->platform_state_ = std::move(ctx.md);
 #undef STRATA_STEP
@@ -354,6 +365,10 @@ Status Machine::Start() {
     return s;
   }
   running_.store(cpus_);
+  // Save may come as soon as the guest can have asked for it; a vCPU whose
+  // thread is not started yet is frozen as well (it parks at its loop top
+  // when it starts under the lock).
+  live_.store(true);
   for (uint32_t i = 0; i < cpus_; ++i) {
     Vcpu* v = vm_->vcpu(i);
     auto body = [this, v] {
@@ -393,6 +408,7 @@ ExitStatus Machine::Wait() {
         ExitStatus::VmmError("the machine was never started"));
   }
   if (!threads_.empty()) WaitReadable(exit_fd_);
+  live_.store(false);
   JoinVcpuThreads();
   waited_ = true;
   host_->RunStopHooks();

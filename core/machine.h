@@ -51,6 +51,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -68,6 +69,8 @@ class logger;
 }
 
 namespace strata {
+
+class SnapshotReader;  // core/snapshot.h
 
 class Machine {
  public:
@@ -120,6 +123,32 @@ class Machine {
   // name: "com1", "com2" (platform.com2), "pci.0.3.0".
   const DeviceSet& devices() const { return *devices_; }
 
+  // --- Snapshots (core/snapshot.h; core/machine_snapshot.cc) -------------
+  // Save writes the running machine to `path`: it freezes every vCPU with
+  // a VcpuLock (each out of KVM_RUN, its last exit completed), has the
+  // backend write what it keeps in guest memory (arm64: the vGIC's tables),
+  // then writes the config, each vCPU's state, the backend's VM state, the
+  // devices' states and guest RAM to "<path>.tmp", and renames it to
+  // `path`. With `then_stop` the VM is stopped (ExitStatus::Stopped) before
+  // any vCPU runs again; otherwise the vCPUs resume. Nothing is written
+  // partially: if the backend or any device cannot save its state (a
+  // model without snapshot support, amd64's backend, arm64 with MTE or
+  // GICv2), Save fails with an error naming it and the VM goes on as if
+  // nothing happened. kBusy unless the machine runs. Call it from any
+  // thread but the machine's vCPU threads (a vCPU cannot wait for the
+  // others).
+  Status Save(const std::string& path, bool then_stop);
+  // Creates a machine from a snapshot: the config saved in it (so the file
+  // is all it needs; the kernel and initrd are not read), then guest RAM,
+  // each vCPU's state, the backend's VM state and the devices' states. The
+  // result is ready to Start, as after Create. A file that is not a valid
+  // snapshot of this architecture (truncated, corrupt, another version or
+  // architecture) is bad input (Step::kInput, kInvalidArgument) with a
+  // message that says what is wrong; a missing file is kNotFound.
+  static Result<std::unique_ptr<Machine>> Restore(const std::string& path,
+                                                  Options options,
+                                                  Step* failed_step = nullptr);
+
   // --- For front ends ---------------------------------------------------
   // The machine's name ("pc").
   static std::string_view Name();
@@ -138,6 +167,13 @@ class Machine {
   static Result<std::unique_ptr<DeviceRegistry>> BuildRegistry(
       const Options& options);
   static Result<Plan> Prepare(Config& config, const DeviceRegistry& registry);
+  // Create's body; a restore builds the machine without loading a guest or
+  // setting the boot vCPU's entry state.
+  static Result<std::unique_ptr<Machine>> Build(Config config, Options options,
+                                                Step* failed_step,
+                                                bool restoring);
+  Status CheckSnapshotParts() const;
+  Status LoadSnapshot(const SnapshotReader& reader);
   void JoinVcpuThreads();
 
   Config config_;
@@ -154,6 +190,9 @@ class Machine {
   std::optional<ExitStatus> final_status_;
   std::vector<std::thread> threads_;
   std::atomic<uint32_t> running_{0};
+  // Save's view, from any thread: between a successful Start and Wait.
+  std::atomic<bool> live_{false};
+  std::mutex save_mu_;
 };
 
 }  // namespace strata

@@ -106,6 +106,7 @@
 #include "core/guest_memory.h"
 #include "core/irq.h"
 #include "core/result.h"
+#include "core/snapshot.h"
 #include "core/topology.h"
 #include "machine/vmmapi_machdep.h"
 
@@ -297,6 +298,14 @@ class Vcpu {
   VcpuStats stats_;
   BusCache pio_cache_;   // runner thread only
   BusCache mmio_cache_;  // runner thread only
+
+ public:
+  // Snapshots (core/snapshot.h; core/vm_snapshot.cc): the backend's whole
+  // vCPU state. Same access rule as the registers: hold a VcpuLock (the
+  // vCPU is then at its loop top, its last exit completed) or call it
+  // while no thread runs the vCPU.
+  Status SaveState(StateWriter& out);
+  Status LoadState(StateReader& in);
 };
 
 struct VmOptions {
@@ -472,6 +481,14 @@ class Vm {
   std::mutex coalesced_mutex_;
 
   VmStats stats_;
+
+ public:
+  // Snapshots (core/snapshot.h; core/vm_snapshot.cc), with every vCPU held
+  // (VcpuLock) or before any has run: the hypervisor's VM-wide state
+  // (VmBackend::PrepareSave, SaveState, LoadState).
+  Status PrepareSnapshot();
+  Status SaveBackendState(StateWriter& out);
+  Status LoadBackendState(StateReader& in);
 };
 
 // Freezes one vCPU at its loop top for the lifetime of the object (lock

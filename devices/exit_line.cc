@@ -1,5 +1,7 @@
 #include "devices/exit_line.h"
 
+#include <cstring>
+
 namespace strata {
 
 std::optional<uint64_t> ExitLineMatcher::Feed(uint8_t byte) {
@@ -44,6 +46,37 @@ void ExitLineBackend::Write(std::span<const uint8_t> data) {
   for (uint8_t b : data) {
     if (auto status = matcher_.Feed(b)) on_exit_(*status);
   }
+}
+
+void ExitLineMatcher::SaveState(StateWriter& out) const {
+  out.Bool(overflow_);
+  out.U64(len_);
+  out.Bytes(std::span(reinterpret_cast<const uint8_t*>(line_), len_));
+}
+
+Status ExitLineMatcher::LoadState(StateReader& in) {
+  overflow_ = STRATA_TRY(in.Bool());
+  const uint64_t n = STRATA_TRY(in.U64());
+  if (n > kMaxLine) {
+    return in.Fail(fmt::format("an exit line of {} bytes (at most {})", n,
+                               kMaxLine));
+  }
+  std::span<const uint8_t> b = STRATA_TRY(in.Bytes(n));
+  std::memcpy(line_, b.data(), n);
+  len_ = n;
+  return Ok();
+}
+
+Status ExitLineBackend::SaveState(StateWriter& out) {
+  std::lock_guard lk(mu_);
+  matcher_.SaveState(out);
+  return Ok();
+}
+
+Status ExitLineBackend::LoadState(StateReader& in) {
+  std::lock_guard lk(mu_);
+  STRATA_TRY(matcher_.LoadState(in));
+  return in.ExpectEnd();
 }
 
 }  // namespace strata

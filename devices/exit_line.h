@@ -30,6 +30,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/snapshot.h"
 #include "devices/char_backend.h"
 
 namespace strata {
@@ -45,6 +46,10 @@ class ExitLineMatcher {
   // matching line (that is, on its '\n').
   std::optional<uint64_t> Feed(uint8_t byte);
 
+  // Snapshots: the line seen so far.
+  void SaveState(StateWriter& out) const;
+  Status LoadState(StateReader& in);
+
  private:
   std::optional<uint64_t> Match() const;
 
@@ -53,7 +58,7 @@ class ExitLineMatcher {
   bool overflow_ = false;  // the current line is longer than kMaxLine
 };
 
-class ExitLineBackend : public CharBackend {
+class ExitLineBackend : public CharBackend, public Snapshottable {
  public:
   // Called with the status of each matching line, from the writer's (vCPU)
   // thread under the device's lock: it should only ask the VM to stop.
@@ -64,6 +69,8 @@ class ExitLineBackend : public CharBackend {
       : next_(next), on_exit_(std::move(on_exit)) {}
 
   void Write(std::span<const uint8_t> data) override;
+  Status SaveState(StateWriter& out) override;
+  Status LoadState(StateReader& in) override;
 
  private:
   CharBackend* const next_;

@@ -254,4 +254,35 @@ size_t Pl011::InputRoom() const {
   return kInputQueueCapacity - rx_.size();
 }
 
+Status Pl011::SaveState(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  out.U32(1);  // this encoding's version
+  for (uint32_t v : {rsr_, ilpr_, ibrd_, fbrd_, lcr_h_, cr_, ifls_, imsc_,
+                     ris_, dmacr_}) {
+    out.U32(v);
+  }
+  out.Bool(irq_level_);
+  out.U64(rx_.size());
+  for (uint8_t b : rx_) out.U8(b);
+  return Ok();
+}
+
+Status Pl011::LoadState(StateReader& in) {
+  std::lock_guard lock(mu_);
+  if (STRATA_TRY(in.U32()) != 1) return in.Fail("unknown pl011 state version");
+  for (uint32_t* v : {&rsr_, &ilpr_, &ibrd_, &fbrd_, &lcr_h_, &cr_, &ifls_,
+                      &imsc_, &ris_, &dmacr_}) {
+    *v = STRATA_TRY(in.U32());
+  }
+  irq_level_ = STRATA_TRY(in.Bool());
+  const uint64_t n = STRATA_TRY(in.U64());
+  if (n > kInputQueueCapacity) {
+    return in.Fail(fmt::format("{} queued input bytes (at most {})", n,
+                               kInputQueueCapacity));
+  }
+  rx_.clear();
+  for (uint64_t i = 0; i < n; ++i) rx_.push_back(STRATA_TRY(in.U8()));
+  return in.ExpectEnd();
+}
+
 }  // namespace strata

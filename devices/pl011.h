@@ -62,6 +62,7 @@
 #include <string_view>
 
 #include "core/bus.h"
+#include "core/snapshot.h"
 #include "devices/char_backend.h"
 #include "devices/irq.h"
 
@@ -189,7 +190,7 @@ inline constexpr Pl011Register kPl011Registers[] = {
 // The row for a word offset, or null for a reserved one.
 const Pl011Register* FindPl011Register(uint64_t offset);
 
-class Pl011 : public IoDevice, public CharInput {
+class Pl011 : public IoDevice, public CharInput, public Snapshottable {
  public:
   // Receive bytes held for the guest before further input overruns.
   static constexpr size_t kInputQueueCapacity = 4096;
@@ -210,6 +211,12 @@ class Pl011 : public IoDevice, public CharInput {
   size_t PushInput(std::span<const uint8_t> data) override;
   // Bytes PushInput can take now without overrun.
   size_t InputRoom() const override;
+
+  // Snapshots: the register file, the receive queue and the interrupt
+  // line's level (the interrupt controller's copy of it is restored with
+  // the controller, so a load does not drive the line).
+  Status SaveState(StateWriter& out) override;
+  Status LoadState(StateReader& in) override;
 
  private:
   uint32_t ReadRegister(uint64_t offset);               // mu_ held

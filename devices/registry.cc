@@ -85,6 +85,18 @@ bool HasResource(DeviceContext& ctx, std::string_view rel) {
          ctx.config().Has(ctx.Key(rel));
 }
 
+// A UART's snapshot parts: the UART, and the exit line's partial line.
+// The console keeps nothing the guest could see again (output is gone;
+// input not yet queued in the UART belongs to whoever feeds the new VMM).
+void AddSnapshots(DeviceContext& ctx, std::shared_ptr<Snapshottable> uart,
+                  std::shared_ptr<ExitLineBackend> exit_line) {
+  ctx.host().AddSnapshot(ctx.instance().name, std::move(uart));
+  if (exit_line) {
+    ctx.host().AddSnapshot(ctx.instance().name + "/exit_line",
+                           std::move(exit_line));
+  }
+}
+
 // --- uart_16550 ---
 
 struct UartSettings {
@@ -154,6 +166,7 @@ Result<std::shared_ptr<void>> CreateUart(DeviceContext& ctx) {
   Bus& bus = s.mmio ? ctx.vm().mmio_bus() : ctx.vm().pio_bus();
   STRATA_TRY(bus.Register(s.address, kUart16550RegisterCount, dev->uart));
   HookConsole(ctx, dev->console.get(), dev->uart.get());
+  AddSnapshots(ctx, dev->uart, dev->exit_line);
   return std::shared_ptr<void>(dev);
 }
 
@@ -221,6 +234,7 @@ Result<std::shared_ptr<void>> CreatePl011(DeviceContext& ctx) {
       std::make_shared<Pl011>(out, dev->line.get(), ctx.instance().name);
   STRATA_TRY(ctx.vm().mmio_bus().Register(s.base, kPl011Size, dev->uart));
   HookConsole(ctx, dev->console.get(), dev->uart.get());
+  AddSnapshots(ctx, dev->uart, dev->exit_line);
   return std::shared_ptr<void>(dev);
 }
 
@@ -261,6 +275,7 @@ DeviceModel DebugExitModel() {
       vm.RequestStop(ExitStatus::GuestExit(status >> 1));
     });
     STRATA_TRY(vm.pio_bus().Register(port, kDebugExitLength, dbg));
+    ctx.host().AddSnapshot(ctx.instance().name, nullptr);  // no state
     return std::shared_ptr<void>(dbg);
   };
   return m;

@@ -226,4 +226,46 @@ size_t Uart16550::InputRoom() const {
   return kInputQueueCapacity - rx_.size();
 }
 
+Status Uart16550::SaveState(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  out.U32(1);  // this encoding's version
+  for (uint8_t v : {ier_, lcr_, mcr_, msr_, scr_, dll_, dlm_, lsr_errors_}) {
+    out.U8(v);
+  }
+  out.Bool(fifo_enabled_);
+  out.U64(rx_trigger_);
+  out.Bool(thre_pending_);
+  out.Bool(irq_level_);
+  out.U64(rx_.size());
+  for (uint8_t b : rx_) out.U8(b);
+  return Ok();
+}
+
+Status Uart16550::LoadState(StateReader& in) {
+  std::lock_guard lock(mu_);
+  if (STRATA_TRY(in.U32()) != 1) {
+    return in.Fail("unknown uart_16550 state version");
+  }
+  for (uint8_t* v : {&ier_, &lcr_, &mcr_, &msr_, &scr_, &dll_, &dlm_,
+                     &lsr_errors_}) {
+    *v = STRATA_TRY(in.U8());
+  }
+  fifo_enabled_ = STRATA_TRY(in.Bool());
+  const uint64_t trigger = STRATA_TRY(in.U64());
+  if (trigger < 1 || trigger > 16) {
+    return in.Fail(fmt::format("receive trigger level {}", trigger));
+  }
+  rx_trigger_ = trigger;
+  thre_pending_ = STRATA_TRY(in.Bool());
+  irq_level_ = STRATA_TRY(in.Bool());
+  const uint64_t n = STRATA_TRY(in.U64());
+  if (n > kInputQueueCapacity) {
+    return in.Fail(fmt::format("{} queued input bytes (at most {})", n,
+                               kInputQueueCapacity));
+  }
+  rx_.clear();
+  for (uint64_t i = 0; i < n; ++i) rx_.push_back(STRATA_TRY(in.U8()));
+  return in.ExpectEnd();
+}
+
 }  // namespace strata

@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "core/bus.h"
+#include "core/snapshot.h"
 #include "devices/char_backend.h"
 #include "devices/irq.h"
 
@@ -116,7 +117,7 @@ inline constexpr uint8_t kUartMsrDsr = 0x20;
 inline constexpr uint8_t kUartMsrRi = 0x40;
 inline constexpr uint8_t kUartMsrDcd = 0x80;
 
-class Uart16550 : public IoDevice, public CharInput {
+class Uart16550 : public IoDevice, public CharInput, public Snapshottable {
  public:
   // Receive bytes held for the guest before further input overruns.
   static constexpr size_t kInputQueueCapacity = 4096;
@@ -137,6 +138,12 @@ class Uart16550 : public IoDevice, public CharInput {
   size_t PushInput(std::span<const uint8_t> data) override;
   // Bytes PushInput can take now without overrun.
   size_t InputRoom() const override;
+
+  // Snapshots: the registers, the receive queue, the latched THRE
+  // interrupt and the line's level (restored with the interrupt
+  // controller, so a load does not drive it).
+  Status SaveState(StateWriter& out) override;
+  Status LoadState(StateReader& in) override;
 
  private:
   uint8_t ReadRegister(uint64_t offset);               // mu_ held

@@ -27,7 +27,11 @@ expanded with $MAX_SMP (--max-smp); the QEMU options become bhyverun's
 cortex-a57 (strata gives the guest the host's CPU; other models SKIP),
 -machine virt,gic-version=2|3|host|max -> -o arm64.gic_version=2|3|auto,
 -accel kvm, -serial stdio; -machine mte=on, -chardev, a -device strata
-lacks and the migration group (KUT drives QEMU's QMP) SKIP naming it. The
+lacks SKIP naming it. The migration group runs under strata: at each
+migration point the guest prints (lib/migrate.c) bhyverun saves the VM on
+SIGUSR2 (--save-on-signal) and a new bhyverun --restore continues it with
+a key on stdin (run_migration; kut_migrate in the nested L1); under --vmm
+qemu it SKIPs (KUT drives QEMU's QMP, which kut.py does not). The
 env file is the initrd, as KUT's arm/run passes it. A tree configured with
 --target=kvmtool (config.mak TARGET=kvmtool: UART ns16550a at 0x01000000)
 runs from its kvmtool_params (translate_kvmtool, shared with
@@ -61,6 +65,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -573,14 +578,14 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None,
 def prepare_arm(t, kernel, bhyverun, caps, env_path, qemu, prof):
     """prepare() for an arm/unittests.cfg test whose file exists."""
     kvmtool = prof["target"] == "kvmtool"
-    if "migration" in t.get("groups", "").split():
+    if is_migration(t) and qemu:
         # KUT's run_migration drives QEMU's QMP (migrate, -incoming); the
         # test waits for it at its migration point.
-        if qemu:
-            return "SKIP", ("migration: KUT's run_migration (QMP migrate, "
-                            "-incoming) is not driven by kut.py")
-        return "SKIP", ("not supported by strata: migration (group "
-                        "migration: QEMU's QMP migrate and -incoming)")
+        return "SKIP", ("migration: KUT's run_migration (QMP migrate, "
+                        "-incoming) is not driven by kut.py")
+    # strata's migration tests run like the others; the runner migrates
+    # them with bhyverun's snapshots (run_migration here, kut_migrate in
+    # the nested L1).
     try:
         smp = " ".join(shell_words(t.get("smp", "1"),
                                    {"MAX_SMP": str(prof["max_smp"])}))
@@ -618,6 +623,75 @@ def prepare_arm(t, kernel, bhyverun, caps, env_path, qemu, prof):
     if args:
         cmd += ["-a", args]
     return None, cmd
+
+
+def is_migration(t):
+    return "migration" in t.get("groups", "").split()
+
+
+# What a kvm-unit-tests guest prints when it waits for the harness to
+# migrate it and then send a key (lib/migrate.c): every form is a migration
+# point here (for "Skipped VM migration" the migration is not needed, and
+# harmless).
+MIGRATION_POINT = re.compile(r"Now migrate the VM|Skipped VM migration|"
+                             r"(Begin|End) continuous migration")
+SAVED_NOTICE = "bhyverun: snapshot saved to "
+
+
+def run_migration(cmd, limit, snap_dir):
+    """Runs bhyverun `cmd`, migrating the VM at each migration point: SIGUSR2
+    saves it (bhyverun --save-on-signal exits 0), a new bhyverun --restore
+    continues it with a key on stdin. (ret, out, err, migrations): the last
+    instance's status (124 past `limit`), every instance's output."""
+    deadline = time.monotonic() + limit
+    snap = os.path.join(snap_dir, "migrate.snap")
+    prev = os.path.join(snap_dir, "migrate.prev")
+    argv, stdin, migrations = cmd + ["--save-on-signal", snap], b"", 0
+    outs, errs = [], []
+    while True:
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        if stdin:
+            p.stdin.write(stdin)
+        p.stdin.close()
+        out = bytearray()
+        os.set_blocking(p.stdout.fileno(), False)
+        # stderr is drained by a thread of its own, so a chatty VMM cannot
+        # fill the pipe and stall while stdout is polled here.
+        err_chunks = []
+        drain = threading.Thread(
+            target=lambda f=p.stderr: err_chunks.append(f.read()))
+        drain.start()
+        signalled = False
+        while p.poll() is None:
+            chunk = p.stdout.read()
+            if chunk:
+                out += chunk
+            if not signalled and MIGRATION_POINT.search(
+                    out.decode(errors="replace")):
+                p.send_signal(signal.SIGUSR2)
+                signalled = True
+            if time.monotonic() > deadline:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                drain.join()
+                outs.append(out.decode(errors="replace"))
+                return 124, "".join(outs), "".join(errs), migrations
+            time.sleep(0.05)
+        out += p.stdout.read() or b""
+        drain.join()
+        err = b"".join(err_chunks).decode(errors="replace")
+        outs.append(out.decode(errors="replace"))
+        errs.append("".join(l for l in err.splitlines(True)
+                            if SAVED_NOTICE not in l))
+        if p.returncode == 0 and SAVED_NOTICE in err:
+            migrations += 1
+            os.replace(snap, prev)
+            argv = [cmd[0], "--restore", prev, "--save-on-signal", snap]
+            stdin = b"\n"
+            continue
+        return p.returncode, "".join(outs), "".join(errs), migrations
 
 
 def classify(ret, out, err, limit):
@@ -666,6 +740,16 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
     rec["command"] = cmd
     limit = test_limit(t, timeout_override)
     start = time.monotonic()
+    if is_migration(t) and not qemu:
+        with tempfile.TemporaryDirectory(prefix="strata-migrate.") as snaps:
+            ret, out, err, rec["migrations"] = run_migration(cmd, limit,
+                                                             snaps)
+        rec["seconds"] = round(time.monotonic() - start, 3)
+        rec["exit_status"] = ret
+        status, detail, rec["summary"], rec["first_error"] = classify(
+            ret, out, err, limit)
+        rec["stdout"], rec["stderr"] = out[-4000:], err[-4000:]
+        return done(status, detail)
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
                          errors="replace", start_new_session=True)
@@ -711,7 +795,10 @@ def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
             c.replace(os.path.join(tree, prof["dir"]),
                       L1_TREE + "/" + prof["dir"])
              .replace(env_path, L1_TREE + "/env") for c in cmd[1:]]
-        lines.append(f"kut_case {shlex.quote(t['name'])} {int(limit)} " +
+        # A migration test runs under init.sh's kut_migrate, which
+        # migrates it with bhyverun's snapshots.
+        runner = "kut_migrate" if is_migration(t) and not qemu else "kut_case"
+        lines.append(f"{runner} {shlex.quote(t['name'])} {int(limit)} " +
                      shlex.join(l1))
     with open(os.path.join(plan_dir, "plan.sh"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -735,6 +822,9 @@ def results_from(plan_dir, log):
             cur = got[rest] = {"out": [], "err": [], "ret": None, "secs": 0}
         elif cur is not None and kind == "OUT":
             cur["out"].append(rest)
+            m = re.match(r"migrations: (\d+)$", rest)
+            if m:
+                cur["migrations"] = int(m.group(1))
         elif cur is not None and kind == "ERR":
             cur["err"].append(rest)
         elif cur is not None and kind == "END":
@@ -754,6 +844,9 @@ def results_from(plan_dir, log):
             status, detail, rec["summary"], rec["first_error"] = classify(
                 g["ret"], "\n".join(g["out"]), "\n".join(g["err"]),
                 e["limit"])
+            if "migrations" in g:
+                rec["migrations"] = g["migrations"]
+                detail = f"{detail}; {g['migrations']} migration(s)"
             rec.update(status=status, detail=detail, seconds=g["secs"],
                        exit_status=g["ret"])
         yield rec["status"], rec["detail"], rec

@@ -5,7 +5,7 @@
 #   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
-#                      [--kut-vmm strata|qemu]] [--linux]
+#                      [--kut-vmm strata|qemu] [--kut-max-smp N]] [--linux]
 #                     [--exit-cost KUT_TREE [--exit-cost-rounds N]]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
@@ -34,6 +34,10 @@
 # (copied into the L1 with its libraries and firmware) instead: the
 # baseline measured in the same testbed.
 #
+# --kut-max-smp N (arm64) sets KUT's $MAX_SMP (default 2, the L1's CPUs):
+# the ITS tests (its-*, their migration forms included) need 4 vCPUs and
+# SKIP with fewer; KVM runs more vCPUs than the L1 has CPUs, only slower.
+#
 # --linux (svm) also times the L2 Linux boot (to its marker and ACPI
 # power-off) under bhyverun and under the L1's QEMU (-M pc, KVM) on the same
 # kernel and initramfs, five alternating runs each, and prints
@@ -48,9 +52,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+# Run under `flock /tmp/strata-nested.lock`, this script has the lock's file
+# open (flock(1) leaves it to the command); a Bazel server that a build here
+# starts would inherit it and hold the lock for its whole life (hours), so
+# Bazel gets no descriptors beyond stdio.
+bazel() { command bazel "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; }
+
 mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
+kut_max_smp=2
 kut_exclude=() linux="" exit_cost="" exit_cost_rounds=5
 while (($#)); do
   case $1 in
@@ -61,6 +72,7 @@ while (($#)); do
     --kut-json) kut_json=$2; shift 2 ;;
     --kut-tests) kut_tests=$2; shift 2 ;;
     --kut-vmm) kut_vmm=$2; shift 2 ;;
+    --kut-max-smp) kut_max_smp=$2; shift 2 ;;
     --kut-exclude) kut_exclude+=(--exclude "$2"); shift 2 ;;
     --linux) linux=1; shift ;;
     --exit-cost) exit_cost=$(realpath "$2"); shift 2 ;;
@@ -171,7 +183,7 @@ else
 fi
 cp "$busybox" "$rootfs/bin/busybox"
 for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg awk \
-         uname printf echo sleep wc mkdir ls cut; do
+         uname printf echo sleep wc mkdir ls cut rm mv cp dd; do
   ln -s busybox "$rootfs/bin/$a"
 done
 mods=()  # arm64: KVM is built into Debian's kernel
@@ -275,7 +287,7 @@ if [ -n "$kut" ]; then
   plan="$work/kutplan"
   kut_arch=(--arch x86) kdir=x86
   # The L1 has 2 CPUs: KUT's $MAX_SMP.
-  [ "$arch" = arm64 ] && kut_arch=(--arch arm64 --max-smp 2) kdir=arm
+  [ "$arch" = arm64 ] && kut_arch=(--arch arm64 --max-smp "$kut_max_smp") kdir=arm
   # shellcheck disable=SC2086
   python3 scripts/kut.py "$kut" "${kut_arch[@]}" --plan "$plan" \
     --bhyverun "$bhyverun" \

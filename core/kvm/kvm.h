@@ -104,6 +104,9 @@ class KvmVm final : public VmBackend {
   const md::MachineOptions& machine_options() const override {
     return arch_->options();
   }
+  Status PrepareSave() override { return arch_->PrepareSave(); }
+  Status SaveState(StateWriter& out) override { return arch_->SaveState(out); }
+  Status LoadState(StateReader& in) override { return arch_->LoadState(in); }
 
   int fd() const { return fd_; }
   KvmSystem& system() { return *sys_; }
@@ -141,6 +144,8 @@ class KvmVcpu final : public VcpuBackend {
   Status Reset() override { return arch_->Reset(); }
   Status SetRunnable(bool runnable) override { return arch_->SetRunnable(runnable); }
   std::string DumpRegisters() override { return arch_->DumpRegisters(); }
+  Status SaveState(StateWriter& out) override { return arch_->SaveState(out); }
+  Status LoadState(StateReader& in) override { return arch_->LoadState(in); }
 
   int fd() const { return fd_; }
   kvm_run* run() { return run_; }

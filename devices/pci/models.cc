@@ -23,6 +23,8 @@ DeviceModel PciTestdevModel() {
     const PciAddress& a = ctx.instance().pci;
     std::shared_ptr<PciDevice> fn = MakePciTestdev(ctx.instance().name);
     STRATA_TRY(bus->Add(a.slot, a.func, fn));
+    // Saved with the bus's functions (PciBus::SaveState).
+    ctx.host().AddSnapshot(ctx.instance().name, nullptr);
     return std::shared_ptr<void>(fn);
   };
   return m;

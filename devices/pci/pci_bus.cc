@@ -293,4 +293,38 @@ void PciIoWindow::Write(const IoContext& ctx, uint64_t offset, uint32_t size,
   }
 }
 
+Status PciBus::SaveState(StateWriter& out) {
+  uint32_t count = 0;
+  for (const auto& fn : fns_) count += fn ? 1 : 0;
+  out.U32(count);
+  for (size_t i = 0; i < fns_.size(); ++i) {
+    if (!fns_[i]) continue;
+    out.U32(static_cast<uint32_t>(i));
+    out.Str(fns_[i]->name());
+    STRATA_TRY(fns_[i]->SaveState(out));
+  }
+  return Ok();
+}
+
+Status PciBus::LoadState(StateReader& in) {
+  uint32_t count = 0;
+  for (const auto& fn : fns_) count += fn ? 1 : 0;
+  const uint32_t saved = STRATA_TRY(in.U32());
+  if (saved != count) {
+    return in.Fail(fmt::format("{} PCI functions saved, this bus has {}",
+                               saved, count));
+  }
+  for (uint32_t n = 0; n < saved; ++n) {
+    const uint32_t i = STRATA_TRY(in.U32());
+    const std::string name = STRATA_TRY(in.Str());
+    if (i >= fns_.size() || !fns_[i] || fns_[i]->name() != name) {
+      return in.Fail(fmt::format("PCI function {} at 00:{:02x}.{} is not on "
+                                 "this bus", name, i / kPciFunctions,
+                                 i % kPciFunctions));
+    }
+    STRATA_TRY(fns_[i]->LoadState(in));
+  }
+  return in.ExpectEnd();
+}
+
 }  // namespace strata

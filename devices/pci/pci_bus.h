@@ -76,7 +76,7 @@ inline constexpr uint8_t kPciSubclassHostBridge = 0x00;
 inline constexpr uint8_t kResetControlSysRst = 1u << 1;
 inline constexpr uint8_t kResetControlRstCpu = 1u << 2;
 
-class PciBus {
+class PciBus : public Snapshottable {
  public:
   struct Window {
     uint64_t base = 0;
@@ -124,6 +124,11 @@ class PciBus {
                       uint32_t reg, uint32_t size) const;
   void ConfigWrite(uint32_t bus, uint32_t slot, uint32_t func, uint32_t reg,
                    uint32_t size, uint32_t value);
+
+  // Snapshots: every function on the bus (PciDevice::SaveState), by
+  // address; a restore needs the same functions at the same addresses.
+  Status SaveState(StateWriter& out) override;
+  Status LoadState(StateReader& in) override;
 
  private:
   class SharedLine;

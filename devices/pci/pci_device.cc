@@ -1,5 +1,7 @@
 #include "devices/pci/pci_device.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <bit>
 #include <utility>
@@ -527,6 +529,84 @@ void PciDevice::MsixWrite(uint64_t offset, uint32_t size, uint64_t value) {
     MsixWritten(&due);
   }
   Deliver(due);
+}
+
+// --- Snapshots ---------------------------------------------------------------
+
+Status PciDevice::SaveState(StateWriter& out) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    out.U32(1);  // this encoding's version
+    out.Bytes(cfg_);
+    out.Bool(intx_level_);
+    out.Bool(intx_out_);
+    out.Bool(msi_pending_);
+    out.U64(msix_table_.size());
+    for (size_t i = 0; i < msix_table_.size(); ++i) {
+      out.U64(msix_table_[i].address);
+      out.U32(msix_table_[i].data);
+      out.U32(msix_table_[i].control);
+      out.Bool(msix_pending_[i]);
+    }
+  }
+  out.Bool(model_state_ != nullptr);
+  if (model_state_) {
+    StateWriter m;
+    STRATA_TRY_CTX(model_state_->SaveState(m), name_);
+    out.Blob(m.data());
+  }
+  return Ok();
+}
+
+Status PciDevice::LoadState(StateReader& in) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (STRATA_TRY(in.U32()) != 1) {
+      return in.Fail("unknown PCI function state version");
+    }
+    std::span<const uint8_t> cfg = STRATA_TRY(in.Bytes(cfg_.size()));
+    // The read-only parts must be this function's: a snapshot restores
+    // into the same machine.
+    if (std::memcmp(cfg.data(), cfg_.data(), 4) != 0) {
+      return in.Fail(fmt::format("the saved function at this address is not "
+                                 "a {}", name_));
+    }
+    std::memcpy(cfg_.data(), cfg.data(), cfg_.size());
+    intx_level_ = STRATA_TRY(in.Bool());
+    const bool intx_out = STRATA_TRY(in.Bool());
+    msi_pending_ = STRATA_TRY(in.Bool());
+    const uint64_t n = STRATA_TRY(in.U64());
+    if (n != msix_table_.size()) {
+      return in.Fail(fmt::format("{} MSI-X vectors, {} has {}", n, name_,
+                                 msix_table_.size()));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      msix_table_[i].address = STRATA_TRY(in.U64());
+      msix_table_[i].data = STRATA_TRY(in.U32());
+      msix_table_[i].control = STRATA_TRY(in.U32());
+      msix_pending_[i] = STRATA_TRY(in.Bool());
+    }
+    UpdateMappings();
+    // The line is shared (wired-OR on the bus): drive it as saved so the
+    // bus's count matches the interrupt controller's restored level.
+    intx_out_ = false;
+    if (intx_out && att_.intx) {
+      intx_out_ = true;
+      att_.intx->SetLevel(true);
+    }
+  }
+  const bool has_model = STRATA_TRY(in.Bool());
+  if (has_model != (model_state_ != nullptr)) {
+    return in.Fail(fmt::format("model state {} in the snapshot for {}",
+                               has_model ? "present" : "missing", name_));
+  }
+  if (model_state_) {
+    std::span<const uint8_t> b = STRATA_TRY(in.Blob());
+    StateReader m(b, in.what() + " (" + name_ + ")");
+    STRATA_TRY(model_state_->LoadState(m));
+    STRATA_TRY(m.ExpectEnd());
+  }
+  return Ok();
 }
 
 }  // namespace strata

@@ -50,6 +50,7 @@
 
 #include "core/bus.h"
 #include "core/result.h"
+#include "core/snapshot.h"
 #include "devices/irq.h"
 #include "machine/irq_machdep.h"
 
@@ -212,6 +213,22 @@ class PciDevice : public std::enable_shared_from_this<PciDevice> {
   bool msi_enabled();
   bool msix_enabled();
 
+  // --- Snapshots (core/snapshot.h) ---
+
+  // The function's state: configuration space (BAR addresses, command,
+  // capabilities), the INTx level, MSI/MSI-X pending bits and the MSI-X
+  // table, plus the model's own state if it set one. LoadState, on a
+  // function built the same way and attached, places the BARs as the
+  // saved configuration decodes them and drives INTx as saved.
+  Status SaveState(StateWriter& out);
+  Status LoadState(StateReader& in);
+  // A model with state of its own beyond configuration space and the
+  // MSI-X table (pci-testdev's test counters) sets it before the function
+  // is added; it is saved and loaded with the function.
+  void SetModelState(std::shared_ptr<Snapshottable> state) {
+    model_state_ = std::move(state);
+  }
+
  protected:
   // Called after a configuration write (without the lock), for models
   // with registers of their own in configuration space.
@@ -271,6 +288,7 @@ class PciDevice : public std::enable_shared_from_this<PciDevice> {
   std::vector<MsixEntry> msix_table_;
   std::vector<bool> msix_pending_;
 
+  std::shared_ptr<Snapshottable> model_state_;
   PciAttachment att_;
   std::unique_ptr<RateLimit> conflict_log_;
   bool attached_ = false;

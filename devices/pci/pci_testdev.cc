@@ -30,7 +30,7 @@ constexpr const char* kTestNames[kTestsPerBar] = {
     "no-eventfd", "wildcard-eventfd", "datamatch-eventfd"};
 
 // The function's state, shared by its two BARs.
-class Testdev {
+class Testdev : public Snapshottable {
  public:
   Testdev() {
     for (uint32_t i = 0; i < kTestCount; ++i) {
@@ -73,6 +73,25 @@ class Testdev {
     if (addr != t.offset) return;
     if (t.match && value != t.header[kHeaderData]) return;
     Store32(t, kHeaderCount, Load32(t, kHeaderCount) + 1);
+  }
+
+  // The selected test and each test's count (the rest of a header is
+  // fixed at construction).
+  Status SaveState(StateWriter& out) override {
+    std::lock_guard<std::mutex> l(mu_);
+    out.U32(static_cast<uint32_t>(current_));
+    for (const Test& t : tests_) out.U32(Load32(t, kHeaderCount));
+    return Ok();
+  }
+  Status LoadState(StateReader& in) override {
+    std::lock_guard<std::mutex> l(mu_);
+    const auto cur = static_cast<int32_t>(STRATA_TRY(in.U32()));
+    if (cur < -1 || cur >= static_cast<int32_t>(kTestCount)) {
+      return in.Fail(fmt::format("pci-testdev test {}", cur));
+    }
+    current_ = cur;
+    for (Test& t : tests_) Store32(t, kHeaderCount, STRATA_TRY(in.U32()));
+    return Ok();
   }
 
  private:
@@ -142,6 +161,7 @@ std::shared_ptr<PciDevice> MakePciTestdev(std::string name) {
                        std::make_shared<TestdevBar>(state, true,
                                                     name + " BAR1")});
   }
+  fn->SetModelState(state);
   // Fixed, valid BARs: a failure is a programming error.
   STRATA_CHECK(static_cast<bool>(s), "pci-testdev BARs: {}",
                s.error().message());

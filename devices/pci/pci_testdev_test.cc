@@ -113,3 +113,45 @@ TEST_F(Fixture, FollowsItsBarWhenMoved) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// Snapshots: the bus's functions, their BAR placement and pci-testdev's
+// counters come back on a bus built the same way.
+TEST_F(Fixture, BusStateSavesAndLoads) {
+  std::string name;
+  Write(false, 0, 1, 0);  // select mmio-no-eventfd
+  const uint64_t off = Read(false, 4, 4);
+  for (int i = 0; i < 5; ++i) Write(false, off, 1, Read(false, 8, 4));
+  ASSERT_EQ(Read(false, 12, 4), 5u);
+  StateWriter w;
+  ASSERT_TRUE(bus->SaveState(w));
+
+  Bus pio2{BusKind::kPio};
+  Bus mmio2{BusKind::kMmio};
+  PciBus::Options o;
+  o.pio = &pio2;
+  o.mmio = &mmio2;  // no windows: BARs start unassigned, decode off
+  PciBus bus2(o);
+  ASSERT_TRUE(bus2.Add(3, 0, MakePciTestdev()));
+  EXPECT_FALSE(mmio2.Read(IoContext{}, kMem + 12, 4).has_value() &&
+               *mmio2.Read(IoContext{}, kMem + 12, 4) == 5u);
+  StateReader r(w.data(), "device pci-bus");
+  ASSERT_TRUE(bus2.LoadState(r));
+  EXPECT_EQ(*mmio2.Read(IoContext{}, kMem + 12, 4), 5u);  // BAR0 decodes
+  EXPECT_EQ(bus2.ConfigRead(0, 3, 0, 0, 4), bus->ConfigRead(0, 3, 0, 0, 4));
+  EXPECT_EQ(bus2.ConfigRead(0, 3, 0, 0x10, 4), bus->ConfigRead(0, 3, 0, 0x10, 4));
+
+  // A bus without that function refuses the state, naming it.
+  PciBus empty(o);
+  StateReader r2(w.data(), "device pci-bus");
+  Status s = empty.LoadState(r2);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("1 PCI functions saved, this bus has 0"),
+            std::string::npos)
+      << s.error().message();
+}
+
+}  // namespace
+}  // namespace strata

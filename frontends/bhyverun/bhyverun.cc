@@ -94,6 +94,16 @@ void Usage(FILE* f) {
       "                        (pc: each ACPI table as DIR/<SIGNATURE>.dat for\n"
       "                        iasl -d, SMBIOS as DIR/smbios.bin for dmidecode\n"
       "                        --from-dump); needs no /dev/kvm\n"
+      "      --save-on-signal FILE\n"
+      "                        on SIGUSR2, pause the VM, write a snapshot of it\n"
+      "                        to FILE (config, RAM, vCPUs, interrupt\n"
+      "                        controller, devices) and exit with status 0 and\n"
+      "                        the line 'bhyverun: snapshot saved to FILE' on\n"
+      "                        stderr; if the snapshot fails the VM goes on\n"
+      "                        (the reason on stderr). arm64 only for now\n"
+      "      --restore FILE    run the VM saved in FILE where it stopped; the\n"
+      "                        config comes from the file (no other machine\n"
+      "                        options); the console is stdio as before\n"
       "      --dump-dtb FILE   write the machine's device tree blob for these\n"
       "                        options to FILE and exit (virt: for dtc -I dtb;\n"
       "                        \"auto\" GIC options as GICv3 with an ITS);\n"
@@ -172,22 +182,36 @@ Status ParseCpuSpec(Config& cfg, std::string_view spec) {
   return Ok();
 }
 
-// Turns SIGINT/SIGTERM/SIGHUP into a VM stop, from a thread of its own.
-// Created before the machine starts, so every thread the machine starts
-// inherits the signals blocked and the watcher alone takes them.
+// Turns SIGINT/SIGTERM/SIGHUP into a VM stop, from a thread of its own,
+// and with --save-on-signal SIGUSR2 into a snapshot and a stop
+// (Machine::Save). Created before the machine starts, so every thread the
+// machine starts inherits the signals blocked and the watcher alone takes
+// them.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(Machine& machine) {
+  // *saved becomes true once a snapshot was written and the VM stopped for
+  // it; read it after the watcher is gone (its thread joined): the VM
+  // stops inside Save, before Save returns to the watcher.
+  SignalWatcher(Machine& machine, std::optional<std::string> save_path,
+                std::atomic<bool>* saved) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGHUP);
+    if (save_path) sigaddset(&set_, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, &machine] {
+    thread_ = std::thread([this, &machine, save_path, saved] {
       const struct timespec tick = {0, 100 * 1000 * 1000};
       while (!done_.load()) {
         int sig = sigtimedwait(&set_, nullptr, &tick);
-        if (sig > 0) {
+        if (sig == SIGUSR2 && save_path) {
+          Status s = machine.Save(*save_path, /*then_stop=*/true);
+          if (s) {
+            saved->store(true);
+          } else {
+            std::fprintf(stderr, "bhyverun: %s\n", s.error().message().c_str());
+          }
+        } else if (sig > 0) {
           machine.RequestStop(ExitStatus::Stopped(
               fmt::format("stopped by signal {} ({})", sig, strsignal(sig))));
         }
@@ -263,16 +287,27 @@ int DumpDtb(const Config& c, const std::string& path) {
   return kExitUsage;
 }
 
-int Run(Config config) {
+// Runs a machine made from `config`, or with `restore` the one saved in
+// that snapshot; with `save_path`, SIGUSR2 saves it there and ends it.
+int Run(Config config, const std::optional<std::string>& restore,
+        const std::optional<std::string>& save_path) {
   Machine::Step step = Machine::Step::kInput;
-  auto machine = Machine::Create(std::move(config), Machine::Options(), &step);
+  auto machine =
+      restore ? Machine::Restore(*restore, Machine::Options(), &step)
+              : Machine::Create(std::move(config), Machine::Options(), &step);
   if (!machine) return SetupFailure(step, machine.error());
   ExitStatus st;
+  std::atomic<bool> saved{false};
   {
-    SignalWatcher watcher(**machine);
+    SignalWatcher watcher(**machine, save_path, &saved);
     // Start, then wait: the console runs (and a terminal stays raw) until
     // the VM stops, whichever way it stops.
     st = (*machine)->Run();
+  }  // the watcher's thread is joined: a Save in progress has returned
+  if (saved.load() && st.why == ExitStatus::Why::kStopped) {
+    std::fprintf(stderr, "bhyverun: snapshot saved to %s\n",
+                 save_path->c_str());
+    return 0;
   }
   switch (st.why) {
     case ExitStatus::Why::kPowerOff:
@@ -298,6 +333,8 @@ int Main(int argc, char** argv) {
     kOptDumpConfig = 1000,
     kOptDumpTables,
     kOptDumpDtb,
+    kOptSaveOnSignal,
+    kOptRestore,
     kOptMachine = 2000
   };
   std::vector<struct option> longopts = {
@@ -311,6 +348,8 @@ int Main(int argc, char** argv) {
       {"dump-config", no_argument, nullptr, kOptDumpConfig},
       {"dump-tables", required_argument, nullptr, kOptDumpTables},
       {"dump-dtb", required_argument, nullptr, kOptDumpDtb},
+      {"save-on-signal", required_argument, nullptr, kOptSaveOnSignal},
+      {"restore", required_argument, nullptr, kOptRestore},
       {"help", no_argument, nullptr, 'h'},
   };
   const auto machine_opts = Machine::CommandLineOptions();
@@ -322,6 +361,8 @@ int Main(int argc, char** argv) {
   bool dump = false;
   std::optional<std::string> dump_tables;
   std::optional<std::string> dump_dtb;
+  std::optional<std::string> save_path, restore;
+  bool machine_options = false;  // anything that sets the config
   optind = 1;
   opterr = 0;
   int opt;
@@ -340,6 +381,8 @@ int Main(int argc, char** argv) {
       case kOptDumpConfig: dump = true; break;
       case kOptDumpTables: dump_tables = optarg; break;
       case kOptDumpDtb: dump_dtb = optarg; break;
+      case kOptSaveOnSignal: save_path = optarg; break;
+      case kOptRestore: restore = optarg; break;
       case 'h': Usage(stdout); return 0;
       default:
         if (opt >= kOptMachine &&
@@ -354,9 +397,18 @@ int Main(int argc, char** argv) {
                                  : std::string(argv[optind - 1]));
     }
     if (!s) return UsageError("{}", s.error().message());
+    if (opt != kOptSaveOnSignal && opt != kOptRestore) machine_options = true;
   }
   if (optind < argc) {
     return UsageError("unexpected argument '{}'", argv[optind]);
+  }
+  if (restore) {
+    // The machine is the snapshot's: its config is in the file.
+    if (machine_options) {
+      return UsageError("--restore takes the machine and its config from the "
+                        "snapshot; only --save-on-signal goes with it");
+    }
+    return Run(Config(), restore, save_path);
   }
   // Defaults, then every check that needs no host — unknown keys (with the
   // devices' own), ranges, topology, device instances — before the config
@@ -373,7 +425,7 @@ int Main(int argc, char** argv) {
   }
   if (dump_tables) return DumpTables(c, *dump_tables);
   if (dump_dtb) return DumpDtb(c, *dump_dtb);
-  return Run(std::move(c));
+  return Run(std::move(c), std::nullopt, save_path);
 }
 
 }  // namespace strata::bhyverun

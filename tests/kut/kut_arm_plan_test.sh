@@ -98,6 +98,9 @@ line "kut_case its-trigger 90 /bin/bhyverun -k /kut/arm/gic.flat -c 12 -i /kut/e
 line "kut_case gic-host 90 /bin/bhyverun -k /kut/arm/gic.flat -c 1 -i /kut/env -o arm64.gic_version=auto"
 line "kut_case psci 90 /bin/bhyverun -k /kut/arm/psci.flat -c 12 -i /kut/env"
 line "kut_case mte-sync 90 /bin/bhyverun -k /kut/arm/mte.flat -c 1 -i /kut/env -o arm64.mte=true -a sync"
+# A migration test is planned under kut_migrate (init.sh migrates it
+# with bhyverun --save-on-signal / --restore).
+line "kut_migrate its-migration 90 /bin/bhyverun -k /kut/arm/gic.flat -c 1 -i /kut/env -o arm64.gic_version=3 -a its-migration"
 [ "$(grep -c ^kut_case <<<"$plan")" = 6 ] || fail "expected 6 planned tests"
 python3 - "$tmp/plan" <<'PY' || fail "plan.json checks"
 import json, sys
@@ -105,7 +108,6 @@ p = json.load(open(sys.argv[1] + "/plan.json"))
 assert p["dir"] == "arm" and p["files"] == ["gic.flat", "mte.flat", "psci.flat", "selftest.flat"], p
 skip = {t["name"]: t["detail"] for t in p["tests"] if t["status"]}
 want = {
-    "its-migration": "not supported by strata: migration (group migration: QEMU's QMP migrate and -incoming)",
     "chardev": "not supported by strata: -chardev pty,id=x",
     "arm32": "arm only",
     "tcg": "tcg only, strata is kvm",
@@ -131,6 +133,10 @@ nested-kut: END rc=3 secs=2
 nested-kut: BEGIN its-trigger
 nested-kut: OUT SUMMARY: 1 tests, 1 skipped
 nested-kut: END rc=77 secs=1
+nested-kut: BEGIN its-migration
+nested-kut: OUT migrations: 1
+nested-kut: OUT SUMMARY: 4 tests
+nested-kut: END rc=1 secs=3
 nested-kut: BEGIN gic-host
 nested-kut: ERR bhyverun: arm64: vGICv3: no such device
 nested-kut: END rc=6 secs=0
@@ -145,7 +151,8 @@ res "SKIP its-trigger (1 tests, 1 skipped)"
 res "FAIL gic-host (exit status 6: bhyverun: arm64: vGICv3: no such device)"
 res "FAIL psci (did not finish in the L1)"
 res "FAIL mte-sync (did not finish in the L1)"
-res "1 passed, 4 failed, 7 skipped"
+res "PASS its-migration (4 tests; 1 migration(s))"
+res "2 passed, 4 failed, 6 skipped"
 
 # A --target=kvmtool tree: its kvmtool_params, the kvmtool layout.
 python3 "$kut_py" "$tmp/kutk" --plan "$tmp/plank" --bhyverun /bin/bhyverun \
@@ -168,6 +175,7 @@ python3 "$kut_py" "$tmp/kut" --vmm qemu --plan "$tmp/planq" \
   --bhyverun /bin/bhyverun --max-smp 2 gicv2-ipi || fail "kut.py --plan --vmm qemu exited $?"
 plan=$(cat "$tmp/planq/plan.sh")
 echo "$plan"
+grep -q "its-migration" "$tmp/planq/plan.sh" && fail "its-migration planned for QEMU"
 line "kut_case gicv2-ipi 90 /bin/qemu -nodefaults -machine virt,gic-version=host -accel kvm -cpu host -device virtio-serial-device -device virtconsole,chardev=ctd -chardev testdev,id=ctd -device pci-testdev -display none -serial stdio -kernel /kut/arm/gic.flat -smp 2 -append ipi -machine gic-version=2 -initrd /kut/env"
 
 # --arch x86 on an arm tree looks for x86/unittests.cfg.

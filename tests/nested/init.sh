@@ -72,6 +72,68 @@ ec_floor() {
   "$@" 2>&1 | sed 's/^/nested-ec: /'
 }
 
+# migrate_run OUT ERR LIMIT BHYVERUN ARGS...: runs bhyverun ARGS and
+# migrates its VM at each migration point the guest announces (the lines of
+# kvm-unit-tests' lib/migrate.c: "Now migrate the VM" and its "(quiet)"
+# form, "Skipped VM migration", "Begin/End continuous migration"): SIGUSR2
+# makes that bhyverun save the VM to a snapshot and exit 0, and a new
+# `bhyverun --restore` continues it with a key on stdin (the guest waits in
+# getchar()). A migration point is a line in the current instance's output
+# (the line before a save is the previous instance's). OUT and ERR get every
+# instance's output in order, without the save notices; the status is the
+# last instance's (124 past LIMIT seconds), MIGRATIONS how many happened.
+migrate_run() {
+  m_out=$1 m_err=$2 m_limit=$3 m_bin=$4
+  shift 4
+  : > "$m_out"; : > "$m_err"
+  MIGRATIONS=0
+  m_end=$(($(cut -d. -f1 /proc/uptime) + m_limit))
+  rm -f /tmp/mig.snap /tmp/mig.prev
+  "$m_bin" "$@" --save-on-signal /tmp/mig.snap </dev/null >/tmp/mig.out 2>/tmp/mig.err &
+  m_pid=$!
+  while :; do
+    m_rc=""
+    while kill -0 $m_pid 2>/dev/null; do
+      if [ "$(cut -d. -f1 /proc/uptime)" -ge "$m_end" ]; then
+        kill -KILL $m_pid; wait $m_pid; m_rc=124; break
+      fi
+      if grep -qE 'Now migrate the VM|Skipped VM migration|(Begin|End) continuous migration' /tmp/mig.out; then
+        kill -USR2 $m_pid
+        break
+      fi
+      sleep 0.1
+    done
+    [ -z "$m_rc" ] && { wait $m_pid; m_rc=$?; }
+    cat /tmp/mig.out >> "$m_out"
+    grep -v 'bhyverun: snapshot saved to' /tmp/mig.err >> "$m_err"
+    if [ "$m_rc" = 0 ] && grep -q 'bhyverun: snapshot saved to' /tmp/mig.err; then
+      MIGRATIONS=$((MIGRATIONS + 1))
+      mv /tmp/mig.snap /tmp/mig.prev
+      echo | "$m_bin" --restore /tmp/mig.prev --save-on-signal /tmp/mig.snap >/tmp/mig.out 2>/tmp/mig.err &
+      m_pid=$!
+      continue
+    fi
+    return "$m_rc"
+  done
+}
+
+# kut_migrate NAME LIMIT BHYVERUN ARGS...: kut_case for a kvm-unit-tests
+# migration test (group migration), migrated with migrate_run.
+kut_migrate() {
+  name=$1 limit=$2
+  shift 2
+  echo "nested-kut: BEGIN $name"
+  start=$(cut -d. -f1 /proc/uptime)
+  migrate_run /tmp/kout /tmp/kerr "$limit" "$@"
+  rc=$?
+  secs=$(($(cut -d. -f1 /proc/uptime) - start))
+  echo "nested-kut: OUT migrations: $MIGRATIONS"
+  grep '^SUMMARY: ' /tmp/kout | tail -n 1 | sed 's/^/nested-kut: OUT /'
+  grep -m 1 -iE '^FAIL|abort' /tmp/kout | sed 's/^/nested-kut: OUT /'
+  grep -vi warn /tmp/kerr | grep . | head -n 3 | sed 's/^/nested-kut: ERR /'
+  echo "nested-kut: END rc=$rc secs=$secs"
+}
+
 . /cases.sh
 [ -f /linux/bench ] && . /linux_bench.sh
 if [ -f /kut/plan.sh ]; then

@@ -325,6 +325,7 @@ Result<std::unique_ptr<KvmVcpuArch>> KvmVmArch::CreateVcpu(int vcpu_fd,
   if (pmu_) init.features[0] |= 1u << KVM_ARM_VCPU_PMU_V3;
   auto v = std::make_unique<KvmVcpuArch>(this, vcpu_fd, index, init, pmu_);
   STRATA_TRY(v->Reset());
+  vcpu_refs_.push_back({vcpu_fd, index});
   return v;
 }
 
@@ -354,6 +355,21 @@ Status KvmVcpuArch::SetOne(uint64_t id, uint64_t v) {
 }
 
 Status KvmVcpuArch::Flush() {
+  STRATA_TRY(InitOnce());
+  return WriteBack();
+}
+
+Status KvmVcpuArch::WriteBack() {
+  if (dirty_ == 0) return Ok();
+  for (size_t i = 0; i < kRegs; ++i) {
+    if ((dirty_ & (uint64_t{1} << i)) == 0) continue;
+    STRATA_TRY(SetOne(CoreRegId(static_cast<Reg>(i)), regs_[i]));
+  }
+  dirty_ = 0;
+  return Ok();
+}
+
+Status KvmVcpuArch::InitOnce() {
   if (!entered_) {
     // Every vCPU exists before any enters (core/machine.cc), so the vGIC
     // can be initialised now; the PMU's interrupt needs it (vcpu.rst).
@@ -369,12 +385,6 @@ Status KvmVcpuArch::Flush() {
     }
     entered_ = true;
   }
-  if (dirty_ == 0) return Ok();
-  for (size_t i = 0; i < kRegs; ++i) {
-    if ((dirty_ & (uint64_t{1} << i)) == 0) continue;
-    STRATA_TRY(SetOne(CoreRegId(static_cast<Reg>(i)), regs_[i]));
-  }
-  dirty_ = 0;
   return Ok();
 }
 

@@ -68,6 +68,9 @@ Result<std::shared_ptr<PciBus>> InitVirtPci(PlatformContext& m) {
       kPciePioBase, kPciePioSize,
       std::make_shared<PciIoWindow>(&vm.pio_bus(), logger)));
   m.devices.host().SetPciBus(bus.get());
+  // Its functions' configuration spaces (the host bridge's and every
+  // declared function's); ECAM and the I/O window keep no state.
+  m.devices.host().AddSnapshot("pci-bus", bus);
   return bus;
 }
 

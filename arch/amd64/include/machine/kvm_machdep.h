@@ -14,6 +14,7 @@
 
 #include "core/exit.h"
 #include "core/result.h"
+#include "core/snapshot.h"
 #include "core/topology.h"
 #include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
@@ -64,6 +65,15 @@ class KvmVmArch {
   uint32_t FirstMsiGsi() const { return kIrqPinCount; }
   uint32_t MaxGsi() const { return max_gsi_; }
 
+  // Snapshots (core/snapshot.h): not on amd64 yet.
+  Status PrepareSave() { return NoSnapshots(); }
+  Status SaveState(StateWriter&) { return NoSnapshots(); }
+  Status LoadState(StateReader&) { return NoSnapshots(); }
+  static Error NoSnapshots() {
+    return MakeError(Errc::kUnsupported,
+                     "snapshots are not supported on amd64 yet");
+  }
+
   struct Impl;
 
  private:
@@ -106,6 +116,9 @@ class KvmVcpuArch {
   // KVM_MP_STATE_RUNNABLE, or UNINITIALIZED (wait-for-SIPI).
   Status SetRunnable(bool runnable);
   std::string DumpRegisters();
+  // Snapshots: not on amd64 yet (KvmVmArch::NoSnapshots).
+  Status SaveState(StateWriter&) { return KvmVmArch::NoSnapshots(); }
+  Status LoadState(StateReader&) { return KvmVmArch::NoSnapshots(); }
 
  private:
   Status LoadRegs();

@@ -18,6 +18,7 @@
 
 #include "core/exit.h"
 #include "core/result.h"
+#include "core/snapshot.h"
 #include "core/topology.h"
 #include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
@@ -59,7 +60,26 @@ class KvmVmArch {
   // vCPU exists by then; KVM refuses new vCPUs after it). Any thread.
   Status FinalizeIrqchip();
 
+  // Snapshots (core/snapshot.h; arch/arm64/kvm/snapshot_arm64.cc): the
+  // vGICv3 distributor, redistributors, CPU interfaces, line levels and
+  // the ITS. PrepareSave writes the LPI pending and ITS tables into guest
+  // memory; LoadState follows the kernel's restore order.
+  Status PrepareSave();
+  Status SaveState(StateWriter& out);
+  Status LoadState(StateReader& in);
+
  private:
+  friend class KvmVcpuArch;
+  struct VcpuRef {
+    int fd;
+    uint32_t index;
+  };
+  Result<uint64_t> VcpuMpidr(const VcpuRef& v) const;
+  Status SaveGic(StateWriter& out);
+  Status LoadGic(StateReader& in);
+  Status SaveIts(StateWriter& out);
+  Status LoadIts(StateReader& in);
+  std::vector<VcpuRef> vcpu_refs_;  // every vCPU created, in order
   KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
             uint32_t max_vcpus);
   Status ResolveAuto();  // the "auto" options, from the host
@@ -100,10 +120,20 @@ class KvmVcpuArch {
   Status Reset();                      // KVM_ARM_VCPU_INIT again
   Status SetRunnable(bool runnable);   // KVM_MP_STATE_RUNNABLE / STOPPED
   std::string DumpRegisters();
+  // Snapshots: every register KVM_GET_REG_LIST names (core, FP/SIMD,
+  // system registers with the debug and timer registers, firmware
+  // pseudo-registers), the MP state and the pending vCPU events.
+  Status SaveState(StateWriter& out);
+  Status LoadState(StateReader& in);
 
  private:
   static constexpr size_t kRegs = static_cast<size_t>(Reg::kCount);
   Status Init();
+  // Before the first entry (or a restore): the vGIC's CTRL_INIT and the
+  // PMU's (vcpu.rst: the PMU's interrupt needs an initialised vGIC).
+  Status InitOnce();
+  Status WriteBack();  // the dirty cached core registers
+  Result<std::vector<uint64_t>> RegList();
   Result<uint64_t> GetOne(uint64_t id);
   Status SetOne(uint64_t id, uint64_t v);
   KvmVmArch* vm_;
