@@ -17,13 +17,8 @@ namespace strata::kvm {
 
 namespace {
 
-// Retries an ioctl interrupted before it did anything.
 int Ioctl(int fd, unsigned long req, unsigned long arg = 0) {
-  int r;
-  do {
-    r = ioctl(fd, req, arg);
-  } while (r < 0 && errno == EINTR);
-  return r;
+  return IoctlRetry(fd, req, reinterpret_cast<const void*>(arg));
 }
 
 }  // namespace

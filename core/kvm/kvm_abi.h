@@ -12,7 +12,9 @@
 // Internal header.
 #pragma once
 
+#include <errno.h>
 #include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 #include <cstdint>
 #include <cstring>
@@ -24,6 +26,17 @@ extern const unsigned long strata_kvm_set_gsi_routing;
 // The architectures' own numbers live with them (arch/<arch>/kvm/).
 
 namespace strata::kvm {
+
+// ioctl(2) on a KVM fd, retried while a signal interrupts it (EINTR; the
+// kick signal's SA_RESTART does not cover ioctls that return -EINTR).
+// KVM_RUN is the exception: its EINTR is a kick and is not retried here.
+inline int IoctlRetry(int fd, unsigned long req, const void* arg) {
+  int r;
+  do {
+    r = ioctl(fd, req, arg);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
 
 // C offsets of the trailing arrays (include/uapi/linux/kvm.h and
 // arch/x86/include/uapi/asm/kvm.h).

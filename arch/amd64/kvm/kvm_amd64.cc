@@ -18,11 +18,7 @@ namespace strata::md {
 namespace {
 
 int Ioctl(int fd, unsigned long req, const void* arg) {
-  int r;
-  do {
-    r = ioctl(fd, req, arg);
-  } while (r < 0 && errno == EINTR);
-  return r;
+  return kvm::IoctlRetry(fd, req, arg);
 }
 
 // Guest-physical pages KVM needs for VMX real-mode emulation on Intel hosts

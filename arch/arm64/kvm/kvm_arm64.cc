@@ -19,6 +19,7 @@
 #include "arch/arm64/kvm/irq_routing.h"
 #include "arch/arm64/profile.h"
 #include "core/log.h"
+#include "core/kvm/kvm_abi.h"
 #include "machine/kvm_machdep.h"
 
 namespace strata::md {
@@ -26,11 +27,7 @@ namespace strata::md {
 namespace {
 
 int Ioctl(int fd, unsigned long req, const void* arg) {
-  int r;
-  do {
-    r = ioctl(fd, req, arg);
-  } while (r < 0 && errno == EINTR);
-  return r;
+  return kvm::IoctlRetry(fd, req, arg);
 }
 
 constexpr uint64_t kCoreReg = KVM_REG_ARM64 | KVM_REG_ARM_CORE;

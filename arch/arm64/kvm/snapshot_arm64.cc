@@ -58,6 +58,7 @@
 
 #include <fmt/format.h>
 
+#include "core/kvm/kvm_abi.h"
 #include "machine/kvm_machdep.h"
 
 namespace strata::md {
@@ -65,11 +66,7 @@ namespace strata::md {
 namespace {
 
 int Ioctl(int fd, unsigned long req, const void* arg) {
-  int r;
-  do {
-    r = ioctl(fd, req, arg);
-  } while (r < 0 && errno == EINTR);
-  return r;
+  return kvm::IoctlRetry(fd, req, arg);
 }
 
 // Version of this file's encoding of the arm64 state (inside the
