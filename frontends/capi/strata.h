@@ -39,8 +39,10 @@
  *
  * Signals. vCPU threads start with the signal mask of the thread that calls
  * strata_start; strata's own threads block every signal. strata kicks vCPUs
- * out of the guest with SIGRTMIN+4, which it keeps blocked outside guest
- * mode and installs no handler for: do not use that signal.
+ * out of the guest with SIGRTMIN+4, which it unblocks on a vCPU thread
+ * only while that thread runs the vCPU, with a handler of its own
+ * (SA_RESTART; a vCPU refuses to run if another handler is installed or the
+ * signal is ignored): do not use that signal.
  *
  * Versioning. STRATA_ABI_VERSION is the version this header describes;
  * strata_abi_version() is the library's. They are compatible when the
