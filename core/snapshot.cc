@@ -84,6 +84,21 @@ void StateWriter::Blob(std::span<const uint8_t> b) {
 
 // --------------------------------------------------------- StateReader ----
 
+void StateWriter::ByteQueue(const std::deque<uint8_t>& q) {
+  U64(q.size());
+  buf_.insert(buf_.end(), q.begin(), q.end());
+}
+
+Status StateReader::ByteQueue(std::deque<uint8_t>* q, uint64_t max) {
+  const uint64_t n = STRATA_TRY(U64());
+  if (n > max) {
+    return Fail(fmt::format("{} queued input bytes (at most {})", n, max));
+  }
+  const std::span<const uint8_t> b = STRATA_TRY(Bytes(n));
+  q->assign(b.begin(), b.end());
+  return Ok();
+}
+
 Error StateReader::Fail(std::string_view message) const {
   return MakeError(Errc::kInvalidArgument, "snapshot: {}: {}", what_, message);
 }

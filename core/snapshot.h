@@ -39,6 +39,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <cstdio>
 #include <memory>
 #include <span>
@@ -82,6 +83,8 @@ class StateWriter {
   void Str(std::string_view s);
   // u64 length, then the bytes.
   void Blob(std::span<const uint8_t> b);
+  // A byte queue (a UART's received bytes): u64 count, then the bytes.
+  void ByteQueue(const std::deque<uint8_t>& q);
   const std::vector<uint8_t>& data() const { return buf_; }
   std::vector<uint8_t>& data() { return buf_; }
 
@@ -103,6 +106,8 @@ class StateReader {
   // A Str() of at most max_len bytes.
   Result<std::string> Str(uint64_t max_len = 4096);
   Result<std::span<const uint8_t>> Blob();
+  // A ByteQueue() of at most `max` bytes, into *q (replaced).
+  Status ByteQueue(std::deque<uint8_t>* q, uint64_t max);
   // kInvalidArgument if bytes are left over (the state is not what the
   // reader expects).
   Status ExpectEnd() const;

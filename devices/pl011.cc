@@ -262,8 +262,7 @@ Status Pl011::SaveState(StateWriter& out) {
     out.U32(v);
   }
   out.Bool(irq_level_);
-  out.U64(rx_.size());
-  for (uint8_t b : rx_) out.U8(b);
+  out.ByteQueue(rx_);
   return Ok();
 }
 
@@ -275,13 +274,7 @@ Status Pl011::LoadState(StateReader& in) {
     *v = STRATA_TRY(in.U32());
   }
   irq_level_ = STRATA_TRY(in.Bool());
-  const uint64_t n = STRATA_TRY(in.U64());
-  if (n > kInputQueueCapacity) {
-    return in.Fail(fmt::format("{} queued input bytes (at most {})", n,
-                               kInputQueueCapacity));
-  }
-  rx_.clear();
-  for (uint64_t i = 0; i < n; ++i) rx_.push_back(STRATA_TRY(in.U8()));
+  STRATA_TRY(in.ByteQueue(&rx_, kInputQueueCapacity));
   return in.ExpectEnd();
 }
 

@@ -236,8 +236,7 @@ Status Uart16550::SaveState(StateWriter& out) {
   out.U64(rx_trigger_);
   out.Bool(thre_pending_);
   out.Bool(irq_level_);
-  out.U64(rx_.size());
-  for (uint8_t b : rx_) out.U8(b);
+  out.ByteQueue(rx_);
   return Ok();
 }
 
@@ -258,13 +257,7 @@ Status Uart16550::LoadState(StateReader& in) {
   rx_trigger_ = trigger;
   thre_pending_ = STRATA_TRY(in.Bool());
   irq_level_ = STRATA_TRY(in.Bool());
-  const uint64_t n = STRATA_TRY(in.U64());
-  if (n > kInputQueueCapacity) {
-    return in.Fail(fmt::format("{} queued input bytes (at most {})", n,
-                               kInputQueueCapacity));
-  }
-  rx_.clear();
-  for (uint64_t i = 0; i < n; ++i) rx_.push_back(STRATA_TRY(in.U8()));
+  STRATA_TRY(in.ByteQueue(&rx_, kInputQueueCapacity));
   return in.ExpectEnd();
 }
 
