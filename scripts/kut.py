@@ -744,22 +744,18 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
         with tempfile.TemporaryDirectory(prefix="strata-migrate.") as snaps:
             ret, out, err, rec["migrations"] = run_migration(cmd, limit,
                                                              snaps)
-        rec["seconds"] = round(time.monotonic() - start, 3)
-        rec["exit_status"] = ret
-        status, detail, rec["summary"], rec["first_error"] = classify(
-            ret, out, err, limit)
-        rec["stdout"], rec["stderr"] = out[-4000:], err[-4000:]
-        return done(status, detail)
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         errors="replace", start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=limit)
-        ret = p.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        ret = 124
+    else:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, errors="replace",
+                             start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=limit)
+            ret = p.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            ret = 124
     rec["seconds"] = round(time.monotonic() - start, 3)
     rec["exit_status"] = ret
     status, detail, rec["summary"], rec["first_error"] = classify(
