@@ -179,34 +179,48 @@ Status Bus::Move(uint64_t old_base, uint64_t new_base) {
 
 IoDevice* Bus::Lookup(uint64_t addr, uint32_t size, uint64_t* offset,
                       BusCache* cache, std::shared_ptr<IoDevice>* hold) const {
-  const uint64_t access_last = addr + (size - 1);
-  if (cache != nullptr &&
-      cache->generation == generation_.load(std::memory_order_acquire) &&
-      addr >= cache->base && access_last >= addr &&
-      access_last <= cache->last) {
+  if (cache != nullptr && CacheHolds(*cache, addr, size)) {
     *offset = addr - cache->base;
     return cache->dev.get();
   }
+  const uint64_t access_last = addr + (size - 1);
   std::shared_lock lock(mu_);
-  auto it = ranges_.upper_bound(addr);
-  if (it == ranges_.begin()) return nullptr;
-  --it;
-  if (access_last < addr || access_last > it->second.last) return nullptr;
-  *offset = addr - it->first;
-  if (cache != nullptr) {
-    // The generation read under the lock matches the table it describes.
-    cache->generation = generation_.load(std::memory_order_relaxed);
-    cache->base = it->first;
-    cache->last = it->second.last;
-    cache->dev = it->second.dev;
-    return cache->dev.get();
+  auto next = ranges_.upper_bound(addr);
+  if (next != ranges_.begin()) {
+    auto it = std::prev(next);
+    if (addr <= it->second.last) {
+      if (access_last < addr || access_last > it->second.last) {
+        return nullptr;  // straddles the range's end: unclaimed, not cached
+      }
+      *offset = addr - it->first;
+      if (cache != nullptr) {
+        // The generation read under the lock matches the table it describes.
+        cache->generation = generation_.load(std::memory_order_relaxed);
+        cache->base = it->first;
+        cache->last = it->second.last;
+        cache->dev = it->second.dev;
+        return cache->dev.get();
+      }
+      *hold = it->second.dev;
+      return hold->get();
+    }
   }
-  *hold = it->second.dev;
-  return hold->get();
+  // addr lies in the gap between the range before it (if any) and `next`.
+  if (cache != nullptr) {
+    const uint64_t gap_base =
+        next == ranges_.begin() ? 0 : std::prev(next)->second.last + 1;
+    const uint64_t gap_last =
+        next == ranges_.end() ? ~uint64_t{0} : next->first - 1;
+    cache->generation = generation_.load(std::memory_order_relaxed);
+    cache->base = gap_base;
+    cache->last = gap_last;
+    cache->dev.reset();
+  }
+  return nullptr;
 }
 
 Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
-                      uint64_t value) {
+                      uint64_t value, BusCache* cache) {
   unclaimed_count_.fetch_add(1, std::memory_order_relaxed);
   const char* dir = is_write ? "write" : "read";
   if (unclaimed_fatal_.load(std::memory_order_relaxed)) {
@@ -214,6 +228,10 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
                      "{} bus: unclaimed {}-byte {} at {:#x}{}",
                      BusKindName(kind_), size, dir, addr,
                      is_write ? fmt::format(" (value {:#x})", value) : "");
+  }
+  // This thread's last unclaimed address has been through the set below.
+  if (cache != nullptr && cache->quiet_valid && cache->quiet_addr == addr) {
+    return Ok();
   }
   bool log = false;
   bool announce_suppression = false;
@@ -228,6 +246,10 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
       }
     }
   }
+  if (cache != nullptr) {
+    cache->quiet_valid = true;
+    cache->quiet_addr = addr;
+  }
   if (log) {
     unclaimed_log_->Warn("{} bus: unclaimed {}-byte {} at {:#x}{} (further "
                          "accesses to this address are not logged)",
@@ -241,8 +263,8 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
   return Ok();
 }
 
-Result<uint64_t> Bus::Read(const IoContext& ctx, uint64_t addr,
-                           uint32_t size, BusCache* cache) {
+Result<uint64_t> Bus::ReadSlow(const IoContext& ctx, uint64_t addr,
+                               uint32_t size, BusCache* cache) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for read at {:#x}",
@@ -253,12 +275,12 @@ Result<uint64_t> Bus::Read(const IoContext& ctx, uint64_t addr,
   if (IoDevice* dev = Lookup(addr, size, &offset, cache, &hold)) {
     return MaskToSize(dev->Read(ctx, offset, size), size);
   }
-  STRATA_TRY(Unclaimed(addr, size, /*is_write=*/false, 0));
-  return kind_ == BusKind::kPio ? MaskToSize(~uint64_t{0}, size) : 0;
+  STRATA_TRY(Unclaimed(addr, size, /*is_write=*/false, 0, cache));
+  return UnclaimedValue(size);
 }
 
-Status Bus::Write(const IoContext& ctx, uint64_t addr, uint32_t size,
-                  uint64_t value, BusCache* cache) {
+Status Bus::WriteSlow(const IoContext& ctx, uint64_t addr, uint32_t size,
+                      uint64_t value, BusCache* cache) {
   if (!ValidSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for write at {:#x}",
@@ -271,7 +293,7 @@ Status Bus::Write(const IoContext& ctx, uint64_t addr, uint32_t size,
     dev->Write(ctx, offset, size, value);
     return Ok();
   }
-  return Unclaimed(addr, size, /*is_write=*/true, value);
+  return Unclaimed(addr, size, /*is_write=*/true, value, cache);
 }
 
 Result<std::unique_ptr<IoEventFd>> Bus::AddIoEventFd(

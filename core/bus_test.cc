@@ -521,5 +521,62 @@ TEST(BusTest, TheLookupCacheFollowsEveryChangeOfTheTable) {
   EXPECT_EQ(bus.unclaimed_count(), 3u);
 }
 
+// The cache also remembers the gap an unclaimed access fell in (so a guest
+// polling an absent port takes no lock), and a device registered in that
+// gap later is found at once.
+TEST(BusTest, TheLookupCacheRemembersUnclaimedGapsUntilTheTableChanges) {
+  LogCapture cap;
+  Bus bus(BusKind::kPio);
+  auto a = std::make_shared<FakeDevice>("a");
+  auto b = std::make_shared<FakeDevice>("b");
+  ASSERT_TRUE(bus.Register(0x10, 0x10, a));
+  ASSERT_TRUE(bus.Register(0x40, 0x10, b));
+  BusCache cache;
+  EXPECT_EQ(*bus.Read({}, 0x30, 4, &cache), 0xffffffffu);
+  EXPECT_EQ(cache.dev, nullptr);
+  EXPECT_EQ(cache.base, 0x20u);  // the whole gap between a and b
+  EXPECT_EQ(cache.last, 0x3fu);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(*bus.Read({}, 0x30, 4, &cache), 0xffffffffu);
+  // From inside the gap into b: not a hit, and still unclaimed.
+  EXPECT_EQ(*bus.Read({}, 0x3e, 4, &cache), 0xffffffffu);
+  EXPECT_EQ(bus.unclaimed_count(), 5u);
+  EXPECT_EQ(cap.Count("unclaimed"), 2) << cap.text();  // 0x30 and 0x3e
+  // Below the first range and above the last: gaps to either end.
+  EXPECT_EQ(*bus.Read({}, 0x2, 1, &cache), 0xffu);
+  EXPECT_EQ(cache.base, 0u);
+  EXPECT_EQ(cache.last, 0xfu);
+  EXPECT_EQ(*bus.Read({}, 0x9000, 2, &cache), 0xffffu);
+  EXPECT_EQ(cache.base, 0x50u);
+  EXPECT_EQ(cache.last, ~uint64_t{0});
+  // A device registered where the cache holds a gap is reached.
+  auto c = std::make_shared<FakeDevice>("c");
+  ASSERT_TRUE(bus.Register(0x9000, 0x10, c));
+  EXPECT_EQ(*bus.Read({}, 0x9000, 2, &cache), (0u << 8) | 2);
+  EXPECT_EQ(c->reads.load(), 1);
+  EXPECT_EQ(a->reads.load() + b->reads.load(), 0);
+}
+
+// The quiet address a cache keeps changes nothing of what is logged: each
+// address is still logged once, whichever thread (cache) touches it.
+TEST(BusTest, UnclaimedLoggingIsPerAddressWithCachesToo) {
+  LogCapture cap;
+  Bus bus(BusKind::kPio);
+  BusCache one, two;
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(bus.Read({}, 0x1234, 4, &one));
+  ASSERT_TRUE(bus.Read({}, 0x1234, 4, &two));
+  ASSERT_TRUE(bus.Read({}, 0x1236, 2, &one));  // same gap, new address
+  ASSERT_TRUE(bus.Read({}, 0x1234, 4, &one));  // logged before: quiet
+  ASSERT_TRUE(bus.Write({}, 0x1236, 2, 5, &two));
+  EXPECT_EQ(bus.unclaimed_count(), 8u);
+  EXPECT_EQ(cap.Count("unclaimed"), 2) << cap.text();
+  EXPECT_EQ(cap.Count("0x1234"), 1) << cap.text();
+  EXPECT_EQ(cap.Count("0x1236"), 1) << cap.text();
+  // Fatal mode is checked before the quiet address.
+  bus.set_unclaimed_fatal(true);
+  Result<uint64_t> r = bus.Read({}, 0x1234, 4, &one);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kGuestFault);
+}
+
 }  // namespace
 }  // namespace strata

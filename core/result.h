@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -101,21 +102,22 @@ class [[nodiscard]] Result {
   std::variant<T, Error> v_;
 };
 
+// Success holds no Error (no string to build and destroy): a Status is
+// made and checked on every VM exit.
 template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error e) : e_(std::move(e)), ok_(false) {}  // NOLINT
+  Result(Error e) : e_(std::move(e)) {}  // NOLINT
 
-  bool has_value() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  void value() const { assert(ok_); }
-  const Error& error() const& { assert(!ok_); return e_; }
-  Error&& error() && { assert(!ok_); return std::move(e_); }
+  bool has_value() const { return !e_.has_value(); }
+  explicit operator bool() const { return has_value(); }
+  void value() const { assert(has_value()); }
+  const Error& error() const& { assert(!has_value()); return *e_; }
+  Error&& error() && { assert(!has_value()); return std::move(*e_); }
 
  private:
-  Error e_{Errc::kInternal, ""};
-  bool ok_ = true;
+  std::optional<Error> e_;
 };
 
 using Status = Result<void>;

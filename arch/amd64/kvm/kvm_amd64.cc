@@ -380,7 +380,7 @@ Status KvmVcpuArch::LoadSregs() {
   return Ok();
 }
 
-Status KvmVcpuArch::Flush() {
+Status KvmVcpuArch::WriteBack() {
   if (sregs_dirty_) {
     if (Ioctl(fd_, KVM_SET_SREGS, &sregs_) < 0) return SysError("KVM_SET_SREGS");
     sregs_dirty_ = false;
@@ -390,11 +390,6 @@ Status KvmVcpuArch::Flush() {
     regs_dirty_ = false;
   }
   return Ok();
-}
-
-void KvmVcpuArch::Invalidate() {
-  regs_valid_ = false;
-  sregs_valid_ = false;
 }
 
 namespace {

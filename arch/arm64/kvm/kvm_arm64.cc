@@ -351,11 +351,6 @@ Status KvmVcpuArch::SetOne(uint64_t id, uint64_t v) {
   return Ok();
 }
 
-Status KvmVcpuArch::Flush() {
-  STRATA_TRY(InitOnce());
-  return WriteBack();
-}
-
 Status KvmVcpuArch::WriteBack() {
   if (dirty_ == 0) return Ok();
   for (size_t i = 0; i < kRegs; ++i) {
@@ -384,8 +379,6 @@ Status KvmVcpuArch::InitOnce() {
   }
   return Ok();
 }
-
-void KvmVcpuArch::Invalidate() { valid_ = 0; }
 
 Result<uint64_t> KvmVcpuArch::GetRegister(Reg r) {
   const auto i = static_cast<size_t>(r);

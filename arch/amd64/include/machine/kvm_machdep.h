@@ -96,8 +96,14 @@ class KvmVcpuArch {
               bool has_xsave);
   ~KvmVcpuArch();
 
-  Status Flush();        // before KVM_RUN
-  void Invalidate();     // after KVM_RUN
+  // Before KVM_RUN: the dirty groups, written back (inline: nothing is
+  // dirty on almost every exit).
+  Status Flush() {
+    if (!regs_dirty_ && !sregs_dirty_) return Ok();
+    return WriteBack();
+  }
+  // After KVM_RUN.
+  void Invalidate() { regs_valid_ = sregs_valid_ = false; }
   // Arch exits; false if the reason is not one we know.
   bool DecodeExit(kvm_run* run, VmExit* exit);
   // True for the arch exits KVM completes on the next KVM_RUN (MSR
@@ -123,6 +129,7 @@ class KvmVcpuArch {
  private:
   Status LoadRegs();
   Status LoadSregs();
+  Status WriteBack();
   int fd_;
   uint32_t index_;
   uint32_t cpuid_1_eax_;  // EDX after reset holds family/model/stepping

@@ -105,8 +105,14 @@ class KvmVcpuArch {
   KvmVcpuArch(KvmVmArch* vm, int vcpu_fd, uint32_t index,
               const kvm_vcpu_init& init, bool pmu);
   ~KvmVcpuArch();
-  Status Flush();
-  void Invalidate();
+  // Before KVM_RUN: the first entry's setup, then the dirty registers
+  // (inline: neither is due on almost every exit).
+  Status Flush() {
+    if (entered_ && dirty_ == 0) return Ok();
+    if (Status s = InitOnce(); !s) return s;
+    return WriteBack();
+  }
+  void Invalidate() { valid_ = 0; }  // after KVM_RUN
   bool DecodeExit(kvm_run* run, VmExit* exit);
   bool ExitNeedsCompletion(const kvm_run* run) const;
   Result<uint64_t> GetRegister(Reg r);
