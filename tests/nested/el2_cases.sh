@@ -34,8 +34,7 @@ check no-gicv2-emulation 'kvm \[[0-9]+\]: (disabling GICv2 emulation|GICv3: no G
 case_err() {
   name=$1 want=$2 text=$3
   shift 3
-  timeout 300 /bin/bhyverun "$@" </dev/null >/tmp/out 2>/tmp/err
-  rc=$?
+  run_watched "$name" /bin/bhyverun "$@"
   if [ "$rc" = "$want" ] && grep -qF -- "$text" /tmp/err; then
     echo "nested: PASS $name"
   else

@@ -20,14 +20,64 @@ if [ ! -c /dev/kvm ]; then
 fi
 echo "nested: PASS kvm (/dev/kvm is there)"
 
-# case NAME STATUS TEXT ARGS...: runs bhyverun ARGS; passes if it exits with
-# STATUS and its stdout contains TEXT (and no "FAIL:" line).
+# The L1's pulse: a line every 20 s while it runs, naming the case under
+# way. A log that stops growing altogether means the L1 itself stopped
+# (scripts/nested.sh cuts it off early and says so); a case that overruns
+# while the pulse goes on is the case's own hang (see dump_vmm).
+( while sleep 20; do
+    echo "nested-pulse: $(cut -d' ' -f1 /proc/uptime) s, in $(cat /tmp/case 2>/dev/null)"
+  done ) &
+
+# dump_vmm PID: what a hung bhyverun's threads are doing (state, kernel
+# wait channel, the system call each one is in: 16 is ioctl, 0xae80 is
+# KVM_RUN; 202 is futex).
+dump_vmm() {
+  for t in /proc/$1/task/*; do
+    [ -d "$t" ] || continue
+    echo "nested:   thread ${t##*/} $(cut -d' ' -f3 "$t/stat" 2>/dev/null)" \
+      "$(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" \
+      "syscall=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
+  done
+}
+
+# run_watched NAME COMMAND...: runs COMMAND (a bhyverun) with stdout in
+# /tmp/out and stderr in /tmp/err; its status in $rc. A run past
+# CASE_LIMIT seconds (120; every case takes a few) is dumped (dump_vmm),
+# asked to stop with SIGTERM (bhyverun kicks its vCPUs out and exits: that
+# it does, or does not, is itself a finding), dumped again after 5 s and
+# killed.
+run_watched() {
+  w_name=$1
+  shift
+  echo "$w_name" > /tmp/case
+  "$@" </dev/null >/tmp/out 2>/tmp/err &
+  pid=$!
+  ( trap 'kill $s 2>/dev/null; exit 0' TERM
+    sleep "${CASE_LIMIT:-120}" & s=$!
+    wait $s
+    [ -d /proc/$pid ] || exit 0
+    echo "nested: $w_name: still running after ${CASE_LIMIT:-120} s; its threads:"
+    dump_vmm $pid
+    kill -TERM $pid; sleep 5
+    [ -d /proc/$pid ] || exit 0  # it ended (status 143)
+    echo "nested: $w_name: SIGTERM did not end it in 5 s; its threads:"
+    dump_vmm $pid
+    kill -KILL $pid ) &
+  watchdog=$!
+  wait $pid
+  rc=$?
+  kill $watchdog 2>/dev/null
+  wait $watchdog 2>/dev/null
+}
+
+# case NAME STATUS TEXT ARGS...: runs bhyverun ARGS (run_watched); passes
+# if it exits with STATUS and its stdout contains TEXT (and no "FAIL:"
+# line).
 case_() {
   name=$1 want=$2 text=$3
   shift 3
   t0=$(cut -d' ' -f1 /proc/uptime)
-  timeout 300 /bin/bhyverun "$@" </dev/null >/tmp/out 2>/tmp/err
-  rc=$?
+  run_watched "$name" /bin/bhyverun "$@"
   t1=$(cut -d' ' -f1 /proc/uptime)
   if [ "$rc" = "$want" ] && grep -qF -- "$text" /tmp/out && ! grep -q '^FAIL:' /tmp/out; then
     echo "nested: PASS $name ($(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}') s)"
