@@ -199,28 +199,42 @@ class Bus {
   // Errc::kGuestFault naming the bus, address, size and direction instead.
   // With a cache (owned by the calling thread), a repeated access to the
   // same range skips the table.
-  // A cache hit on a device, or on an unclaimed address already logged, is
-  // handled inline (the exit path of a polling guest: no lock, no Status).
   Result<uint64_t> Read(const IoContext& ctx, uint64_t addr, uint32_t size,
                         BusCache* cache = nullptr) {
-    if (cache != nullptr && CacheHolds(*cache, addr, size)) {
-      if (IoDevice* dev = cache->dev.get()) {
-        return MaskToSize(dev->Read(ctx, addr - cache->base, size), size);
-      }
-      if (QuietUnclaimed(*cache, addr)) return UnclaimedValue(size);
-    }
+    uint64_t v;
+    if (cache != nullptr && CachedRead(ctx, addr, size, *cache, &v)) return v;
     return ReadSlow(ctx, addr, size, cache);
   }
   Status Write(const IoContext& ctx, uint64_t addr, uint32_t size,
                uint64_t value, BusCache* cache = nullptr) {
-    if (cache != nullptr && CacheHolds(*cache, addr, size)) {
-      if (IoDevice* dev = cache->dev.get()) {
-        dev->Write(ctx, addr - cache->base, size, MaskToSize(value, size));
-        return Ok();
-      }
-      if (QuietUnclaimed(*cache, addr)) return Ok();
+    if (cache != nullptr && CachedWrite(ctx, addr, size, value, *cache)) {
+      return Ok();
     }
     return WriteSlow(ctx, addr, size, value, cache);
+  }
+  // The inline part of Read/Write, for an exit path: true if the access was
+  // a hit in `cache` — on a device, or on an unclaimed address already
+  // logged — and is done (no lock, no Status); false if it needs
+  // Read/Write.
+  bool CachedRead(const IoContext& ctx, uint64_t addr, uint32_t size,
+                  BusCache& cache, uint64_t* value) {
+    if (!CacheHolds(cache, addr, size)) return false;
+    if (IoDevice* dev = cache.dev.get()) {
+      *value = MaskToSize(dev->Read(ctx, addr - cache.base, size), size);
+      return true;
+    }
+    if (!QuietUnclaimed(cache, addr)) return false;
+    *value = UnclaimedValue(size);
+    return true;
+  }
+  bool CachedWrite(const IoContext& ctx, uint64_t addr, uint32_t size,
+                   uint64_t value, BusCache& cache) {
+    if (!CacheHolds(cache, addr, size)) return false;
+    if (IoDevice* dev = cache.dev.get()) {
+      dev->Write(ctx, addr - cache.base, size, MaskToSize(value, size));
+      return true;
+    }
+    return QuietUnclaimed(cache, addr);
   }
 
   // The hypervisor shortcuts (kUnsupported on a detached bus).

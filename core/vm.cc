@@ -623,35 +623,44 @@ void Vcpu::DispatchInner(VmExit& exit) {
                      id_, exit.raw_reason, DumpRegisters()));
 }
 
+// One access of an I/O or MMIO exit: a hit in this vCPU's cache inline,
+// the bus's full dispatch otherwise. False, with the VM stopped, if the bus
+// refuses it (fatal unclaimed accesses).
+bool Vcpu::BusAccess(Bus& bus, BusCache& cache, uint64_t addr, uint32_t size,
+                     bool write, uint8_t* data) {
+  const IoContext ctx{this};
+  if (write) {
+    const uint64_t v = LoadLe(data, size);
+    if (bus.CachedWrite(ctx, addr, size, v, cache)) return true;
+    Status s = bus.Write(ctx, addr, size, v, &cache);
+    if (s) return true;
+    FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
+    return false;
+  }
+  uint64_t v;
+  if (!bus.CachedRead(ctx, addr, size, cache, &v)) {
+    Result<uint64_t> r = bus.Read(ctx, addr, size, &cache);
+    if (!r) {
+      FailVm(fmt::format("vCPU {}: {}", id_, r.error().message()));
+      return false;
+    }
+    v = *r;
+  }
+  StoreLe(data, size, v);
+  return true;
+}
+
 void Vcpu::HandleIo(const IoExit& io) {
   Bus& bus = vm_->pio_bus();
-  const IoContext ctx{this};
   for (uint32_t i = 0; i < io.count; ++i) {
     uint8_t* p = io.data + static_cast<size_t>(i) * io.size;
-    if (io.write) {
-      Status s = bus.Write(ctx, io.port, io.size, LoadLe(p, io.size),
-                           &pio_cache_);
-      if (!s) return FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
-    } else {
-      Result<uint64_t> v = bus.Read(ctx, io.port, io.size, &pio_cache_);
-      if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
-      StoreLe(p, io.size, *v);
-    }
+    if (!BusAccess(bus, pio_cache_, io.port, io.size, io.write, p)) return;
   }
 }
 
 void Vcpu::HandleMmio(const MmioExit& mmio) {
-  Bus& bus = vm_->mmio_bus();
-  const IoContext ctx{this};
-  if (mmio.write) {
-    Status s = bus.Write(ctx, mmio.gpa, mmio.size, LoadLe(mmio.data, mmio.size),
-                         &mmio_cache_);
-    if (!s) FailVm(fmt::format("vCPU {}: {}", id_, s.error().message()));
-  } else {
-    Result<uint64_t> v = bus.Read(ctx, mmio.gpa, mmio.size, &mmio_cache_);
-    if (!v) return FailVm(fmt::format("vCPU {}: {}", id_, v.error().message()));
-    StoreLe(mmio.data, mmio.size, *v);
-  }
+  BusAccess(vm_->mmio_bus(), mmio_cache_, mmio.gpa, mmio.size, mmio.write,
+            mmio.data);
 }
 
 // ------------------------------------------------------------------ Vm ----

@@ -270,6 +270,8 @@ class Vcpu {
   void DispatchInner(VmExit& exit);
   void HandleIo(const IoExit& io);
   void HandleMmio(const MmioExit& mmio);
+  bool BusAccess(Bus& bus, BusCache& cache, uint64_t addr, uint32_t size,
+                 bool write, uint8_t* data);
   void Sleep();
   void FailVm(const std::string& what);
 

@@ -396,16 +396,14 @@ InternalErrorExit::Kind InternalKind(uint32_t suberror) {
 Status KvmVcpu::Run(VmExit* exit) {
   STRATA_TRY(arch_->Flush());
   int r = ioctl(fd_, KVM_RUN, 0);
-  int err = errno;
-  arch_->Invalidate();
+  arch_->Invalidate();  // inline: errno is intact below
   // Only the fields of the kind decoded below are meaningful; the rest of
   // the record is not cleared (this is the hot path).
   exit->kind = ExitKind::kNone;
   exit->raw_reason = 0;
   needs_completion_ = false;
   if (r < 0) {
-    if (err == EINTR || err == EAGAIN) return Ok();  // kicked
-    errno = err;
+    if (errno == EINTR || errno == EAGAIN) return Ok();  // kicked
     return SysError("KVM_RUN");
   }
   exit->raw_reason = run_->exit_reason;
