@@ -61,6 +61,9 @@ class GuestMemory {
   // byte is outside RAM.
   Status Read(uint64_t gpa, void* dst, uint64_t len) const;
   Status Write(uint64_t gpa, const void* src, uint64_t len);
+  // Fill with 0 gives whole pages back to the host instead of writing them
+  // (they read as zeros), so zeroing fresh memory does not make it
+  // resident.
   Status Fill(uint64_t gpa, uint8_t value, uint64_t len);
 
   template <typename T>
@@ -103,6 +106,7 @@ class GuestMemory {
   // any part is not RAM before visiting anything.
   template <typename F>
   Status ForEachChunk(uint64_t gpa, uint64_t len, F&& f) const;
+  static void ZeroHost(const MemorySegment& s, uint8_t* host, uint64_t n);
 
   std::vector<std::unique_ptr<MemorySegment>> segments_;  // sorted by gpa
   Backing backing_ = Backing::kAnonymous;  // set by Vm::Create

@@ -2,6 +2,7 @@
 #include "core/guest_memory.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -121,6 +122,58 @@ TEST(GuestMemoryTest, AnonymousSegmentsHaveNoFdAndAskForHugePages) {
   std::fclose(f);
   EXPECT_TRUE(hg) << "guest RAM is not advised MADV_HUGEPAGE";
   ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, 0).has_value());
+}
+
+// Zero-filling gives whole pages back (fresh memory stays unbacked, written
+// memory reads as zeros again) and writes the partial pages at the ends,
+// with either backing.
+TEST(GuestMemoryTest, ZeroFillDiscardsWholePagesAndWritesTheEdges) {
+  for (auto backing : {GuestMemory::Backing::kAnonymous, GuestMemory::Backing::kMemfd}) {
+    GuestMemory m;
+    GuestMemoryTestPeer::SetBacking(m, backing);
+    const uint64_t size = 64 * 4096;
+    auto seg = GuestMemoryTestPeer::AddSegment(m, "ram", 0x100000, size);
+    ASSERT_TRUE(seg.has_value());
+    uint8_t* host = (*seg)->host;
+    (void)madvise(host, size, MADV_NOHUGEPAGE);  // count 4 KiB pages
+    auto resident = [&] {
+      std::vector<unsigned char> v(size / 4096);
+      EXPECT_EQ(mincore(host, size, v.data()), 0);
+      int n = 0;
+      for (unsigned char c : v) n += c & 1;
+      return n;
+    };
+    // Fresh memory zeroed (a bss): nothing becomes resident but the two
+    // partial pages.
+    ASSERT_TRUE(m.Fill(0x100000 + 100, 0, 40 * 4096).has_value());
+    if (std::getenv("STRATA_UNDER_QEMU_USER") == nullptr) {
+      EXPECT_LE(resident(), 2);
+    }
+    // Written memory zeroed: every byte of the range reads 0, the bytes
+    // just outside keep their value.
+    std::memset(host, 0xab, size);
+    ASSERT_TRUE(m.Fill(0x100000 + 100, 0, 40 * 4096).has_value());
+    EXPECT_EQ(host[99], 0xab);
+    for (uint64_t i = 100; i < 100 + 40 * 4096; ++i) {
+      ASSERT_EQ(host[i], 0) << "byte " << i;
+    }
+    EXPECT_EQ(host[100 + 40 * 4096], 0xab);
+    // Inside one page: written, nothing discarded.
+    ASSERT_TRUE(m.Fill(0x100000 + 50 * 4096 + 8, 0, 16).has_value());
+    EXPECT_EQ(host[50 * 4096 + 7], 0xab);
+    EXPECT_EQ(host[50 * 4096 + 8], 0);
+    EXPECT_EQ(host[50 * 4096 + 23], 0);
+    EXPECT_EQ(host[50 * 4096 + 24], 0xab);
+    // Non-zero fills are written as before.
+    ASSERT_TRUE(m.Fill(0x100000, 0x11, 3 * 4096).has_value());
+    EXPECT_EQ(host[3 * 4096 - 1], 0x11);
+    if (backing == GuestMemory::Backing::kMemfd) {
+      uint8_t b = 1;
+      ASSERT_EQ(pread((*seg)->memfd, &b, 1, 20 * 4096), 1);
+      EXPECT_EQ(b, 0);  // the hole reads as zeros through the fd too
+    }
+    ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, 0x100000).has_value());
+  }
 }
 
 }  // namespace
