@@ -10,7 +10,29 @@ namespace strata {
 
 namespace {
 constexpr uint64_t kPageSize = 4096;
+constexpr uint64_t kHugePageSize = 2 << 20;
+
+// Address space for a segment of `size` bytes at `gpa`, its start
+// congruent to gpa modulo 2 MiB (PROT_NONE until mapped over with
+// MAP_FIXED). A plain mmap is only 4 KiB-aligned (Linux aligns large
+// anonymous mappings to huge pages only from 6.7), and then every 2 MiB of
+// guest memory straddles two host huge pages, so KVM maps it 4 KiB at a
+// time whatever the host's THP does: in the nested SVM L1 a Linux boot
+// took 24 800 stage-2 faults under strata against QEMU's 610 (QEMU aligns
+// its RAM the same way).
+void* ReserveAligned(uint64_t gpa, uint64_t size) {
+  const uint64_t span = size + kHugePageSize;
+  void* r = mmap(nullptr, span, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return r;
+  const auto base = reinterpret_cast<uintptr_t>(r);
+  const uintptr_t start = base + ((gpa - base) & (kHugePageSize - 1));
+  const uintptr_t end = start + size;
+  if (start > base) munmap(r, start - base);
+  if (base + span > end) munmap(reinterpret_cast<void*>(end), base + span - end);
+  return reinterpret_cast<void*>(start);
 }
+}  // namespace
 
 GuestMemory::~GuestMemory() {
   for (auto& s : segments_) {
@@ -45,13 +67,20 @@ Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
   seg->name = std::move(name);
   seg->gpa = gpa;
   seg->size = size;
+  void* at = ReserveAligned(gpa, size);
+  if (at == MAP_FAILED) {
+    return SysError("reserving address space for memory segment '{}' ({} MiB)",
+                    seg->name, size >> 20);
+  }
   void* p = MAP_FAILED;
   if (backing_ == Backing::kAnonymous) {
-    p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    p = mmap(at, size, PROT_READ | PROT_WRITE,
+             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-      return SysError("mapping memory segment '{}' ({} MiB)", seg->name,
-                      size >> 20);
+      Error e = SysError("mapping memory segment '{}' ({} MiB)", seg->name,
+                         size >> 20);
+      munmap(at, size);
+      return e;
     }
     // Transparent huge pages where the host allows them (its THP setting
     // "always" or "madvise"); a refusal only costs speed.
@@ -59,18 +88,24 @@ Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
   } else {
     std::string fdname = "strata:" + seg->name;
     seg->memfd = memfd_create(fdname.c_str(), MFD_CLOEXEC);
-    if (seg->memfd < 0) return SysError("memfd_create({})", fdname);
+    if (seg->memfd < 0) {
+      Error e = SysError("memfd_create({})", fdname);
+      munmap(at, size);
+      return e;
+    }
     if (ftruncate(seg->memfd, static_cast<off_t>(size)) != 0) {
       Error e = SysError("sizing memory segment '{}' to {} MiB", seg->name,
                          size >> 20);
       close(seg->memfd);
+      munmap(at, size);
       return e;
     }
-    p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-             seg->memfd, 0);
+    p = mmap(at, size, PROT_READ | PROT_WRITE,
+             MAP_FIXED | MAP_SHARED | MAP_NORESERVE, seg->memfd, 0);
     if (p == MAP_FAILED) {
       Error e = SysError("mapping memory segment '{}'", seg->name);
       close(seg->memfd);
+      munmap(at, size);
       return e;
     }
   }

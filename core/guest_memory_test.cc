@@ -176,5 +176,26 @@ TEST(GuestMemoryTest, ZeroFillDiscardsWholePagesAndWritesTheEdges) {
   }
 }
 
+// A segment's host address is congruent to its guest-physical address
+// modulo 2 MiB, with either backing, so 2 MiB guest pages can be mapped
+// by 2 MiB stage-2 entries.
+TEST(GuestMemoryTest, SegmentsAreAlignedForHugePages) {
+  for (auto backing : {GuestMemory::Backing::kAnonymous, GuestMemory::Backing::kMemfd}) {
+    GuestMemory m;
+    GuestMemoryTestPeer::SetBacking(m, backing);
+    const uint64_t gpas[] = {0, 0x100000000ull, 0x7ff000, 0x40001000};
+    for (uint64_t gpa : gpas) {
+      auto seg = GuestMemoryTestPeer::AddSegment(m, "ram", gpa, 6ull << 20);
+      ASSERT_TRUE(seg.has_value());
+      const auto hva = reinterpret_cast<uintptr_t>((*seg)->host);
+      EXPECT_EQ(hva % (2u << 20), gpa % (2u << 20)) << std::hex << gpa;
+      (*seg)->host[0] = 1;
+      (*seg)->host[(6ull << 20) - 1] = 2;
+      EXPECT_EQ(m.ReadObj<uint8_t>(gpa + (6ull << 20) - 1).value(), 2u);
+      ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, gpa).has_value());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace strata
