@@ -17,10 +17,6 @@ namespace {
 // see what a guest probes, small enough to bound memory.
 constexpr size_t kMaxLoggedUnclaimed = 1024;
 
-bool ValidSize(uint32_t size) {
-  return size == 1 || size == 2 || size == 4 || size == 8;
-}
-
 }  // namespace
 
 const char* BusKindName(BusKind kind) {
@@ -265,7 +261,7 @@ Status Bus::Unclaimed(uint64_t addr, uint32_t size, bool is_write,
 
 Result<uint64_t> Bus::ReadSlow(const IoContext& ctx, uint64_t addr,
                                uint32_t size, BusCache* cache) {
-  if (!ValidSize(size)) {
+  if (!ValidAccessSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for read at {:#x}",
                      BusKindName(kind_), size, addr);
@@ -281,7 +277,7 @@ Result<uint64_t> Bus::ReadSlow(const IoContext& ctx, uint64_t addr,
 
 Status Bus::WriteSlow(const IoContext& ctx, uint64_t addr, uint32_t size,
                       uint64_t value, BusCache* cache) {
-  if (!ValidSize(size)) {
+  if (!ValidAccessSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: invalid access size {} for write at {:#x}",
                      BusKindName(kind_), size, addr);
@@ -303,7 +299,7 @@ Result<std::unique_ptr<IoEventFd>> Bus::AddIoEventFd(
                      "{} bus: ioeventfd needs a bus attached to a VM",
                      BusKindName(kind_));
   }
-  if (!ValidSize(size)) {
+  if (!ValidAccessSize(size)) {
     return MakeError(Errc::kInvalidArgument,
                      "{} bus: ioeventfd size {} at {:#x} (use 1, 2, 4 or 8)",
                      BusKindName(kind_), size, addr);

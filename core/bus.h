@@ -90,6 +90,11 @@ inline constexpr uint64_t kPioMaxPort = 0xffff;
 // Returns "pio" or "mmio", for messages.
 const char* BusKindName(BusKind kind);
 
+// Whether size is a bus access size (1, 2, 4 or 8 bytes).
+constexpr bool ValidAccessSize(uint32_t size) {
+  return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
 // Returns the value with only the low `size` bytes kept (size 1..8).
 constexpr uint64_t MaskToSize(uint64_t value, uint32_t size) {
   return size >= 8 ? value : value & ((uint64_t{1} << (size * 8)) - 1);
@@ -274,7 +279,7 @@ class Bus {
   // Whether cache is current and wholly holds a valid-size access.
   bool CacheHolds(const BusCache& cache, uint64_t addr, uint32_t size) const {
     const uint64_t access_last = addr + (size - 1);
-    return (size == 1 || size == 2 || size == 4 || size == 8) &&
+    return ValidAccessSize(size) &&
            cache.generation == generation_.load(std::memory_order_acquire) &&
            addr >= cache.base && access_last >= addr &&
            access_last <= cache.last;
