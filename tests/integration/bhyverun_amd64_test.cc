@@ -282,13 +282,21 @@ TEST(BhyverunAmd64, BadOptionsAreUsageErrors) {
            {"--frobnicate"},
            {"-o", "x86.cpu_vendor=via"},
            {"-o", "x86.irqchip=maybe"},
-           {"-c", "100000"},
        }) {
     auto r = Bhyverun(args);
     EXPECT_EQ(r.exit_code, 8) << args[0] << " " << (args.size() > 1 ? args[1] : "")
                               << "\n" << Describe(r);
     EXPECT_FALSE(r.err.empty());
   }
+}
+
+// More vCPUs than the host's KVM allows (KVM_CAP_MAX_VCPUS): only KVM can
+// say what the limit is.
+TEST(BhyverunAmd64, MoreVcpusThanKvmAllowsIsAUsageError) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-c", "100000"});
+  EXPECT_EQ(r.exit_code, 8) << Describe(r);
+  EXPECT_FALSE(r.err.empty());
 }
 
 // A FIFO blocks open() until a writer appears; a device never ends. Every
@@ -327,6 +335,7 @@ TEST(BhyverunAmd64, FilesThatAreNotRegularFilesAreUsageErrors) {
 }
 
 TEST(BhyverunAmd64, BadKernelImagesAreRejectedClearly) {
+  STRATA_REQUIRE_KVM();  // the image is loaded into a VM's memory
   std::string junk = ::testing::TempDir() + "/junk.elf";
   std::ofstream(junk) << "this is not an ELF file";
   auto r = Bhyverun({"-k", junk});
