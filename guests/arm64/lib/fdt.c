@@ -32,7 +32,16 @@ static uint64_t read_cells(const uint8_t *p, uint32_t cells) {
   return v;
 }
 
-enum node_kind { NODE_OTHER, NODE_ROOT, NODE_CPUS, NODE_CPU, NODE_MEMORY, NODE_CHOSEN, NODE_PSCI };
+enum node_kind {
+  NODE_OTHER,
+  NODE_ROOT,
+  NODE_CPUS,
+  NODE_CPU,
+  NODE_MEMORY,
+  NODE_CHOSEN,
+  NODE_PSCI,
+  NODE_ROOT_CHILD, /* any other node under the root: a device */
+};
 
 struct node {
   enum node_kind kind;
@@ -43,7 +52,22 @@ struct node {
   uint64_t reg;
   /* NODE_MEMORY */
   bool is_memory;
+  /* NODE_ROOT_CHILD: the GIC version its compatible names (0: not a GIC),
+   * and its first two reg entries */
+  uint32_t gic_version;
+  uint32_t nregs;
+  uint64_t reg_base[2], reg_size[2];
 };
+
+/* Whether the stringlist property `val` (`len` bytes) holds `want`. */
+static bool stringlist_has(const uint8_t *val, uint32_t len, const char *want) {
+  const char *s = (const char *)val, *end = s + len;
+  while (s < end) {
+    if (strcmp(s, want) == 0) return true;
+    s += strlen(s) + 1;
+  }
+  return false;
+}
 
 static bool name_is(const char *name, const char *base) {
   size_t n = strlen(base);
@@ -106,6 +130,8 @@ bool fdt_parse(uintptr_t dtb) {
         n->kind = NODE_CHOSEN;
       } else if (parent == NODE_ROOT && name_is(name, "psci")) {
         n->kind = NODE_PSCI;
+      } else if (parent == NODE_ROOT) {
+        n->kind = NODE_ROOT_CHILD;
       } else {
         n->kind = NODE_OTHER;
       }
@@ -117,6 +143,18 @@ bool fdt_parse(uintptr_t dtb) {
           bi->mpidr[bi->ncpus++] = n->reg;
         } else {
           bi->cpus_truncated = true;
+        }
+      }
+      /* The first GIC node with both of its regions. */
+      if (n->kind == NODE_ROOT_CHILD && n->gic_version != 0 && n->nregs == 2 &&
+          bi->gic_version == 0) {
+        bi->gic_version = n->gic_version;
+        bi->gic_dist = n->reg_base[0];
+        if (n->gic_version == 2) {
+          bi->gic_cpu = n->reg_base[1];
+        } else {
+          bi->gic_redist = n->reg_base[1];
+          bi->gic_redist_size = n->reg_size[1];
         }
       }
       --depth;
@@ -150,6 +188,22 @@ bool fdt_parse(uintptr_t dtb) {
         bi->bootargs = (const char *)val;
       } else if (n->kind == NODE_PSCI && strcmp(pname, "method") == 0 && len > 0) {
         bi->psci_method = (const char *)val;
+      } else if (n->kind == NODE_ROOT_CHILD && strcmp(pname, "compatible") == 0) {
+        /* How QEMU, kvmtool and strata name the two GICs. */
+        if (stringlist_has(val, len, "arm,gic-v3")) {
+          n->gic_version = 3;
+        } else if (stringlist_has(val, len, "arm,cortex-a15-gic")) {
+          n->gic_version = 2;
+        }
+      } else if (n->kind == NODE_ROOT_CHILD && strcmp(pname, "reg") == 0 && parent &&
+                 parent->address_cells <= 2 && parent->size_cells <= 2) {
+        const uint32_t entry = 4 * (parent->address_cells + parent->size_cells);
+        for (n->nregs = 0; n->nregs < 2 && entry != 0 && len >= entry * (n->nregs + 1);
+             ++n->nregs) {
+          const uint8_t *e = val + entry * n->nregs;
+          n->reg_base[n->nregs] = read_cells(e, parent->address_cells);
+          n->reg_size[n->nregs] = read_cells(e + 4 * parent->address_cells, parent->size_cells);
+        }
       }
     } else if (token == FDT_NOP) {
       continue;

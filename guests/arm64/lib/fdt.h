@@ -19,6 +19,14 @@ struct boot_info {
   uint64_t mem_base, mem_size; /* first /memory reg entry */
   const char *bootargs;    /* /chosen bootargs, or "" */
   const char *psci_method; /* /psci method, or "" */
+  /* The interrupt controller, a root child: 3 for "arm,gic-v3" (reg =
+   * distributor, redistributor region), 2 for "arm,cortex-a15-gic" (reg =
+   * distributor, CPU interface); 0 if there is neither. */
+  uint32_t gic_version;
+  uint64_t gic_dist;       /* distributor base */
+  uint64_t gic_cpu;        /* GICv2: CPU interface base */
+  uint64_t gic_redist;     /* GICv3: first redistributor region's base */
+  uint64_t gic_redist_size; /* and size */
   uint32_t totalsize;
 };
 

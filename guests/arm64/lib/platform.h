@@ -26,13 +26,11 @@
 #define UARTCR 0x030
 #define UARTIMSC 0x038
 
-/* GICv3: distributor, then one 128 KiB redistributor per CPU (RD frame,
- * SGI frame at +64 KiB). */
+/* The GIC distributor (gic.c takes it, and the GICv2 CPU interface or
+ * the GICv3 redistributors, from the device tree); each GICv3
+ * redistributor is 128 KiB (RD frame, SGI frame at +64 KiB). */
 #define GICD_BASE 0x08000000ul
-#define GICR_BASE 0x080a0000ul
 #define GICR_STRIDE 0x20000ul
-/* The virt machine's redistributor region is 0xf60000 bytes: 123 CPUs. */
-#define GICR_REGION_SIZE 0xf60000ul
 
 /* Device space with nothing in strata's virt machine (QEMU puts its
  * virtio-mmio transports here). */

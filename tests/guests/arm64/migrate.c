@@ -6,9 +6,10 @@
  *   - system registers: TPIDR_EL0, TPIDRRO_EL0, CONTEXTIDR_EL1, the debug
  *     registers DBGBVR0/DBGBCR0 (a breakpoint programmed but not enabled),
  *     DBGWVR0, and MDSCR_EL1.MDE;
- *   - the GICv3: SGI 2 and SPI 40 priorities, SPI 40 enabled and routed
- *     to this CPU (never raised), and the EL1 virtual timer (PPI 27)
- *     ticking every 10 ms with IRQs unmasked throughout;
+ *   - the GIC (v3, or v2 as the device tree says): SGI 2 and SPI 40
+ *     priorities, SPI 40 enabled and routed to this CPU (GICD_IROUTER, or
+ *     GICD_ITARGETSR on v2; never raised), and the EL1 virtual timer
+ *     (PPI 27) ticking every 10 ms with IRQs unmasked throughout;
  *   - general registers x19-x28 live across the wait (inline asm).
  * Then prints kvm-unit-tests' "Now migrate the VM, then press a key to
  * continue..." and polls the PL011 for a byte — the VM is saved and
@@ -34,6 +35,7 @@
 #define GICD_IPRIORITYR(n) (0x0400 + (n))
 #define GICD_ISENABLER(n) (0x0100 + 4 * ((n) / 32))
 #define GICD_IROUTER(n) (0x6000 + 8 * (n))
+#define GICD_ITARGETSR(n) (0x0800 + (n))
 #define GICR_SGI_IPRIORITYR(n) (0x10000 + 0x0400 + (n))
 
 static volatile uint32_t ticks, other_irqs;
@@ -43,7 +45,7 @@ static uint8_t pattern[PATTERN_BYTES];
 static void irq(struct exception_frame *frame) {
   (void)frame;
   uint32_t iar = gic_ack();
-  uint32_t intid = iar & 0xffffff;
+  uint32_t intid = gic_intid(iar);
   if (intid == GIC_INTID_SPURIOUS) return;
   if (intid == TIMER_VIRT_INTID) {
     atomic_add_u32(&ticks, 1);
@@ -54,8 +56,8 @@ static void irq(struct exception_frame *frame) {
   gic_eoi(iar);
 }
 
-/* Byte lanes of 32-bit GIC registers (priorities), and 64-bit IROUTER as
- * two words: only plain 32-bit accesses (arm64.h). */
+/* Byte lanes of 32-bit GIC registers (priorities, v2 targets), and 64-bit
+ * IROUTER as two words: only plain 32-bit accesses (arm64.h). */
 static void prio_write(uintptr_t base, uint32_t n, uint8_t v) {
   uintptr_t a = base + (n & ~3u);
   uint32_t w = mmio_read32(a);
@@ -114,7 +116,7 @@ int guest_main(uintptr_t dtb) {
   (void)dtb;
   uint64_t freq = cntfrq();
   bool gic_ok = freq != 0 && gic_dist_init() && gic_cpu_init();
-  report(gic_ok, "GICv3 and the counter are there");
+  report(gic_ok, "the GICv%u and the counter are there", gic_version());
   if (!gic_ok) return report_summary();
 
   for (uint32_t i = 0; i < PATTERN_BYTES; ++i) {
@@ -132,12 +134,24 @@ int guest_main(uintptr_t dtb) {
   write_sysreg(mdscr_el1, read_sysreg(mdscr_el1) | (1ull << 15)); /* MDE */
   isb();
 
-  const uintptr_t rd = gic_redist();
-  prio_write(rd + GICR_SGI_IPRIORITYR(0), SGI, 0x90);
+  /* SGI priorities: the redistributor's SGI frame (v3), the distributor's
+   * banked IPRIORITYR (v2). An SPI's route: an affinity (v3), a CPU
+   * interface bit (v2: this CPU's, from the banked GICD_ITARGETSR0). */
+  const bool v2 = gic_version() == 2;
+  const uintptr_t sgi_prio = v2 ? GICD_BASE + GICD_IPRIORITYR(0)
+                                : gic_redist() + GICR_SGI_IPRIORITYR(0);
+  prio_write(sgi_prio, SGI, 0x90);
   prio_write(GICD_BASE + GICD_IPRIORITYR(0), SPI, 0xa0);
-  const uint64_t route = read_mpidr() & 0xff00ffffffull;
-  mmio_write32(GICD_BASE + GICD_IROUTER(SPI), (uint32_t)route);
-  mmio_write32(GICD_BASE + GICD_IROUTER(SPI) + 4, (uint32_t)(route >> 32));
+  uint64_t route;
+  if (v2) {
+    route = prio_read(GICD_BASE + GICD_ITARGETSR(0), 0);
+    if (route == 0) route = 1; /* a uniprocessor GIC: interface 0 */
+    prio_write(GICD_BASE + GICD_ITARGETSR(0), SPI, (uint8_t)route);
+  } else {
+    route = read_mpidr() & 0xff00ffffffull;
+    mmio_write32(GICD_BASE + GICD_IROUTER(SPI), (uint32_t)route);
+    mmio_write32(GICD_BASE + GICD_IROUTER(SPI) + 4, (uint32_t)(route >> 32));
+  }
   mmio_write32(GICD_BASE + GICD_ISENABLER(SPI), 1u << (SPI % 32));
 
   tick_interval = freq / 1000 * TICK_MS;
@@ -168,15 +182,16 @@ int guest_main(uintptr_t dtb) {
          "DBGBCR0_EL1 kept");
   report(read_sysreg(dbgwvr0_el1) == 0x40abcde8ull, "DBGWVR0_EL1 kept");
   report((read_sysreg(mdscr_el1) & (1ull << 15)) != 0, "MDSCR_EL1.MDE kept");
-  report(prio_read(rd + GICR_SGI_IPRIORITYR(0), SGI) == 0x90,
-         "the redistributor kept SGI %u's priority", SGI);
+  report(prio_read(sgi_prio, SGI) == 0x90, "the %s kept SGI %u's priority",
+         v2 ? "distributor (banked)" : "redistributor", SGI);
   report(prio_read(GICD_BASE + GICD_IPRIORITYR(0), SPI) == 0xa0,
          "the distributor kept SPI %u's priority", SPI);
   report((mmio_read32(GICD_BASE + GICD_ISENABLER(SPI)) & (1u << (SPI % 32))) != 0,
          "the distributor kept SPI %u enabled", SPI);
   const uint64_t route_now =
-      mmio_read32(GICD_BASE + GICD_IROUTER(SPI)) |
-      (uint64_t)mmio_read32(GICD_BASE + GICD_IROUTER(SPI) + 4) << 32;
+      v2 ? prio_read(GICD_BASE + GICD_ITARGETSR(0), SPI)
+         : mmio_read32(GICD_BASE + GICD_IROUTER(SPI)) |
+               (uint64_t)mmio_read32(GICD_BASE + GICD_IROUTER(SPI) + 4) << 32;
   report(route_now == route,
          "the distributor kept SPI %u's route", SPI);
   const uint32_t t0 = atomic_load_u32(&ticks);

@@ -3,9 +3,10 @@
  * every CPU in the device tree with CPU_ON (the test runs with 8 vCPUs).
  * Each CPU, boot CPU included, initialises its redistributor and CPU
  * interface, enables SGI 1 and unmasks IRQs; when all are ready, CPU i
- * sends SGI 1 to CPU (i + 1) % N through ICC_SGI1R_EL1 (by the target's
- * DTB MPIDR), and each receiver acknowledges it (ICC_IAR1_EL1, EOIR1) in
- * its IRQ handler and counts it. Prints one line per CPU and a PASS:/FAIL:
+ * sends SGI 1 to CPU (i + 1) % N (GICv3: ICC_SGI1R_EL1 by the target's
+ * DTB MPIDR; GICv2: GICD_SGIR by its CPU interface), and each receiver
+ * acknowledges it (ICC_IAR1_EL1/EOIR1, or GICC_IAR/EOIR) in its IRQ
+ * handler and counts it. Prints one line per CPU and a PASS:/FAIL:
  * line for each; `sgi: N of N cpus received their SGI`; SUMMARY; exit
  * code = failure count. A single CPU sends SGI 1 to itself.
  */
@@ -28,7 +29,7 @@ static volatile uint32_t wrong_intid[MAX_CPUS];
 static void irq(struct exception_frame *frame) {
   (void)frame;
   uint32_t iar = gic_ack();
-  uint32_t intid = iar & 0xffffff;
+  uint32_t intid = gic_intid(iar);
   if (intid == GIC_INTID_SPURIOUS) return;
   uint32_t me = smp_cpu_index();
   if (intid == SGI_ID) {
@@ -67,7 +68,7 @@ static void run_cpu(uint32_t me) {
 int guest_main(uintptr_t dtb) {
   (void)dtb;
   if (!gic_dist_init()) {
-    report(false, "GICv3 distributor initialised");
+    report(false, "GIC distributor initialised");
     return report_summary();
   }
   set_irq_handler(irq);

@@ -1,11 +1,12 @@
 /*
- * timer: the EL1 virtual timer through the GICv3. Checks that CNTFRQ_EL0
- * is non-zero and CNTVCT_EL0 advances, then initialises the distributor
- * and this CPU's redistributor and CPU interface, enables PPI 27 (the
- * virtual timer), points VBAR_EL1 at the runtime's vectors (done at
- * start-up) and unmasks IRQs. The timer is armed for 10 ms; each interrupt
- * is acknowledged with ICC_IAR1_EL1, re-arms the timer (it is level-
- * sensitive) and ends with ICC_EOIR1_EL1, until 10 ticks were counted.
+ * timer: the EL1 virtual timer through the GIC (v3 or v2, as the device
+ * tree says). Checks that CNTFRQ_EL0 is non-zero and CNTVCT_EL0 advances,
+ * then initialises the distributor and this CPU's redistributor (v3) and
+ * CPU interface, enables PPI 27 (the virtual timer), points VBAR_EL1 at
+ * the runtime's vectors (done at start-up) and unmasks IRQs. The timer is
+ * armed for 10 ms; each interrupt is acknowledged (ICC_IAR1_EL1 or
+ * GICC_IAR), re-arms the timer (it is level-sensitive) and ends with
+ * ICC_EOIR1_EL1 or GICC_EOIR, until 10 ticks were counted.
  * Reports one PASS:/FAIL: line per check and a SUMMARY line; the exit code
  * is the failure count (EXIT: STATUS=1 when all pass).
  */
@@ -27,7 +28,7 @@ static uint64_t tick_interval;
 static void irq(struct exception_frame *frame) {
   (void)frame;
   uint32_t iar = gic_ack();
-  uint32_t intid = iar & 0xffffff;
+  uint32_t intid = gic_intid(iar);
   if (intid == GIC_INTID_SPURIOUS) {
     ++spurious;
     return;
@@ -58,7 +59,8 @@ int guest_main(uintptr_t dtb) {
   if (freq == 0) return report_summary();
 
   bool gic_ok = gic_dist_init() && gic_cpu_init();
-  report(gic_ok, "GICv3 distributor, redistributor 0x%lx and CPU interface initialised",
+  report(gic_ok, "GICv%u distributor, %s 0x%lx initialised", gic_version(),
+         gic_version() == 2 ? "CPU interface" : "CPU interface and redistributor",
          (unsigned long)gic_redist());
   if (!gic_ok) return report_summary();
 
