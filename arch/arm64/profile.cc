@@ -359,4 +359,14 @@ Status ApplyGicOverride(Profile& profile, const HostFacts& facts,
   return Ok();
 }
 
+Result<Profile> ResolveProfile(const HostFacts& facts,
+                               std::string_view profile,
+                               uint32_t gic_version) {
+  std::optional<std::string_view> forced;
+  if (profile != "auto") forced = profile;
+  Profile p = STRATA_TRY(ChooseProfile(facts, forced));
+  if (gic_version != 0) STRATA_TRY(ApplyGicOverride(p, facts, gic_version));
+  return p;
+}
+
 }  // namespace strata::arm64

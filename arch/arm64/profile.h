@@ -135,6 +135,14 @@ Result<Profile> ChooseProfile(const HostFacts& facts,
 Status ApplyGicOverride(Profile& profile, const HostFacts& facts,
                         uint32_t gic_version);
 
+// What a VM of these settings gets on this host: ChooseProfile with
+// arm64.profile (`profile`: a name or "auto"), then ApplyGicOverride when
+// arm64.gic_version is 2 or 3 (`gic_version` 0 = the profile's). The errors
+// of both, unchanged.
+Result<Profile> ResolveProfile(const HostFacts& facts,
+                               std::string_view profile,
+                               uint32_t gic_version);
+
 // Helpers for the probe, pure so they are tested everywhere.
 //
 // The value of `key=` on a kernel command line (/proc/cmdline): the last

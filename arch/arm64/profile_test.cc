@@ -54,6 +54,20 @@ HostFacts CortexA57() {
   return f;
 }
 
+// QEMU's cortex-a57 on a GICv2 with the virtualization extensions
+// (-M virt,virtualization=on,gic-version=2), as the el2-gicv2 testbed's
+// L1 reports it: nVHE, vGICv2 only, IPA 44 bits.
+HostFacts CortexA57Gicv2() {
+  HostFacts f;
+  f.midr = 0x411fd070;
+  f.vhe = false;
+  f.max_ipa_bits = 44;
+  f.vgic_v2 = true;
+  f.psci_0_2 = true;
+  f.pmu_v3 = true;
+  return f;
+}
+
 // Arm Neoverse-N1 r3p1: VHE, GICv3 with v2 compatibility and ITS.
 HostFacts NeoverseN1() {
   HostFacts f;
@@ -448,6 +462,42 @@ TEST(ApplyGicOverride, IsCheckedAgainstTheProfileAndTheHost) {
   ASSERT_FALSE(four);
   EXPECT_EQ(four.error().code(), Errc::kInvalidArgument);
   EXPECT_EQ(ErrorOf(four), "arm64.gic_version must be 2 or 3, got 4");
+}
+
+// ResolveProfile is what the backend and bhyverun --dump-dtb both use.
+TEST(ResolveProfile, AGicv2OnlyHost) {
+  const HostFacts f = CortexA57Gicv2();
+  Profile p = *ResolveProfile(f, "auto", 0);
+  EXPECT_EQ(p.name, "generic");
+  EXPECT_EQ(p.gic_version, 2u);
+  EXPECT_FALSE(p.its);
+  EXPECT_NE(p.reason.find("vGICv2 only"), std::string::npos) << p.reason;
+  EXPECT_NE(p.reason.find("KVM is nVHE"), std::string::npos) << p.reason;
+  // Both ThunderX profiles need a vGICv3; asking for one says so.
+  for (std::string_view forced : {"thunderx", "thunderx2"}) {
+    Result<Profile> r = ResolveProfile(f, forced, 0);
+    ASSERT_FALSE(r) << forced;
+    EXPECT_EQ(r.error().code(), Errc::kUnsupported);
+    EXPECT_NE(ErrorOf(r).find("needs"), std::string::npos) << ErrorOf(r);
+  }
+  EXPECT_NE(ErrorOf(ResolveProfile(f, "thunderx", 0)).find("a vGICv3"),
+            std::string::npos);
+  // An explicit GICv3 is refused, GICv2 confirmed.
+  EXPECT_NE(ErrorOf(ResolveProfile(f, "auto", 3))
+                .find("arm64.gic_version=3: vGICv3 is not supported"),
+            std::string::npos);
+  Profile two = *ResolveProfile(f, "generic", 2);
+  EXPECT_EQ(two.gic_version, 2u);
+  EXPECT_NE(two.reason.find("GICv2 from arm64.gic_version"), std::string::npos);
+}
+
+TEST(ResolveProfile, ForcesAndOverridesAsTheSettingsSay) {
+  const HostFacts n1 = NeoverseN1();
+  EXPECT_EQ(ResolveProfile(n1, "auto", 0)->gic_version, 3u);
+  EXPECT_EQ(ResolveProfile(n1, "auto", 2)->gic_version, 2u);
+  EXPECT_EQ(ResolveProfile(n1, "thunderx", 0)->name, "thunderx");
+  EXPECT_EQ(ResolveProfile(n1, "bogus", 0).error().code(),
+            Errc::kInvalidArgument);
 }
 
 }  // namespace

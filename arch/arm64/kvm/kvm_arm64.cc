@@ -161,16 +161,10 @@ Status KvmVmArch::ResolveAuto() {
   // The host profile (arch/arm64/profile.h) decides what "auto" means.
   const ::strata::arm64::HostFacts facts = STRATA_TRY_CTX(
       ::strata::arm64::ProbeHostFacts(sys_fd_), "probing the host's KVM");
-  std::optional<std::string_view> forced;
-  if (opts_.profile != "auto") forced = opts_.profile;
-  ::strata::arm64::Profile p = STRATA_TRY_CTX(::strata::arm64::ChooseProfile(facts, forced),
-                                    "arm64.profile");
-  if (opts_.gic_version != 0) {
-    STRATA_TRY_CTX(::strata::arm64::ApplyGicOverride(p, facts, opts_.gic_version),
-                   "arm64.gic_version");
-  }
+  ::strata::arm64::Profile p = STRATA_TRY(::strata::arm64::ResolveProfile(
+      facts, opts_.profile, opts_.gic_version));
   Log().info("arm64: host profile {}{}: {}", p.name,
-             forced ? " (forced)" : "", p.reason);
+             opts_.profile != "auto" ? " (forced)" : "", p.reason);
   for (const ::strata::arm64::Workaround& w : p.workarounds) {
     Log().info("arm64: profile {}: {}: {}", p.name, w.name, w.reason);
   }

@@ -14,8 +14,14 @@
 // Device instances number interrupts as SPIs: number n is INTID 32 + n.
 #include "core/platform.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <optional>
+
 #include <fmt/format.h>
 
+#include "arch/arm64/kvm/host_probe.h"
 #include "arch/arm64/loader/image.h"
 #include "arch/arm64/platform/fdt.h"
 #include "arch/arm64/platform/virt_layout.h"
@@ -239,12 +245,37 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   return m;
 }
 
+// Resolves "auto" in the GIC settings as a VM created here would: by the
+// host profile, when this host has an arm64 KVM (the same probe and
+// choice as the backend's, arch/arm64/profile.h); elsewhere — an amd64
+// workstation preparing a guest, qemu-user — as a GICv3 with an ITS.
+Status ResolveGicForDump(md::MachineOptions& opts) {
+  if (opts.gic_version != 0 && opts.its) return Ok();
+  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  std::optional<arm64::Profile> p;
+  if (kvm >= 0) {
+    Result<arm64::HostFacts> facts = arm64::ProbeHostFacts(kvm);
+    close(kvm);
+    if (facts) {
+      p = STRATA_TRY(
+          arm64::ResolveProfile(*facts, opts.profile, opts.gic_version));
+      Log().info("virt: the tree follows host profile {}: {}", p->name,
+                 p->reason);
+    } else {
+      Log().info("virt: /dev/kvm is not an arm64 KVM here ({}): the tree "
+                 "assumes a GICv3 with an ITS",
+                 facts.error().message());
+    }
+  }
+  if (opts.gic_version == 0) opts.gic_version = p ? p->gic_version : 3;
+  if (!opts.its) opts.its = p ? p->its : opts.gic_version == 3;
+  return Ok();
+}
+
 Result<std::vector<FirmwareFile>> FirmwareTables(const Config& c) {
-  // The tree a VM of this config gets on a host that honours every "auto"
-  // as a GICv3 with an ITS (the running VM's follows its host profile).
+  // The tree a VM of this config gets here.
   md::MachineOptions opts = STRATA_TRY(MachineOptions(c));
-  if (opts.gic_version == 0) opts.gic_version = 3;
-  if (!opts.its) opts.its = opts.gic_version == 3;
+  STRATA_TRY(ResolveGicForDump(opts));
   const uint32_t cpus = STRATA_TRY(c.GetUint32("cpus", 1));
   std::vector<uint64_t> mpidrs;
   for (uint32_t i = 0; i < cpus; ++i) mpidrs.push_back(KvmMpidr(i));
