@@ -45,9 +45,21 @@
 // arm-vgic-its.rst gives: GITS_IIDR, GITS_CBASER, the other registers but
 // GITS_CTLR, RESTORE_TABLES, GITS_CTLR. A fresh vGIC has everything
 // clear, so set-registers (ISENABLER, ISPENDR, ISACTIVER) restore the
-// bits without their clear counterparts. GICv2 and MTE refuse the save
-// with an error: their state (the v2 CPU interface, the allocation tags)
-// is not saved.
+// bits without their clear counterparts.
+//
+// vGICv2 state (devices/arm-vgic.rst, the GICv2 architecture's offsets,
+// IHI 0048B §4.3 GICD and §4.4 GICC): GICD_IIDR first — KVM's revision,
+// written back first on restore as the document asks (a kernel whose
+// revision differs refuses it, so the restore fails rather than changing
+// behaviour under the guest) — then GICD_CTLR; per vCPU (the attribute's
+// vcpu_index selects the banked copy) the SGI and PPI group, enable,
+// pending (PPIs; SGIs' pending state is per source in GICD_SPENDSGIR),
+// active, priority and PPI configuration registers; every SPI's group,
+// priority, configuration, CPU targets, enable, pending and active bits;
+// per vCPU the CPU interface's GICC_CTLR, GICC_PMR (KVM's 5-bit VMCR
+// format, kept as read), GICC_BPR, GICC_ABPR and the four APRs KVM
+// exposes. There are no line levels to save on v2 (no LEVEL_INFO group).
+// MTE refuses the save with an error: the allocation tags are not saved.
 #include <asm/kvm.h>
 #include <errno.h>
 #include <linux/kvm.h>
@@ -72,7 +84,8 @@ int Ioctl(int fd, unsigned long req, const void* arg) {
 // Version of this file's encoding of the arm64 state (inside the
 // snapshot's format version): bump it when the layout below changes.
 constexpr uint32_t kVcpuStateVersion = 1;
-constexpr uint32_t kGicStateVersion = 1;
+// 1: a vGICv3 (the layout below); 2: the GIC architecture (2 or 3) first.
+constexpr uint32_t kGicStateVersion = 2;
 // No register KVM lists for arm64 is wider (SVE Z registers are 256
 // bytes; strata does not enable SVE, but the size field allows them).
 constexpr uint32_t kMaxRegBytes = 256;
@@ -97,6 +110,16 @@ constexpr uint32_t kGicrIspendr0 = kGicrSgi + 0x0200;
 constexpr uint32_t kGicrIsactiver0 = kGicrSgi + 0x0300;
 constexpr uint32_t kGicrIpriorityr = kGicrSgi + 0x0400;  // 8 words
 constexpr uint32_t kGicrIcfgr0 = kGicrSgi + 0x0c00;      // 2 words
+// GICv2 distributor and CPU interface (IHI 0048B §4.1.2, §4.1.3); the
+// set/clear register pairs and IPRIORITYR/ICFGR share GICv3's offsets.
+constexpr uint32_t kGicdIidr = 0x0008;
+constexpr uint32_t kGicdItargetsr = 0x0800;
+constexpr uint32_t kGicdSpendsgir = 0x0f20;  // 4 words
+constexpr uint32_t kGiccCtlr = 0x0000;
+constexpr uint32_t kGiccPmr = 0x0004;
+constexpr uint32_t kGiccBpr = 0x0008;
+constexpr uint32_t kGiccAbpr = 0x001c;
+constexpr uint32_t kGiccApr = 0x00d0;  // 4 words (devices/arm-vgic.rst)
 constexpr uint32_t kGitsCtlr = 0x0000;
 constexpr uint32_t kGitsIidr = 0x0004;
 constexpr uint32_t kGitsCbaser = 0x0080;
@@ -115,6 +138,11 @@ constexpr uint64_t kIccCtlr = SysRegId(3, 0, 12, 12, 4);
 constexpr uint64_t kIccSre = SysRegId(3, 0, 12, 12, 5);
 constexpr uint64_t kIccIgrpen0 = SysRegId(3, 0, 12, 12, 6);
 constexpr uint64_t kIccIgrpen1 = SysRegId(3, 0, 12, 12, 7);
+
+// The vGICv2's banked-register selector: the vCPU index in bits 39:32.
+uint64_t AttrVcpu(uint32_t index) {
+  return uint64_t{index} << KVM_DEV_ARM_VGIC_CPUID_SHIFT;
+}
 
 // KVM_DEV_ARM_VGIC_V3_MPIDR: Aff3.Aff2.Aff1.Aff0 in bits 63:32.
 uint64_t AttrMpidr(uint64_t mpidr) {
@@ -273,12 +301,8 @@ Status KvmVmArch::PrepareSave() {
                      "supported: the guest's allocation tags would not be "
                      "saved");
   }
-  if (opts_.gic_version != 3) {
-    return MakeError(Errc::kUnsupported,
-                     "snapshots need the vGICv3 (arm64.gic_version=3): the "
-                     "vGICv2's state is not saved");
-  }
   STRATA_TRY(FinalizeIrqchip());
+  if (opts_.gic_version == 2) return Ok();  // no ITS, no LPI tables
   if (its_fd_ >= 0) {
     STRATA_TRY(DevAttr(its_fd_, true, KVM_DEV_ARM_VGIC_GRP_CTRL,
                        KVM_DEV_ARM_ITS_SAVE_TABLES, nullptr,
@@ -315,9 +339,10 @@ namespace {
 struct Gic {
   int fd;
   bool set;
-  Status Dist(uint32_t offset, uint32_t* v) const {
-    return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, offset, v,
-                   fmt::format("GICD register {:#x}", offset));
+  // attr: the offset, and on v2 a vCPU's banked copy (AttrVcpu).
+  Status Dist(uint64_t attr, uint32_t* v) const {
+    return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_DIST_REGS, attr, v,
+                   fmt::format("GICD register {:#x}", attr & 0xffffffff));
   }
   Status Redist(uint64_t mpidr_attr, uint32_t offset, uint32_t* v) const {
     return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_REDIST_REGS,
@@ -328,6 +353,10 @@ struct Gic {
     return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS,
                    mpidr_attr | reg, v,
                    fmt::format("ICC system register {:#x}", reg));
+  }
+  Status Cpu(uint64_t vcpu_attr, uint32_t offset, uint32_t* v) const {
+    return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_CPU_REGS, vcpu_attr | offset,
+                   v, fmt::format("GICC register {:#x}", offset));
   }
   Status Level(uint32_t intid, uint32_t* v) const {
     return DevAttr(fd, set, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO,
@@ -438,6 +467,59 @@ Status WalkGic(const Gic& gic, Io& io, uint32_t nr_irqs,
   return Ok();
 }
 
+// The per-SPI registers of a GICv2 distributor, in restore order (CPU
+// targets and configuration before the enables and the pending bits).
+constexpr SpiReg kV2SpiRegs[] = {
+    {kGicdIgroupr, 1},   {kGicdIpriorityr, 8}, {kGicdIcfgr, 2},
+    {kGicdItargetsr, 8}, {kGicdIsenabler, 1},  {kGicdIspendr, 1},
+    {kGicdIsactiver, 1},
+};
+
+// A vCPU's banked distributor registers (SGIs and PPIs, INTIDs 0-31). The
+// SGIs' configuration (ICFGR0) and targets are fixed; their pending state
+// is GICD_SPENDSGIR's, one byte of source CPUs per SGI.
+constexpr uint32_t kV2BankedRegs[] = {
+    kGicdIgroupr,
+    kGicdIpriorityr + 0x00, kGicdIpriorityr + 0x04, kGicdIpriorityr + 0x08,
+    kGicdIpriorityr + 0x0c, kGicdIpriorityr + 0x10, kGicdIpriorityr + 0x14,
+    kGicdIpriorityr + 0x18, kGicdIpriorityr + 0x1c,
+    kGicdIcfgr + 4,
+    kGicdIsenabler, kGicdIspendr, kGicdIsactiver,
+    kGicdSpendsgir + 0x0, kGicdSpendsgir + 0x4, kGicdSpendsgir + 0x8,
+    kGicdSpendsgir + 0xc,
+};
+
+constexpr uint32_t kV2CpuRegs[] = {
+    kGiccCtlr, kGiccPmr, kGiccBpr, kGiccAbpr,
+    kGiccApr + 0x0, kGiccApr + 0x4, kGiccApr + 0x8, kGiccApr + 0xc,
+};
+
+// As WalkGic, for a vGICv2 of `vcpus` vCPUs.
+Status WalkGicV2(const Gic& gic, Io& io, uint32_t nr_irqs, uint32_t vcpus) {
+  STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(kGicdIidr, v); }));
+  STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(kGicdCtlr, v); }));
+  for (uint32_t i = 0; i < vcpus; ++i) {
+    for (uint32_t off : kV2BankedRegs) {
+      STRATA_TRY(io.U32(
+          [&](uint32_t* v) { return gic.Dist(AttrVcpu(i) | off, v); }));
+    }
+  }
+  for (const SpiReg& r : kV2SpiRegs) {
+    const uint32_t per_word = 32 / r.bits;
+    for (uint32_t intid = 32; intid < nr_irqs; intid += per_word) {
+      const uint32_t off = r.base + intid / per_word * 4;
+      STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(off, v); }));
+    }
+  }
+  for (uint32_t i = 0; i < vcpus; ++i) {
+    for (uint32_t off : kV2CpuRegs) {
+      STRATA_TRY(
+          io.U32([&](uint32_t* v) { return gic.Cpu(AttrVcpu(i), off, v); }));
+    }
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Status KvmVmArch::SaveGic(StateWriter& out) {
@@ -445,22 +527,31 @@ Status KvmVmArch::SaveGic(StateWriter& out) {
   std::vector<uint64_t> mpidrs;
   for (const VcpuRef& v : vcpu_refs_) mpidrs.push_back(STRATA_TRY(VcpuMpidr(v)));
   out.U32(kGicStateVersion);
+  out.U32(opts_.gic_version);
   out.U32(nr_irqs);
   out.U32(static_cast<uint32_t>(mpidrs.size()));
   for (uint64_t m : mpidrs) out.U64(m);
   Io io;
   io.out = &out;
-  return WalkGic(Gic{gic_fd_, false}, io, nr_irqs, mpidrs);
+  const Gic gic{gic_fd_, false};
+  if (opts_.gic_version == 2) {
+    return WalkGicV2(gic, io, nr_irqs, static_cast<uint32_t>(mpidrs.size()));
+  }
+  return WalkGic(gic, io, nr_irqs, mpidrs);
 }
 
 Status KvmVmArch::LoadGic(StateReader& in) {
   const uint32_t version = STRATA_TRY(in.U32());
-  if (version != kGicStateVersion) {
-    return in.Fail(fmt::format("vGIC state version {}, expected {}", version,
-                               kGicStateVersion));
+  if (version != 1 && version != kGicStateVersion) {
+    return in.Fail(fmt::format("vGIC state version {}, expected 1 to {}",
+                               version, kGicStateVersion));
   }
-  if (opts_.gic_version != 3) {
-    return in.Fail("the snapshot has a vGICv3, this VM another GIC");
+  // Version 1 was written only for a vGICv3.
+  const uint32_t arch = version == 1 ? 3 : STRATA_TRY(in.U32());
+  if (arch != opts_.gic_version) {
+    return in.Fail(fmt::format("the snapshot has a vGICv{}, this VM a vGICv{} "
+                               "(arm64.gic_version)",
+                               arch, opts_.gic_version));
   }
   const uint32_t nr_irqs = STRATA_TRY(in.U32());
   if (nr_irqs != opts_.gic_spis + kGicFirstSpi) {
@@ -484,7 +575,9 @@ Status KvmVmArch::LoadGic(StateReader& in) {
   }
   Io io;
   io.in = &in;
-  return WalkGic(Gic{gic_fd_, true}, io, nr_irqs, mpidrs);
+  const Gic gic{gic_fd_, true};
+  if (arch == 2) return WalkGicV2(gic, io, nr_irqs, n);
+  return WalkGic(gic, io, nr_irqs, mpidrs);
 }
 
 Status KvmVmArch::SaveIts(StateWriter& out) {
