@@ -2,7 +2,7 @@
 # strata — the nested testbeds: real SVM (amd64) and real ARMv8 EL2 (arm64)
 # semantics one level down, on any host (PLATFORM.md).
 #
-#   scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]
+#   scripts/nested.sh svm|el2-nvhe|el2-vhe|el2-gicv2 [--results FILE] [--keep DIR]
 #                     [--kut KUT_TREE [--kut-timeout S] [--kut-json FILE]
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
 #                      [--kut-vmm strata|qemu] [--kut-max-smp N]] [--linux]
@@ -16,6 +16,8 @@
 #   el2-nvhe  qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
 #             -cpu cortex-a57 (ARMv8.0: KVM runs nVHE, ThunderX-class)
 #   el2-vhe   the same with -cpu max and mte=on (ARMv8.1+ VHE, ThunderX2-class)
+#   el2-gicv2 -cpu cortex-a57 with gic-version=2 (nVHE on a GICv2 host with
+#             the virtualization extensions: KVM offers vGICv2 only)
 # with an initramfs of busybox, the kernel's KVM modules, bhyverun (with its
 # shared libraries), strata's guests and a driver (tests/nested/init.sh) that
 # runs the mode's cases (tests/nested/<mode>_cases.sh) against the L1's
@@ -83,8 +85,8 @@ done
 
 case $mode in
   svm) arch=amd64 ;;
-  el2-nvhe|el2-vhe) arch=arm64 ;;
-  *) echo "usage: scripts/nested.sh svm|el2-nvhe|el2-vhe [--results FILE] [--keep DIR]" >&2
+  el2-nvhe|el2-vhe|el2-gicv2) arch=arm64 ;;
+  *) echo "usage: scripts/nested.sh svm|el2-nvhe|el2-vhe|el2-gicv2 [--results FILE] [--keep DIR]" >&2
      exit 2 ;;
 esac
 
@@ -335,8 +337,11 @@ run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
     local cpu=cortex-a57 machine=virt,virtualization=on,gic-version=3
     # cortex-a57: ARMv8.0, no VHE, so KVM runs nVHE (ThunderX-class); max:
     # ARMv8.1+ with VHE (ThunderX2-class), and MTE's tag memory so that the
-    # L1's KVM can offer MTE to its guests.
+    # L1's KVM can offer MTE to its guests. gic-version=2 with
+    # virtualization=on: a GICv2 with the virtualization extensions
+    # (GICH/GICV), so the L1's KVM offers vGICv2 (and no vGICv3).
     [ "$mode" = el2-vhe ] && cpu=max machine=$machine,mte=on
+    [ "$mode" = el2-gicv2 ] && machine=virt,virtualization=on,gic-version=2
     exec timeout -k 5 "$l1_timeout" qemu-system-aarch64 -M "$machine" \
       -accel tcg -cpu "$cpu" -m 2G -smp 2 -nographic -no-reboot -nodefaults \
       -serial stdio -kernel "$kernel" -initrd "$initrd" \

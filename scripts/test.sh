@@ -4,7 +4,7 @@
 # everything again under AddressSanitizer+UBSan, bhyverun, the core,
 # devices and the arm64 backend cross-built for arm64 with their unit tests
 # under qemu-user, and strata's guests in the nested SVM and EL2 testbeds
-# (scripts/nested.sh svm|el2-nvhe|el2-vhe). Ends with
+# (scripts/nested.sh svm|el2-nvhe|el2-vhe|el2-gicv2). Ends with
 # "N passed, N failed, N skipped" counting every test case run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -93,8 +93,10 @@ fi
 echo "=== nested-svm: scripts/nested.sh svm"
 ./scripts/nested.sh svm --results "$RESULTS/nested-svm.txt"
 # The nested EL2 testbeds (arm64 L1s: nVHE on -cpu cortex-a57, VHE on
-# -cpu max): strata's arm64 guests, the device tree, Linux as an L2.
-for m in el2-nvhe el2-vhe; do
+# -cpu max, both with a GICv3; nVHE on a GICv2 with the virtualization
+# extensions): strata's arm64 guests, the device tree, snapshots, Linux
+# as an L2.
+for m in el2-nvhe el2-vhe el2-gicv2; do
   echo "=== nested-$m: scripts/nested.sh $m"
   ./scripts/nested.sh $m --results "$RESULTS/nested-$m.txt"
 done

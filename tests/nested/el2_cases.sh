@@ -1,8 +1,8 @@
 # strata — what the nested EL2 testbeds run in their L1 (Debian's arm64
-# cloud kernel at EL2 under QEMU's virt machine, gic-version=3): first that
-# the L1 is the testbed it claims to be, then strata's arm64 guests under
-# that KVM (nVHE on -cpu cortex-a57, VHE on -cpu max). Sourced by
-# tests/nested/init.sh; see case_.
+# cloud kernel at EL2 under QEMU's virt machine): first that the L1 is the
+# testbed it claims to be, then strata's arm64 guests under that KVM (nVHE
+# on -cpu cortex-a57, VHE on -cpu max, both with a GICv3; nVHE on a GICv2
+# in el2-gicv2). Sourced by tests/nested/init.sh; see case_.
 mode=$(sed -n 's/.*strata\.mode=\([^ ]*\).*/\1/p' /proc/cmdline)
 dmesg > /tmp/dmesg
 check() {  # NAME PATTERN WHAT
@@ -15,19 +15,35 @@ check() {  # NAME PATTERN WHAT
 case $mode in
   # cortex-a57 has no VHE: KVM runs its hypervisor at EL2 apart from the
   # host kernel (nVHE), as on ThunderX (CN88xx).
-  el2-nvhe) check hyp-mode-nvhe 'kvm \[[0-9]+\]: Hyp mode initialized successfully' \
+  el2-nvhe|el2-gicv2) check hyp-mode-nvhe 'kvm \[[0-9]+\]: Hyp mode initialized successfully' \
               "KVM in nVHE mode" ;;
   # -cpu max has VHE: the host kernel runs at EL2, as on ThunderX2 (CN99xx).
   el2-vhe) check hyp-mode-vhe 'kvm \[[0-9]+\]: VHE mode initialized successfully' \
              "KVM in VHE mode" ;;
   *) echo "nested: FAIL mode (unknown strata.mode '$mode')" ;;
 esac
-# QEMU's GICv3 has no GICv2 compatibility interface: KVM offers vGICv3 only,
-# like ThunderX's GICv3.
-check vgic-v3 'kvm \[[0-9]+\]: GIC system register CPU interface enabled' \
-  "KVM's vGICv3 over the GICv3 system registers"
-check no-gicv2-emulation 'kvm \[[0-9]+\]: (disabling GICv2 emulation|GICv3: no GICV resource entry)' \
-  "no GICv2 compatibility in the host GIC"
+if [ "$mode" = el2-gicv2 ]; then
+  # The host GIC is a GICv2 with the virtualization extensions: its node
+  # has the four regions GICD, GICC, GICH and GICV (16 bytes each), which
+  # KVM needs for a vGICv2 (the profile cases show it offers only that).
+  gicv2_node=""
+  for d in /sys/firmware/devicetree/base/intc*; do
+    grep -q "arm,cortex-a15-gic" "$d/compatible" 2>/dev/null && gicv2_node=$d
+  done
+  if [ -n "$gicv2_node" ] && [ "$(wc -c < "$gicv2_node/reg")" -ge 64 ] &&
+     ! grep -q "GIC system register CPU interface" /tmp/dmesg; then
+    echo "nested: PASS host-gicv2 (${gicv2_node##*/}: GICD, GICC, GICH, GICV)"
+  else
+    echo "nested: FAIL host-gicv2 (no arm,cortex-a15-gic node with GICH/GICV regions)"
+  fi
+else
+  # QEMU's GICv3 has no GICv2 compatibility interface: KVM offers vGICv3
+  # only, like ThunderX's GICv3.
+  check vgic-v3 'kvm \[[0-9]+\]: GIC system register CPU interface enabled' \
+    "KVM's vGICv3 over the GICv3 system registers"
+  check no-gicv2-emulation 'kvm \[[0-9]+\]: (disabling GICv2 emulation|GICv3: no GICV resource entry)' \
+    "no GICv2 compatibility in the host GIC"
+fi
 
 # case_err NAME STATUS TEXT ARGS...: as case_, but TEXT must be in stderr
 # (the VMM's own diagnostic).
@@ -49,7 +65,9 @@ G=/guests
 # and max are neither ThunderX part, so generic — with KVM's mode seen
 # right: nVHE on cortex-a57 (as ThunderX), VHE on max (as ThunderX2).
 # A forced profile is checked against the host's capabilities: ThunderX
-# (GICv3, no GICv2) runs on either L1, ThunderX2 needs VHE and an ITS.
+# (GICv3, no GICv2) runs on either GICv3 L1, ThunderX2 needs VHE and an
+# ITS; on the GICv2 host neither runs, and the generic profile takes the
+# vGICv2 (no ITS, at most 8 vCPUs).
 case $mode in
   el2-nvhe)
     case_err profile 1 "KVM is nVHE" -l info -k $G/hello.flat
@@ -59,13 +77,22 @@ case $mode in
     case_err profile 1 "KVM is VHE" -l info -k $G/hello.flat
     case_err profile-thunderx2-forced 1 "host profile thunderx2 (forced)" \
       -l info -o arm64.profile=thunderx2 -k $G/hello.flat ;;
+  el2-gicv2)
+    case_err profile 1 "vGICv2 only" -l info -k $G/hello.flat
+    case_err profile-thunderx-refused 6 "arm64.profile=thunderx needs a vGICv3" \
+      -o arm64.profile=thunderx -k $G/hello.flat
+    case_err gicv3-refused 6 "vGICv3 is not supported" -o arm64.gic_version=3 -k $G/hello.flat
+    case_err its-refused 6 "no vGICv3 ITS" -o arm64.its=true -k $G/hello.flat
+    case_err gicv2-nine-vcpus 8 "limit of 8 vCPUs" -c 9 -k $G/hello.flat ;;
 esac
 case_err profile-generic 1 "host profile generic" -l info -k $G/hello.flat
-case_err profile-thunderx-forced 1 "host profile thunderx (forced)" -l info \
-  -o arm64.profile=thunderx -k $G/hello.flat
-# The thunderx profile refuses GICv2 whatever the host has.
-case_err profile-thunderx-gicv2 6 "arm64.gic_version" -o arm64.profile=thunderx \
-  -o arm64.gic_version=2 -k $G/hello.flat
+if [ "$mode" != el2-gicv2 ]; then
+  case_err profile-thunderx-forced 1 "host profile thunderx (forced)" -l info \
+    -o arm64.profile=thunderx -k $G/hello.flat
+  # The thunderx profile refuses GICv2 whatever the host has.
+  case_err profile-thunderx-gicv2 6 "arm64.gic_version" -o arm64.profile=thunderx \
+    -o arm64.gic_version=2 -k $G/hello.flat
+fi
 # The built-in demo guest: PSCI CPU_ON for every vCPU, SYSTEM_OFF (status 0).
 case_ demo 0 "vcpus: 4 of 4 checked in" -c 4
 # Exit status through kvm-unit-tests' "EXIT: STATUS=1" line (code 0).
@@ -74,8 +101,13 @@ case_ hello-bootargs 1 "bootargs: one two" -k $G/hello.flat -a "one two"
 case_ poweroff 0 "poweroff: calling PSCI SYSTEM_OFF" -k $G/poweroff.flat
 case_ reset 2 "reset: calling PSCI SYSTEM_RESET" -k $G/reset.flat
 case_ smp8 1 "vcpus: 8 of 8 checked in" -c 8 -k $G/smp.flat
-case_ timer 1 "timer: 10 ticks" -k $G/timer.flat
+# The virtual timer's PPI and SGIs through the vGIC the host has (the
+# guests find it in the device tree); GICv2's limit is 8 CPUs.
+gic=3
+[ "$mode" = el2-gicv2 ] && gic=2
+case_ timer 1 "PASS: GICv$gic distributor" -k $G/timer.flat
 case_ sgi4 1 "sgi: 4 of 4 cpus received their SGI" -c 4 -k $G/sgi.flat
+case_ sgi8 1 "sgi: 8 of 8 cpus received their SGI" -c 8 -k $G/sgi.flat
 case_ mmio 1 "mmio: read 0xa000000 -> 0x0" -k $G/mmio.flat
 case_ psci 1 "SUMMARY:" -c 2 -k $G/psci.flat
 # A load pair to device space: no syndrome for KVM to decode; the VM stops
@@ -85,15 +117,18 @@ case_err nisv 6 "has no valid syndrome" -k $G/nisv.flat
 case_err unclaimed-fatal 6 "0xa000000" -o bus.unclaimed_fatal=true -k $G/mmio.flat
 # Without the exit line the guest's SYSTEM_OFF after "EXIT:" is a clean 0.
 case_ hello-no-exit-line 0 "EXIT: STATUS=1" -o uart0.exit_line=false -k $G/hello.flat
-# The L1's GIC has no GICv2 compatibility (as ThunderX): v2 is refused.
-case_err gicv2-refused 6 "vGICv2" -o arm64.gic_version=2 -k $G/hello.flat
-# The device tree the guest gets, without a VM.
+# A GICv3 L1 has no GICv2 compatibility (as ThunderX): v2 is refused.
+[ "$mode" != el2-gicv2 ] &&
+  case_err gicv2-refused 6 "vGICv2" -o arm64.gic_version=2 -k $G/hello.flat
+# The device tree the guest gets (the GIC the host profile chose).
+compat=arm,gic-v3
+[ "$mode" = el2-gicv2 ] && compat=arm,cortex-a15-gic
 /bin/bhyverun --dump-dtb /tmp/virt.dtb -c 2 </dev/null >/tmp/out 2>/tmp/err
 rc=$?
-if [ "$rc" = 0 ] && grep -q "linux,dummy-virt" /tmp/virt.dtb; then
+if [ "$rc" = 0 ] && grep -q "linux,dummy-virt" /tmp/virt.dtb && grep -q "$compat" /tmp/virt.dtb; then
   echo "nested: PASS dump-dtb ($(wc -c < /tmp/virt.dtb) bytes)"
 else
-  echo "nested: FAIL dump-dtb (exit $rc)"
+  echo "nested: FAIL dump-dtb (exit $rc, or no linux,dummy-virt and $compat)"
   tail -n 4 /tmp/err | sed 's/^/nested:   err| /'
 fi
 # Snapshots (bhyverun --save-on-signal / --restore): migrate.flat sets up
