@@ -67,6 +67,7 @@
 
 #include <cstring>
 #include <functional>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -403,6 +404,20 @@ constexpr SpiReg kSpiRegs[] = {
     {kGicdIsenabler, 1},  {kGicdIspendr, 1},    {kGicdIsactiver, 1},
 };
 
+// The distributor's registers of every SPI (INTID 32 up), `bits` per
+// INTID, in the order of `regs`; both GIC versions lay them out so.
+Status WalkSpiRegs(const Gic& gic, Io& io, std::span<const SpiReg> regs,
+                   uint32_t nr_irqs) {
+  for (const SpiReg& r : regs) {
+    const uint32_t per_word = 32 / r.bits;
+    for (uint32_t intid = 32; intid < nr_irqs; intid += per_word) {
+      const uint32_t off = r.base + intid / per_word * 4;
+      STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(off, v); }));
+    }
+  }
+  return Ok();
+}
+
 // The RD and SGI frame registers of one redistributor, in restore order
 // (the base registers before GICR_CTLR, GICR_CTLR before the SGI frame
 // only by habit).
@@ -428,13 +443,7 @@ Status WalkGic(const Gic& gic, Io& io, uint32_t nr_irqs,
       STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Redist(a, off, v); }));
     }
   }
-  for (const SpiReg& r : kSpiRegs) {
-    const uint32_t per_word = 32 / r.bits;
-    for (uint32_t intid = 32; intid < nr_irqs; intid += per_word) {
-      const uint32_t off = r.base + intid / per_word * 4;
-      STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(off, v); }));
-    }
-  }
+  STRATA_TRY(WalkSpiRegs(gic, io, kSpiRegs, nr_irqs));
   for (uint32_t intid = 32; intid < nr_irqs; ++intid) {
     for (uint32_t half = 0; half < 8; half += 4) {
       const uint32_t off = kGicdIrouter + intid * 8 + half;
@@ -504,13 +513,7 @@ Status WalkGicV2(const Gic& gic, Io& io, uint32_t nr_irqs, uint32_t vcpus) {
           [&](uint32_t* v) { return gic.Dist(AttrVcpu(i) | off, v); }));
     }
   }
-  for (const SpiReg& r : kV2SpiRegs) {
-    const uint32_t per_word = 32 / r.bits;
-    for (uint32_t intid = 32; intid < nr_irqs; intid += per_word) {
-      const uint32_t off = r.base + intid / per_word * 4;
-      STRATA_TRY(io.U32([&](uint32_t* v) { return gic.Dist(off, v); }));
-    }
-  }
+  STRATA_TRY(WalkSpiRegs(gic, io, kV2SpiRegs, nr_irqs));
   for (uint32_t i = 0; i < vcpus; ++i) {
     for (uint32_t off : kV2CpuRegs) {
       STRATA_TRY(
