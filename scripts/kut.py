@@ -71,9 +71,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TIMEOUT = 90.0
 
-# -cpu models: strata gives every vCPU the host's KVM-supported CPUID,
-# filtered by its policy (arch/amd64/cpuid.h), whatever the model; these are
-# the models whose tests expect no more than that.
+# -cpu models: for these strata gives every vCPU the host's KVM-supported
+# CPUID, filtered by its policy (arch/amd64/cpuid.h): their tests expect no
+# more than that. A named model (Opteron_G1, IvyBridge, ...) goes to
+# x86.cpu_model when bhyverun knows it (arch/amd64/cpu_models.h, probed).
 CPU_MODELS = {"qemu64", "kvm64", "max", "host"}
 # -cpu flags with a strata config key of their own (flag -> key); every
 # other flag goes to x86.cpu_features, whose names bhyverun checks (probe).
@@ -156,8 +157,12 @@ def translate_cpu(spec, args, caps):
     parts = spec.split(",")
     model, flags = parts[0], parts[1:]
     if model not in CPU_MODELS:
-        raise Unsupported(f"-cpu {model}: strata offers the host's KVM CPUID "
-                          f"(models {', '.join(sorted(CPU_MODELS))})")
+        if not caps["model"](model):
+            raise Unsupported(f"-cpu {model}: not a model strata has (the "
+                              f"host's KVM CPUID for "
+                              f"{', '.join(sorted(CPU_MODELS))}; named ones: "
+                              f"bhyverun -h, x86.cpu_model)")
+        args += ["-o", f"x86.cpu_model={model}"]
     features = []
     for flag in flags:
         if flag.startswith(("+", "-")):
@@ -866,9 +871,19 @@ def probe(bhyverun):
             known[name] = r.returncode == 0
         return known[name]
 
+    def model(name):
+        # Whether x86.cpu_model knows the name (checked as the config is).
+        key = "model:" + name
+        if key not in known:
+            r = subprocess.run(
+                [bhyverun, "--dump-config", "-o", f"x86.cpu_model={name}"],
+                capture_output=True, text=True)
+            known[key] = r.returncode == 0
+        return known[key]
+
     return {"pci-testdev": re.search(r"^\s+pci-testdev\s", h.stdout,
                                      re.M) is not None,
-            "feature": feature}
+            "feature": feature, "model": model}
 
 
 def probe_arm(bhyverun, required):

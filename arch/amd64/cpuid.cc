@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 
+#include "arch/amd64/cpu_models.h"
 #include "arch/amd64/svm/cpuid_svm.h"
 #include "arch/amd64/vmx/cpuid_vmx.h"
 
@@ -431,6 +432,13 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   }
 
   std::vector<CpuidEntry> leaves(supported.begin(), supported.end());
+  // A named model first (what it drops was reported when the VM was
+  // configured), so that everything below applies to the model's view.
+  if (opts.model != nullptr) {
+    (void)ApplyCpuModel(leaves, *opts.model);
+  } else if (!opts.brand.empty()) {
+    SetBrandString(leaves, opts.brand);
+  }
   std::unique_ptr<VendorPolicy> policy = MakeVendorPolicy(opts.vendor);
 
   // Vendor string in leaf 0 and, as QEMU does for either vendor, in

@@ -124,6 +124,8 @@ uint32_t CoreIdBits(const CpuTopology& t);
 // (BuildGuestCpuid rejects them).
 uint32_t ApicIdFor(const CpuTopology& t, uint32_t vcpu_index);
 
+struct CpuModel;  // cpu_models.h
+
 // A named CPUID feature bit forced on or off (QEMU's -cpu +flag/-flag).
 struct CpuFeatureOverride {
   std::string name;
@@ -138,6 +140,13 @@ struct CpuidOptions {
   bool tsc_deadline = true;    // KVM emulates it but leaves it out of
                                // KVM_GET_SUPPORTED_CPUID (KVM_CAP_TSC_DEADLINE_TIMER)
   uint32_t max_vcpus = 0;      // vCPUs the VM may have; 0 = sockets*cores*threads
+  // A named model (cpu_models.h) applied to KVM's table first, or nullptr
+  // for KVM's table as it is.
+  const CpuModel* model = nullptr;
+  // Without a model: the brand string (leaves 8000_0002-4) when not empty;
+  // KVM's table usually leaves them zero, which Linux prints as a family
+  // name ("AMD Hammer").
+  std::string brand;
   // Applied last, in order. "+" needs the bit in KVM's supported table.
   std::vector<CpuFeatureOverride> features;
 };

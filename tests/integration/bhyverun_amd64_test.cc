@@ -104,6 +104,39 @@ TEST(BhyverunAmd64, DemoGuestCountsFourVcpusAndSeesTheVendor) {
       << Describe(amd);
 }
 
+// A named CPU model (x86.cpu_model): the guest sees its vendor, signature
+// and brand string; without one, a brand string is there too (KVM's table
+// has none; Linux would print a family name).
+TEST(BhyverunAmd64, NamedCpuModelsAndTheBrandString) {
+  STRATA_REQUIRE_KVM();
+  auto g1 = Bhyverun({"-o", "x86.cpu_model=Opteron_G1"});
+  EXPECT_EQ(g1.exit_code, 0) << Describe(g1);
+  EXPECT_NE(g1.out.find("cpu vendor: AuthenticAMD"), std::string::npos)
+      << Describe(g1);
+  EXPECT_NE(g1.out.find("cpu: family 0xf model 0x6 stepping 1, \"AMD "
+                        "Opteron 240 (Gen 1 Class Opteron)\""),
+            std::string::npos)
+      << Describe(g1);
+  auto ivy = Bhyverun({"-c", "2", "-o", "x86.cpu_model=IvyBridge"});
+  EXPECT_EQ(ivy.exit_code, 0) << Describe(ivy);
+  EXPECT_NE(ivy.out.find("cpu vendor: GenuineIntel"), std::string::npos)
+      << Describe(ivy);
+  EXPECT_NE(ivy.out.find("cpu: family 0x6 model 0x3a stepping 9, \"Intel "
+                         "Xeon E3-12xx v2 (Ivy Bridge)\""),
+            std::string::npos)
+      << Describe(ivy);
+  EXPECT_NE(ivy.out.find("vcpus: 2 of 2 checked in"), std::string::npos)
+      << Describe(ivy);
+  auto plain = Bhyverun({});
+  EXPECT_EQ(plain.exit_code, 0) << Describe(plain);
+  EXPECT_EQ(plain.out.find(", \"\"\n"), std::string::npos)
+      << "an empty brand string\n" << Describe(plain);
+  auto bad = Bhyverun({"-o", "x86.cpu_model=Pentium4"});
+  EXPECT_EQ(bad.exit_code, 8) << Describe(bad);
+  EXPECT_NE(bad.err.find("not a known model"), std::string::npos)
+      << Describe(bad);
+}
+
 // Every vCPU the host allows (1024 on our machines), with APIC ids past
 // 255: the demo's BSP switches to x2APIC mode and broadcasts INIT/SIPI, and
 // each AP records the x2APIC id CPUID gives it.

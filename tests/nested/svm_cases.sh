@@ -4,6 +4,12 @@
 G=/guests
 case_ demo 0 "vcpus: 2 of 2 checked in" -c 2
 case_ demo-intel-policy 0 "cpu vendor: GenuineIntel" -c 2 --cpu-vendor intel
+# Named CPU models (x86.cpu_model): vendor, signature and brand string as
+# the guest reads them, an Intel model on this AMD L1 included.
+case_ cpu-model-opteron 0 'cpu: family 0xf model 0x6 stepping 1, "AMD Opteron 240 (Gen 1 Class Opteron)"' \
+  -o x86.cpu_model=Opteron_G1
+case_ cpu-model-ivybridge 0 'cpu: family 0x6 model 0x3a stepping 9, "Intel Xeon E3-12xx v2 (Ivy Bridge)"' \
+  -c 2 -o x86.cpu_model=IvyBridge
 case_ hello64 1 "hello: done" -k $G/hello.elf -a "one two"
 case_ hello32-multiboot 1 "hello: done" -k $G/hello32.elf
 case_ smp4 1 "smp: 4 of 4 cpus up" -c 4 -k $G/smp.elf

@@ -7,6 +7,14 @@
 #include <cstddef>
 #include <cstring>
 
+#include <cpuid.h>
+
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "arch/amd64/cpu_models.h"
 #include "arch/amd64/cpuid.h"
 #include "arch/amd64/kvm/kvm_ioctls_amd64.h"
 #include "core/kvm/kvm_abi.h"
@@ -43,6 +51,27 @@ Result<std::vector<amd64::CpuidEntry>> GetSupportedCpuid(int sys_fd) {
     return out;
   }
   return MakeError(Errc::kUnsupported, "KVM_GET_SUPPORTED_CPUID: table too big");
+}
+
+// The host processor's brand string (CPUID 8000_0002-4 executed here, in
+// the VMM), whitespace-trimmed; "" where the host has none.
+std::string HostBrandString() {
+  unsigned int max = 0, unused = 0;
+  if (__get_cpuid(0x80000000, &max, &unused, &unused, &unused) == 0 ||
+      max < 0x80000004) {
+    return "";
+  }
+  std::vector<amd64::CpuidEntry> leaves;
+  for (unsigned int f = 0x80000002; f <= 0x80000004; ++f) {
+    amd64::CpuidEntry e;
+    e.function = f;
+    __get_cpuid(f, &e.eax, &e.ebx, &e.ecx, &e.edx);
+    leaves.push_back(e);
+  }
+  std::string b = amd64::BrandString(leaves);
+  const size_t first = b.find_first_not_of(' ');
+  if (first == std::string::npos) return "";
+  return b.substr(first, b.find_last_not_of(' ') - first + 1);
 }
 
 void ToKvm(const Segment& s, kvm_segment* k) {
@@ -191,11 +220,37 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
                         ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
   a->impl_->supported = STRATA_TRY(GetSupportedCpuid(sys_fd));
   amd64::CpuidOptions& c = a->impl_->cpuid;
+  const amd64::CpuVendor host_vendor =
+      amd64::VendorFromCpuid(a->impl_->supported);
+  if (!opts.cpu_model.empty() && opts.cpu_model != "host") {
+    c.model = amd64::FindCpuModel(opts.cpu_model);
+    if (c.model == nullptr) {
+      return MakeError(Errc::kInvalidArgument,
+                       "x86.cpu_model '{}' is not a known model: host, {}",
+                       opts.cpu_model, fmt::join(amd64::CpuModelNames(), ", "));
+    }
+    // As QEMU does: the model's bits KVM lacks are dropped, with a warning.
+    std::vector<amd64::CpuidEntry> scratch = a->impl_->supported;
+    for (const std::string& bit : amd64::ApplyCpuModel(scratch, *c.model)) {
+      Log().warn("CPU model {}: KVM on this host lacks {}, dropped",
+                 opts.cpu_model, bit);
+    }
+  }
   if (opts.cpu_vendor == "host" || opts.cpu_vendor.empty()) {
-    c.vendor = amd64::VendorFromCpuid(a->impl_->supported);
+    c.vendor = c.model != nullptr ? c.model->vendor : host_vendor;
   } else {
     c.vendor = STRATA_TRY_CTX(amd64::ParseVendor(opts.cpu_vendor),
                               "x86.cpu_vendor");
+  }
+  // KVM leaves the brand string to the VMM: the host's when the guest has
+  // the host's vendor (QEMU's -cpu host does the same), else a name that
+  // does not claim another vendor's part.
+  if (c.model == nullptr && amd64::BrandString(a->impl_->supported).empty()) {
+    c.brand = c.vendor == host_vendor ? HostBrandString() : std::string();
+    if (c.brand.empty()) {
+      c.brand = fmt::format("strata virtual {} CPU",
+                            c.vendor == amd64::CpuVendor::kAmd ? "AMD" : "Intel");
+    }
   }
   c.topo = {topology.sockets, topology.cores, topology.threads};
   c.hypervisor_bit = opts.hypervisor_bit;

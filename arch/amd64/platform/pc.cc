@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "arch/amd64/cpu_models.h"
 #include "arch/amd64/cpuid.h"
 #include "arch/amd64/loader/bzimage.h"
 #include "arch/amd64/loader/multiboot.h"
@@ -476,6 +477,7 @@ std::string_view Name() { return "pc"; }
 Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("com1.backend", "stdio"));
   STRATA_TRY(c.SetDefault("x86.cpu_vendor", "host"));
+  STRATA_TRY(c.SetDefault("x86.cpu_model", "host"));
   STRATA_TRY(c.SetDefault("x86.irqchip", "kernel"));
   STRATA_TRY(c.SetDefault("x86.x2apic", "true"));
   STRATA_TRY(c.SetDefault("x86.tsc_deadline", "true"));
@@ -489,6 +491,10 @@ Status InitConfig(Config& c) {
 std::span<const ConfigKeyHelp> ConfigKeys() {
   static constexpr ConfigKeyHelp kKeys[] = {
       {"x86.cpu_vendor", "guest CPU vendor: host (default), intel, amd"},
+      {"x86.cpu_model",
+       "guest CPU model: host (default: what KVM supports) or a named model "
+       "(Opteron_G1, Opteron_G2, SandyBridge, IvyBridge; its vendor unless "
+       "x86.cpu_vendor names one)"},
       {"x86.irqchip",
        "kernel (default; or true): KVM's PIC, IOAPIC, LAPICs and PIT; "
        "split (or false): KVM's LAPICs with strata's IOAPIC"},
@@ -512,6 +518,8 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
 std::span<const CommandLineOption> CommandLineOptions() {
   static constexpr CommandLineOption kOptions[] = {
       {"cpu-vendor", "x86.cpu_vendor", "guest CPU vendor: host, intel, amd"},
+      {"cpu-model", "x86.cpu_model",
+       "guest CPU model: host or a named model (x86.cpu_model)"},
       {"cpu-features", "x86.cpu_features",
        "CPUID features on/off: +name,-name (x86.cpu_features)"},
   };
@@ -574,6 +582,12 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
     return MakeError(Errc::kInvalidArgument,
                      "x86.cpu_vendor must be host, intel or amd, got '{}'",
                      m.cpu_vendor);
+  }
+  m.cpu_model = STRATA_TRY(c.GetString("x86.cpu_model", "host"));
+  if (m.cpu_model != "host" && amd64::FindCpuModel(m.cpu_model) == nullptr) {
+    return MakeError(Errc::kInvalidArgument,
+                     "x86.cpu_model '{}' is not a known model: host, {}",
+                     m.cpu_model, fmt::join(amd64::CpuModelNames(), ", "));
   }
   m.irqchip = STRATA_TRY(PcIrqchip(c));
   m.x2apic = STRATA_TRY(c.GetBool("x86.x2apic", true));

@@ -80,6 +80,10 @@ std::optional<IrqchipMode> ParseIrqchipMode(std::string_view text);
 // (see arch/amd64/platform/).
 struct MachineOptions {
   std::string cpu_vendor = "host";  // "host", "intel" or "amd"
+  // "host": KVM's supported CPUID (filtered by the vendor policy); or a
+  // named model (amd64/cpu_models.h, QEMU's names: Opteron_G1, IvyBridge,
+  // ...) whose vendor applies unless cpu_vendor names one.
+  std::string cpu_model = "host";
   IrqchipMode irqchip = IrqchipMode::kKernel;
   bool x2apic = true;           // advertise x2APIC in CPUID
   bool tsc_deadline = true;     // advertise TSC-deadline timer
