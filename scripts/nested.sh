@@ -7,6 +7,7 @@
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
 #                      [--kut-vmm strata|qemu] [--kut-max-smp N]] [--linux]
 #                     [--exit-cost KUT_TREE [--exit-cost-rounds N]]
+#                     [--run BHYVERUN_ARGS...]
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -46,6 +47,12 @@
 # `linux-boot: strata <median> s, qemu-pc <median> s, qemu-microvm <median> s`
 # with their max RSS (arm64: qemu-virt, no microvm).
 #
+# --run (last; any mode) boots the L1 and runs bhyverun once with the
+# arguments that follow instead of the cases (the guests are in /guests),
+# prints its output and exits with its status: a real KVM for a host that
+# has none (scripts/demo.sh uses it then). An L1 that cannot run it exits
+# 6 with the reason, as a VMM error would.
+#
 # --exit-cost (svm) runs KUT's vmexit.flat tests under bhyverun and the
 # L1's QEMU alternately (bench/kut_exit_cost.py --plan, default 5 rounds)
 # with the raw KVM_RUN inl floor (pio_exit_bench --floor-inl) in the same
@@ -64,9 +71,11 @@ mode=${1:-}
 shift || true
 results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
 kut_max_smp=2
-kut_exclude=() linux="" exit_cost="" exit_cost_rounds=5
+kut_exclude=() linux="" exit_cost="" exit_cost_rounds=5 run=""
+run_args=()
 while (($#)); do
   case $1 in
+    --run) run=1; shift; run_args=("$@"); break ;;
     --results) results=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
     --kut) kut=$(realpath "$2"); shift 2 ;;
@@ -97,6 +106,10 @@ work=$(mktemp -d /tmp/strata-nested.XXXXXX)
 if [ -z "$keep" ]; then trap 'rm -rf "$work"' EXIT; else mkdir -p "$keep"; fi
 
 fail_all() {  # the testbed itself failed: one failing case, said loudly
+  if [ -n "$run" ]; then
+    echo "$label: cannot run bhyverun in the L1: $*" >&2
+    exit 6
+  fi
   echo "$label: FAIL testbed ($*)" >&2
   [ -n "$results" ] && echo "FAIL $label:testbed ($*)" >> "$results"
   echo "$label: 0 passed, 1 failed, 0 skipped"
@@ -238,6 +251,10 @@ cp tests/nested/init.sh "$rootfs/init"
 cp tests/nested/linux_bench.sh "$rootfs/linux_bench.sh"
 cases="tests/nested/${mode}_cases.sh"
 [ "$arch" = arm64 ] && cases=tests/nested/el2_cases.sh
+if [ -n "$run" ]; then
+  cases=tests/nested/run_cases.sh
+  printf '%s\n' "${run_args[@]}" > "$rootfs/run_args"
+fi
 cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
 # The host's QEMU in the L1, with its libraries and the firmware -kernel
@@ -390,6 +407,17 @@ for attempt in 2 3; do
 done
 secs=$(( $(date +%s) - start ))
 [ -n "$keep" ] && cp "$log" "$initrd" "$keep/"
+if [ -n "$run" ]; then
+  # bhyverun's output and status; nothing of the testbed's own lines.
+  tr -d '\r' < "$log" | sed -n 's/^nested-run: | //p'
+  rc=$(tr -d '\r' < "$log" | sed -n 's/^nested-run: status \([0-9]*\)$/\1/p' | tail -n 1)
+  if [ -z "$rc" ]; then
+    echo "$label: the L1 did not report bhyverun's status (after ${secs} s); its last lines:" >&2
+    tr -d '\r' < "$log" | tail -n 12 >&2
+    exit 6
+  fi
+  exit "$rc"
+fi
 tr -d '\r' < "$log" | grep '^nested' | grep -v '^nested-pulse' | sed 's/^/  /' >&2
 passed=$(tr -d '\r' < "$log" | grep -c '^nested: PASS ')
 failed=$(tr -d '\r' < "$log" | grep -c '^nested: FAIL ')
