@@ -147,27 +147,40 @@ Result<UartSettings> ReadUartSettings(DeviceContext& ctx) {
   return s;
 }
 
-struct UartDevice {
+// A UART chip on the console: its interrupt line, the stdio backend (or
+// none), the exit-line tap in front of it, the chip at [address, address +
+// size) on `bus`, stdin hooked to its receiver and its state in snapshots.
+// The 16550 and the PL011 differ only in the chip and where it sits.
+template <typename Chip>
+struct ConsoleUart {
   std::shared_ptr<VmPinLine> line;
   std::shared_ptr<StdioBackend> console;
   std::shared_ptr<ExitLineBackend> exit_line;
-  std::shared_ptr<Uart16550> uart;
+  std::shared_ptr<Chip> uart;
 };
 
-Result<std::shared_ptr<void>> CreateUart(DeviceContext& ctx) {
-  const UartSettings s = STRATA_TRY(ReadUartSettings(ctx));
-  auto dev = std::make_shared<UartDevice>();
-  dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
-  dev->console = MakeConsole(ctx, s.stdio);
+template <typename Chip>
+Result<std::shared_ptr<void>> CreateConsoleUart(DeviceContext& ctx, bool stdio,
+                                                bool exit_line, md::IrqPin irq,
+                                                Bus& bus, uint64_t address,
+                                                uint64_t size) {
+  auto dev = std::make_shared<ConsoleUart<Chip>>();
+  dev->line = std::make_shared<VmPinLine>(ctx.vm(), irq);
+  dev->console = MakeConsole(ctx, stdio);
   CharBackend* out =
-      TapExitLine(ctx, s.exit_line, dev->console.get(), &dev->exit_line);
-  dev->uart =
-      std::make_shared<Uart16550>(out, dev->line.get(), ctx.instance().name);
-  Bus& bus = s.mmio ? ctx.vm().mmio_bus() : ctx.vm().pio_bus();
-  STRATA_TRY(bus.Register(s.address, kUart16550RegisterCount, dev->uart));
+      TapExitLine(ctx, exit_line, dev->console.get(), &dev->exit_line);
+  dev->uart = std::make_shared<Chip>(out, dev->line.get(), ctx.instance().name);
+  STRATA_TRY(bus.Register(address, size, dev->uart));
   HookConsole(ctx, dev->console.get(), dev->uart.get());
   AddSnapshots(ctx, dev->uart, dev->exit_line);
   return std::shared_ptr<void>(dev);
+}
+
+Result<std::shared_ptr<void>> CreateUart(DeviceContext& ctx) {
+  const UartSettings s = STRATA_TRY(ReadUartSettings(ctx));
+  Bus& bus = s.mmio ? ctx.vm().mmio_bus() : ctx.vm().pio_bus();
+  return CreateConsoleUart<Uart16550>(ctx, s.stdio, s.exit_line, s.irq, bus,
+                                      s.address, kUart16550RegisterCount);
 }
 
 DeviceModel UartModel() {
@@ -216,26 +229,10 @@ Result<Pl011Settings> ReadPl011Settings(DeviceContext& ctx) {
   return s;
 }
 
-struct Pl011Device {
-  std::shared_ptr<VmPinLine> line;
-  std::shared_ptr<StdioBackend> console;
-  std::shared_ptr<ExitLineBackend> exit_line;
-  std::shared_ptr<Pl011> uart;
-};
-
 Result<std::shared_ptr<void>> CreatePl011(DeviceContext& ctx) {
   const Pl011Settings s = STRATA_TRY(ReadPl011Settings(ctx));
-  auto dev = std::make_shared<Pl011Device>();
-  dev->line = std::make_shared<VmPinLine>(ctx.vm(), s.irq);
-  dev->console = MakeConsole(ctx, s.stdio);
-  CharBackend* out =
-      TapExitLine(ctx, s.exit_line, dev->console.get(), &dev->exit_line);
-  dev->uart =
-      std::make_shared<Pl011>(out, dev->line.get(), ctx.instance().name);
-  STRATA_TRY(ctx.vm().mmio_bus().Register(s.base, kPl011Size, dev->uart));
-  HookConsole(ctx, dev->console.get(), dev->uart.get());
-  AddSnapshots(ctx, dev->uart, dev->exit_line);
-  return std::shared_ptr<void>(dev);
+  return CreateConsoleUart<Pl011>(ctx, s.stdio, s.exit_line, s.irq,
+                                  ctx.vm().mmio_bus(), s.base, kPl011Size);
 }
 
 DeviceModel Pl011Model() {
