@@ -421,6 +421,12 @@ for attempt in 2 3; do
   echo "$label: the L1 did not finish (qemu status $rc after $(( $(date +%s) - start )) s); its last lines:" >&2
   tr -d '\r' < "$log" | tail -n 12 >&2
   echo "$label: running the L1 again (run $attempt of 3)" >&2
+  if [ -n "$bazel_tests" ]; then
+    # Keep the Bazel tests this run finished; the next runs the rest.
+    python3 scripts/nested_bazel_tests.py resume "$work/bt.json" "$log" "$bazel_results" "$rootfs" &&
+      (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
+      fail_all "cannot resume the Bazel tests"
+  fi
   start=$(date +%s)
   boot_l1
   rc=$?

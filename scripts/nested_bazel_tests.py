@@ -36,9 +36,14 @@ run. For every line,
           whole test if every case is such a skip, else those cases as a
           gtest filter.
 
+  resume  (an L1 that stopped before its end) collects what LOG has, and
+          rewrites ROOTFS's plan without the tests that finished, for the
+          next run of the L1.
+
 Usage:
   nested_bazel_tests.py stage FILE ROOTFS MANIFEST
   nested_bazel_tests.py collect MANIFEST LOG DIR
+  nested_bazel_tests.py resume MANIFEST LOG DIR ROOTFS
   nested_bazel_tests.py kvm-skips DIR CONFIG
 """
 import base64
@@ -76,6 +81,9 @@ OUTPUT_ENV = {  # test-setup.sh's output files, on the per-test tmpfs
     "TEST_UNDECLARED_OUTPUTS_ANNOTATIONS_DIR": "test.outputs_manifest",
 }
 TEST_PATH = "/bin:/usr/bin:/usr/local/bin"  # --incompatible_strict_action_env
+# Host programs (not in busybox) that a test's shell script may run: staged
+# when a script names them. gcc brings its toolchain.
+SHELL_TOOLS = ("gcc", "pkg-config", "readelf", "patchelf", "ldd", "python3")
 RUNFILES_ENV = ("TEST_SRCDIR", "RUNFILES_DIR", "JAVA_RUNFILES", "PYTHON_RUNFILES")
 
 
@@ -198,16 +206,16 @@ class Stager:
                     self.copy_file(p)
 
     def copy_at(self, path):
-        """A file at the path given (e.g. ldd's), its content resolved."""
+        """A file at the path given (e.g. ldd's): the file itself at its
+        real path, and a link to it at this one if that differs (Bazel's
+        _solib_* entries, the host's /lib -> usr/lib)."""
         d = self.dest(path)
         if os.path.lexists(d) or not os.path.exists(path):
             return
-        os.makedirs(os.path.dirname(d), exist_ok=True)
-        shutil.copy2(os.path.realpath(path), d)
-        self.copied.add(os.path.normpath(path))
-        with open(path, "rb") as f:
-            if f.read(4) == b"\x7fELF":
-                self.elves.append(path)
+        real = self.copy_file(path)
+        if os.path.normpath(path) != real and not os.path.lexists(d):
+            os.makedirs(os.path.dirname(d), exist_ok=True)
+            os.symlink(real, d)
 
     def copy_libraries(self):
         done = set()
@@ -229,18 +237,75 @@ class Stager:
         self.copy_at(path)
 
     def tools_for_scripts(self):
+        """What the test's scripts need beyond busybox: their interpreter
+        (bash, python3), and the host programs a shell script names."""
         for s in self.scripts:
             with open(s, "rb") as f:
-                first = f.readline().decode(errors="replace")
+                text = f.read().decode(errors="replace")
+            first = text.split("\n", 1)[0]
             if "bash" in first:
                 self.tools.add("bash")
             if "python3" in first:
                 self.tools.add("python3")
+            if "sh" in first and "python" not in first:
+                code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+                for tool in SHELL_TOOLS:
+                    if re.search(rf"(^|[\s;|&(`$]){re.escape(tool)}\b", code, re.M):
+                        self.tools.add(tool)
         self.scripts = []
 
+    def copy_program(self, name):
+        """A program on the tests' PATH, and the links that lead to it."""
+        path = shutil.which(name, path=TEST_PATH)
+        if not path:
+            say(f"no {name} on the tests' PATH {TEST_PATH}")
+            return
+        self.copy_at(path)
+
+    def copy_c_toolchain(self):
+        """gcc as a test script runs it (C only): the driver, cc1, as, ld,
+        gcc's own directory without the other languages and the static
+        sanitizer runtimes, and glibc's and Linux's development files
+        (dpkg -L) without the static libraries."""
+        gcc = shutil.which("gcc", path=TEST_PATH)
+        if not gcc:
+            say("no gcc on the tests' PATH")
+            return
+        for prog in ("gcc", "cc", "as", "ld", "ld.bfd"):
+            if shutil.which(prog, path=TEST_PATH):
+                self.copy_program(prog)
+        # libgcc_s.so (a linker script) names libgcc_s.so.1.
+        self.copy_at(subprocess.check_output(
+            [gcc, "-print-file-name=libgcc_s.so.1"], text=True).strip())
+        libdir = os.path.dirname(subprocess.check_output(
+            [gcc, "-print-libgcc-file-name"], text=True).strip())
+        skip = re.compile(r"^(cc1plus|cc1obj|cc1objplus|lto1|lto-dump|f951|gnat1|g\+\+-mapper-server|"
+                          r"ada.*|plugin|finclude|libgfortran.*|libobjc.*|libgomp.*|libitm.*|"
+                          r"libquadmath.*|libcc1.*|libstdc\+\+.*|libsupc\+\+.*|libgphobos.*|"
+                          r"libgdruntime.*|libgo.*|libbacktrace.*|"
+                          r"lib(asan|tsan|lsan|ubsan|hwasan)\.a)$")
+        for dirpath, dirnames, filenames in os.walk(libdir):
+            if dirpath == libdir:
+                dirnames[:] = [d for d in dirnames if not skip.match(d)]
+                filenames = [f for f in filenames if not skip.match(f)]
+            for name in filenames:
+                self.copy_at(os.path.join(dirpath, name))
+        arch = subprocess.check_output(["dpkg", "--print-architecture"], text=True).strip()
+        for pkg in (f"libc6-dev:{arch}", f"linux-libc-dev:{arch}"):
+            p = subprocess.run(["dpkg", "-L", pkg], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+            for f in p.stdout.splitlines():
+                if f.startswith("/usr/share") or (f.endswith(".a") and "nonshared" not in f):
+                    continue
+                if os.path.isfile(f):
+                    self.copy_at(f)
+
     def copy_tools(self):
-        if "bash" in self.tools:
-            self.copy_at(shutil.which("bash", path=TEST_PATH))
+        for tool in sorted(self.tools):
+            if tool == "gcc":
+                self.copy_c_toolchain()
+            elif tool != "python3":
+                self.copy_program(tool)
         if "python3" in self.tools:
             # The python3 on the tests' PATH (Bazel's strict action env),
             # and its standard library without what no test imports.
@@ -269,13 +334,32 @@ class Stager:
                         self.copy_at(p)
 
 
+def host_limits():
+    """ulimit options giving the L1's tests the limits tests get here
+    (Bazel's tests inherit its server's): open files (a VM has a descriptor
+    per vCPU: the L1's default of 1024 stops 1024 vCPUs), user processes
+    (a thread per vCPU), locked memory, stack. Not pending signals: the L1
+    keeps its own limit (about 7800 for its 2 GiB), so that a test that
+    queues real-time signals without bound (a kick is one) fails on its
+    own instead of stalling the whole L1 under tens of thousands of them."""
+    opts = []
+    for flag, res in (("-n", resource.RLIMIT_NOFILE), ("-u", resource.RLIMIT_NPROC),
+                      ("-l", resource.RLIMIT_MEMLOCK), ("-s", resource.RLIMIT_STACK)):
+        soft = resource.getrlimit(res)[0]
+        if res == resource.RLIMIT_MEMLOCK or res == resource.RLIMIT_STACK:
+            soft = soft if soft == resource.RLIM_INFINITY else soft // 1024  # KiB
+        opts.append(f"{flag} {'unlimited' if soft == resource.RLIM_INFINITY else soft}")
+    return " ".join(opts)
+
+
 def stage(list_file, rootfs, manifest):
     tests = read_list(list_file)
     st = Stager(rootfs)
     os.makedirs(os.path.join(rootfs, "bt"), exist_ok=True)
     plan = ["# Bazel-built tests (scripts/nested_bazel_tests.py stage): run by",
-            "# tests/nested/init.sh as the L1's cases. The host's open-file limit:",
-            f"bt_setup {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"]
+            "# tests/nested/init.sh as the L1's cases, with the host's limits.",
+            # (STRATA_BT_LIMITS is for testing the L1's own limits.)
+            "bt_setup " + shlex.quote(os.environ.get("STRATA_BT_LIMITS") or host_limits())]
     total = 0
     for n, t in enumerate(tests):
         t["id"] = f"t{n}"
@@ -301,6 +385,9 @@ def stage(list_file, rootfs, manifest):
         env["HOME"] = env["TEST_TMPDIR"]
         env.setdefault("USER", "root")
         env["PATH"] = ".:" + env.get("PATH", "/bin:/usr/bin")
+        # For the tests: they run in the nested SVM L1 (QEMU's TCG SVM), so
+        # they can skip, naming it, what that L1 cannot do.
+        env["STRATA_NESTED_L1"] = "svm-tcg"
         if t["filter"]:
             env["GTEST_FILTER"] = t["filter"]
         workdir = os.path.join(env["TEST_SRCDIR"], env.get("TEST_WORKSPACE", ""))
@@ -371,7 +458,8 @@ def collect(manifest, log, outdir):
             continue
         end = ends.get(t["id"])
         if end is None:
-            missing.append(t)
+            if not os.path.exists(os.path.join(d, "test.xml")):  # nor an earlier run
+                missing.append(t)
             continue
         os.makedirs(d, exist_ok=True)
         text = ""
@@ -399,7 +487,19 @@ def collect(manifest, log, outdir):
             f.write(xml)
     for t in missing:
         say(f"no result from the L1 for {t['target']} ({config_dir(t['config'])})")
-    return 0
+    return ends
+
+
+def resume(manifest, log, outdir, rootfs):
+    done = collect(manifest, log, outdir)
+    plan = os.path.join(rootfs, "bt", "plan.sh")
+    lines = open(plan).read().splitlines()
+    keep = [l for l in lines if not (l.startswith("bazel_test ") and l.split()[1] in done)]
+    say(f"resuming: {len(lines) - len(keep)} tests finished, "
+        f"{sum(l.startswith('bazel_test ') for l in keep)} to run")
+    with open(plan, "w") as f:
+        f.write("\n".join(keep) + "\n")
+    shutil.copy(plan, os.path.join(rootfs, "cases.sh"))
 
 
 KVM_SKIP = "/dev/kvm is missing"  # the skip message of both checks
@@ -433,7 +533,9 @@ def main():
     if len(sys.argv) == 5 and sys.argv[1] == "stage":
         stage(*sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "collect":
-        sys.exit(collect(*sys.argv[2:]))
+        collect(*sys.argv[2:])
+    elif len(sys.argv) == 6 and sys.argv[1] == "resume":
+        resume(*sys.argv[2:])
     elif len(sys.argv) == 4 and sys.argv[1] == "kvm-skips":
         kvm_skips(*sys.argv[2:])
     else:

@@ -188,13 +188,14 @@ kut_migrate() {
 # then /bt/plan.sh (scripts/nested_bazel_tests.py stage), bt_setup and one
 # `bazel_test ID LIMIT CONFIG TARGET` per test. ---
 
-# bt_setup NOFILE: every busybox applet on PATH (the tests' scripts use
-# mktemp, dirname, ...; the names already there stay), /dev/fd and friends
-# for bash's process substitution, devpts for the tests' terminals, the
-# host's open-file limit (a VM has a descriptor per vCPU: 1024 vCPUs pass
-# the kernel's default of 1024), overcommit for guests sized past the L1's
-# RAM, and a quiet kernel console: its messages would cut into the encoded
-# reports (the failing tests' logs carry dmesg's tail instead).
+# bt_setup "ULIMIT OPTIONS": every busybox applet on PATH (the tests'
+# scripts use mktemp, dirname, ...; the names already there stay), /dev/fd
+# and friends for bash's process substitution, devpts for the tests'
+# terminals, the host's resource limits as the stager chose them (the
+# L1's follow its small RAM: 1024 open files), overcommit for guests sized
+# past the L1's RAM, and a quiet kernel console: its messages would cut
+# into the encoded reports (the failing tests' logs carry the kernel's
+# messages).
 bt_setup() {
   mkdir -p /usr/bin /usr/sbin
   /bin/busybox --install -s 2>/dev/null  # at their usual paths (/usr/bin/env)
@@ -205,11 +206,14 @@ bt_setup() {
   mkdir -p /dev/pts /dev/shm
   mount -t devpts -o ptmxmode=0666 devpts /dev/pts
   mount -t tmpfs tmpfs /dev/shm
-  ulimit -n "$1" || echo "nested: cannot raise the open-file limit to $1"
+  for b_l in $(echo "$1" | sed 's/ \([0-9u]\)/=\1/g'); do  # -n=20000 -i=96367 ...
+    ulimit ${b_l%=*} ${b_l#*=} || echo "nested: cannot set ulimit ${b_l%=*} ${b_l#*=}"
+  done
   echo 1 > /proc/sys/vm/overcommit_memory
   dmesg -n 1
   mkdir -p /bt-tmp
-  echo "nested: bazel tests: $(grep -c '^bazel_test' /cases.sh), $(free -m | awk '/Mem:/ {print $2}') MiB, $(ulimit -n) open files"
+  echo "nested: bazel tests: $(grep -c '^bazel_test' /cases.sh), $(free -m | awk '/Mem:/ {print $2}') MiB," \
+    "limits $(ulimit -n) files, $(ulimit -i) signals, $(ulimit -u) processes"
 }
 
 # bt_send TAG ID FILE: FILE gzipped and base64-encoded on lines
@@ -227,7 +231,8 @@ bt_dump() {
     for t in "$p"/task/*; do
       echo "  thread ${t##*/} $(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)" \
         "$(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" \
-        "syscall=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
+        "syscall=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)" \
+        "$(grep -E '^(SigQ|SigPnd|ShdPnd|SigBlk)' "$t/status" 2>/dev/null | tr -s '\t\n' '  ')"
       sed 's/^/      /' "$t/stack" 2>/dev/null | head -n 10
     done
   done
