@@ -85,6 +85,7 @@ nested() {
 }
 
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+L1_WARNINGS=()  # repeated before the summary
 
 l1_pass() {  # $1 = label, $2 = its --config name (- for none)
   # Without a usable /dev/kvm: the targets of pass $1 whose reports have
@@ -103,8 +104,8 @@ l1_pass() {  # $1 = label, $2 = its --config name (- for none)
   echo "=== $label@svm-l1: no usable /dev/kvm on this host: $n test targets with KVM cases run in the nested SVM L1"
   nested svm --bazel-tests "$list" --bazel-results "$out" --results "$out.testbed" | tail -n 1
   if grep -q '^FAIL nested-svm:testbed' "$out.testbed" 2>/dev/null; then
-    echo "WARNING: $label@svm-l1: the nested SVM L1 could not run ($(grep '^FAIL nested-svm:testbed' "$out.testbed" | cut -d' ' -f3-));"
-    echo "WARNING: the KVM cases of $label stay SKIPPED"
+    L1_WARNINGS+=("WARNING: $label: the nested SVM L1 could not run $(grep "^FAIL nested-svm:testbed" "$out.testbed" | cut -d" " -f3-): the KVM cases of $label stay SKIPPED")
+    echo "${L1_WARNINGS[-1]}"
     return 0
   fi
   [ -d "$out/${config/#-/default}" ] && mv "$out/${config/#-/default}" "$RESULTS/$label@svm-l1"
@@ -154,4 +155,5 @@ for m in el2-nvhe el2-vhe el2-gicv2; do
   nested $m --results "$RESULTS/nested-$m.txt"
 done
 
+((${#L1_WARNINGS[@]})) && printf '%s\n' "${L1_WARNINGS[@]}"
 python3 scripts/test_summary.py "$RESULTS"
