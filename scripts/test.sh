@@ -65,7 +65,7 @@ collect() {  # $1 = label, $2 = bazel flags, $3... = target patterns
 run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
   local label=$1 flags=$2
   shift 2
-  echo "=== $label: bazel test $flags $*"
+  echo "=== $label: bazel test $flags $* (at $((SECONDS / 60)) min)"
   # shellcheck disable=SC2086
   bazel test "${BAZEL_FLAGS[@]}" $flags --keep_going "$@" 2>&1 \
     | grep -vE '^[0-9.]+: src/main/tools/' | tail -n 60
@@ -78,7 +78,9 @@ run_pass() {  # $1 = label, $2 = extra bazel flags, $3... = targets
 nested() {
   if command -v flock >/dev/null &&
      ! ls -l /proc/$$/fd 2>/dev/null | grep -q ' -> /tmp/strata-nested.lock$'; then
-    flock /tmp/strata-nested.lock ./scripts/nested.sh "$@"
+    T0=$(date +%s) flock /tmp/strata-nested.lock bash -c \
+      'w=$(($(date +%s) - T0)); ((w < 5)) || echo "(waited $w s for /tmp/strata-nested.lock)" >&2
+       exec ./scripts/nested.sh "$@"' nested "$@"
   else
     ./scripts/nested.sh "$@"
   fi
@@ -101,7 +103,7 @@ l1_pass() {  # $1 = label, $2 = its --config name (- for none)
   python3 scripts/nested_bazel_tests.py kvm-skips "$RESULTS/$label" "$config" > "$list"
   n=$(grep -c . "$list")
   [ "$n" = 0 ] && return 0
-  echo "=== $label@svm-l1: no usable /dev/kvm on this host: $n test targets with KVM cases run in the nested SVM L1"
+  echo "=== $label@svm-l1: no usable /dev/kvm on this host: $n test targets with KVM cases run in the nested SVM L1 (at $((SECONDS / 60)) min)"
   nested svm --bazel-tests "$list" --bazel-results "$out" --results "$out.testbed" | tail -n 1
   if grep -q '^FAIL nested-svm:testbed' "$out.testbed" 2>/dev/null; then
     L1_WARNINGS+=("WARNING: $label: the nested SVM L1 could not run $(grep "^FAIL nested-svm:testbed" "$out.testbed" | cut -d" " -f3-): the KVM cases of $label stay SKIPPED")
@@ -130,7 +132,7 @@ l1_pass asan-ubsan asan
 # KVM (arch/kvm_backend.bzl): they are left out here and their guests run
 # in the nested EL2 testbeds below.
 ARM64=(//frontends/bhyverun //core/... //devices/... //arch/arm64/...)
-echo "=== arm64: bazel build --config=arm64 ${ARM64[*]}"
+echo "=== arm64: bazel build --config=arm64 ${ARM64[*]} (at $((SECONDS / 60)) min)"
 bazel build "${BAZEL_FLAGS[@]}" --config=arm64 --keep_going "${ARM64[@]}" 2>&1 \
   | grep -vE '^[0-9.]+: src/main/tools/' | tail -n 60
 if [ "${PIPESTATUS[0]}" = 0 ]; then r=PASS; else r=FAIL; fi
@@ -144,14 +146,14 @@ fi
 
 # The nested SVM testbed: Debian's cloud kernel as an L1 under QEMU's TCG
 # with SVM, strata's guests under its kvm-amd (scripts/nested.sh).
-echo "=== nested-svm: scripts/nested.sh svm"
+echo "=== nested-svm: scripts/nested.sh svm (at $((SECONDS / 60)) min)"
 nested svm --results "$RESULTS/nested-svm.txt"
 # The nested EL2 testbeds (arm64 L1s: nVHE on -cpu cortex-a57, VHE on
 # -cpu max, both with a GICv3; nVHE on a GICv2 with the virtualization
 # extensions): strata's arm64 guests, the device tree, snapshots, Linux
 # as an L2.
 for m in el2-nvhe el2-vhe el2-gicv2; do
-  echo "=== nested-$m: scripts/nested.sh $m"
+  echo "=== nested-$m: scripts/nested.sh $m (at $((SECONDS / 60)) min)"
   nested $m --results "$RESULTS/nested-$m.txt"
 done
 
