@@ -91,7 +91,8 @@ L1_WARNINGS=()  # repeated before the summary
 
 l1_pass() {  # $1 = label, $2 = its --config name (- for none)
   # Without a usable /dev/kvm: the targets of pass $1 whose reports have
-  # cases skipped for want of it (only those cases, as a gtest filter, or
+  # cases skipped for want of it (their skip message names /dev/kvm; only
+  # those cases, as a gtest filter, or
   # the whole test) run in the nested SVM testbed's L1
   # (scripts/nested_bazel_tests.py), and their reports land in
   # $RESULTS/$1@svm-l1, where test_summary.py counts them in place of the
