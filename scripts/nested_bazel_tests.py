@@ -499,6 +499,15 @@ def resume(manifest, log, outdir, rootfs):
     begun = [m.group(1) for m in re.finditer(r"^bt: BEGIN (t\d+)", open(log, errors="replace")
                                              .read().replace("\r", ""), re.M)]
     under_way = [i for i in begun if i not in done][-1:]
+    if under_way:
+        # What the L1 said since that test began (a kernel panic, a soft
+        # lockup): the next run's log replaces this one.
+        text = open(log, errors="replace").read().replace("\r", "")
+        tail = [l for l in text[text.rfind(f"bt: BEGIN {under_way[0]} "):].splitlines()
+                if not l.startswith(("bt-x ", "bt-l ", "nested-pulse"))]
+        say(f"the L1 stopped during {under_way[0]}; its lines since:")
+        for l in tail[-60:]:
+            print(f"  | {l}", file=sys.stderr)
     for t in tests:
         if t.get("id") in under_way:
             t["stalls"] = t.get("stalls", 0) + 1
