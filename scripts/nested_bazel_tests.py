@@ -81,9 +81,11 @@ OUTPUT_ENV = {  # test-setup.sh's output files, on the per-test tmpfs
     "TEST_UNDECLARED_OUTPUTS_ANNOTATIONS_DIR": "test.outputs_manifest",
 }
 TEST_PATH = "/bin:/usr/bin:/usr/local/bin"  # --incompatible_strict_action_env
-# Host programs (not in busybox) that a test's shell script may run: staged
-# when a script names them. gcc brings its toolchain.
-SHELL_TOOLS = ("gcc", "pkg-config", "readelf", "patchelf", "ldd", "python3")
+# Words of a shell script that are the shell's own, not programs.
+SHELL_WORDS = set("""if then else elif fi for while until do done case esac in function
+    select time local export readonly return exit set shift source eval exec trap wait read
+    declare typeset unset let true false break continue echo printf test cd pwd type command
+    builtin mapfile readarray getopts hash ulimit umask alias kill jobs fg bg shopt""".split())
 RUNFILES_ENV = ("TEST_SRCDIR", "RUNFILES_DIR", "JAVA_RUNFILES", "PYTHON_RUNFILES")
 
 
@@ -233,12 +235,17 @@ class Stager:
                     continue
                 self.copy_at(lib)
 
-    def copy_program(self, path):
-        self.copy_at(path)
-
     def tools_for_scripts(self):
         """What the test's scripts need beyond busybox: their interpreter
-        (bash, python3), and the host programs a shell script names."""
+        (bash, python3), and each program a shell script names (a word
+        where a command may stand) that is on the tests' PATH here and is
+        neither a busybox applet nor the shell's own: coreutils' install,
+        gcc (with its toolchain), pkg-config, readelf, ... A word that is
+        not a command after all costs a copied program, nothing else."""
+        if not hasattr(self, "applets"):
+            bb = subprocess.run(["busybox", "--list"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+            self.applets = set(bb.stdout.split())
         for s in self.scripts:
             with open(s, "rb") as f:
                 text = f.read().decode(errors="replace")
@@ -249,9 +256,10 @@ class Stager:
                 self.tools.add("python3")
             if "sh" in first and "python" not in first:
                 code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
-                for tool in SHELL_TOOLS:
-                    if re.search(rf"(^|[\s;|&(`$]){re.escape(tool)}\b", code, re.M):
-                        self.tools.add(tool)
+                for w in set(re.findall(r"(?:^|[\s;|&(`$])([a-z][a-z0-9_.+-]*)", code, re.M)):
+                    if (w not in self.applets and w not in SHELL_WORDS
+                            and shutil.which(w, path=TEST_PATH)):
+                        self.tools.add(w)
         self.scripts = []
 
     def copy_program(self, name):
@@ -301,37 +309,46 @@ class Stager:
                     self.copy_at(f)
 
     def copy_tools(self):
-        for tool in sorted(self.tools):
-            if tool == "gcc":
-                self.copy_c_toolchain()
-            elif tool != "python3":
-                self.copy_program(tool)
-        if "python3" in self.tools:
-            # The python3 on the tests' PATH (Bazel's strict action env),
-            # and its standard library without what no test imports.
-            py = shutil.which("python3", path=TEST_PATH)
-            if not py:
-                say("no python3 on the tests' PATH")
-                return
-            # At its real path (python finds its library from there), and
-            # the name on PATH a link to it.
-            real = os.path.realpath(py)
-            self.copy_at(real)
-            os.makedirs(os.path.dirname(self.dest(py)), exist_ok=True)
-            if not os.path.lexists(self.dest(py)):
-                os.symlink(real, self.dest(py))
-            ver = os.path.basename(real)  # python3.11
-            skip = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
-                    "pydoc_data", "distutils", "site-packages", "dist-packages"}
-            lib = f"/usr/lib/{ver}"
-            for dirpath, dirnames, filenames in os.walk(lib):
-                if dirpath == lib:
-                    dirnames[:] = [d for d in dirnames
-                                   if d not in skip and not d.startswith("config-")]
-                for name in filenames:
-                    p = os.path.join(dirpath, name)
-                    if os.path.isfile(p) and not os.path.islink(p):
-                        self.copy_at(p)
+        """The tools the scripts need, and those their own scripts need
+        (ldd is a bash script)."""
+        done = set()
+        while self.tools - done:
+            for tool in sorted(self.tools - done):
+                done.add(tool)
+                if tool == "gcc":
+                    self.copy_c_toolchain()
+                elif tool == "python3":
+                    self.copy_python()
+                else:
+                    self.copy_program(tool)
+            self.tools_for_scripts()
+
+    def copy_python(self):
+        """The python3 on the tests' PATH (Bazel's strict action env), at
+        its real path (python finds its library from there) with the name
+        on PATH a link to it, and its standard library without what no
+        test imports."""
+        py = shutil.which("python3", path=TEST_PATH)
+        if not py:
+            say("no python3 on the tests' PATH")
+            return
+        real = os.path.realpath(py)
+        self.copy_at(real)
+        os.makedirs(os.path.dirname(self.dest(py)), exist_ok=True)
+        if not os.path.lexists(self.dest(py)):
+            os.symlink(real, self.dest(py))
+        ver = os.path.basename(real)  # python3.11
+        skip = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
+                "pydoc_data", "distutils", "site-packages", "dist-packages"}
+        lib = f"/usr/lib/{ver}"
+        for dirpath, dirnames, filenames in os.walk(lib):
+            if dirpath == lib:
+                dirnames[:] = [d for d in dirnames
+                               if d not in skip and not d.startswith("config-")]
+            for name in filenames:
+                p = os.path.join(dirpath, name)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    self.copy_at(p)
 
 
 def host_limits():
