@@ -262,19 +262,23 @@ Result<FeatureSet> Resolve(const Request& request,
                        FeatureDescription(i.feature));
     }
   }
+  STRATA_TRY(CheckDependencies(set));
+  return set;
+}
+
+Status CheckDependencies(const FeatureSet& s) {
   for (const FeatureInfo& i : kFeatures) {
-    if (!set[Index(i.feature)]) continue;
-    for (const FeatureInfo& need_info : kFeatures) {
-      const Feature need = need_info.feature;
-      if ((i.needs & Bit(need)) != 0 && !set[Index(need)]) {
+    if (!s[Index(i.feature)]) continue;
+    for (const FeatureInfo& need : kFeatures) {
+      if ((i.needs & Bit(need.feature)) != 0 && !s[Index(need.feature)]) {
         return MakeError(Errc::kInvalidArgument,
                          "x86.hyperv: the Hyper-V {} needs the {}",
                          FeatureDescription(i.feature),
-                         FeatureDescription(need));
+                         FeatureDescription(need.feature));
       }
     }
   }
-  return set;
+  return Ok();
 }
 
 Result<std::vector<CpuidEntry>> BuildLeaves(std::span<const CpuidEntry> host,

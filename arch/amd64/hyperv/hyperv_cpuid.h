@@ -106,6 +106,9 @@ struct Request {
 // with anything else, or a list that leaves nothing.
 Result<Request> ParseRequest(std::string_view text);
 
+// kInvalidArgument for a feature of `s` without one it depends on.
+Status CheckDependencies(const FeatureSet& s);
+
 // The features whose CPUID bits are all in `host` (the table
 // KVM_GET_SUPPORTED_HV_CPUID returns).
 FeatureSet HostFeatures(std::span<const CpuidEntry> host);
