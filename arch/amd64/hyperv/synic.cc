@@ -235,9 +235,13 @@ Result<std::shared_ptr<hv::SintRoute>> Synic::CreateSintRoute(
 }
 
 void Synic::Forget(uint64_t route_id) {
+  std::shared_ptr<RouteState> gone;  // let go of outside mu_
   {
     std::lock_guard lock(mu_);
-    routes_.erase(route_id);
+    auto it = routes_.find(route_id);
+    if (it == routes_.end()) return;
+    gone = std::move(it->second);
+    routes_.erase(it);
   }
   Wake();  // the watcher drops its reference, closing the route's fds
 }
@@ -401,7 +405,7 @@ Status Synic::SetMessageHandler(uint32_t connection_id,
                      connection_id);
   }
   std::lock_guard lock(mu_);
-  if (!msg_handlers_.emplace(connection_id, std::move(handler)).second) {
+  if (!msg_handlers_.try_emplace(connection_id, std::move(handler)).second) {
     return MakeError(Errc::kAlreadyExists,
                      "message connection {:#x} has a handler already",
                      connection_id);
@@ -409,11 +413,19 @@ Status Synic::SetMessageHandler(uint32_t connection_id,
   return Ok();
 }
 
+// A handler is destroyed outside mu_: what it holds (a route handle)
+// calls back into the SynIC when it goes.
 Status Synic::ClearMessageHandler(uint32_t connection_id) {
-  std::lock_guard lock(mu_);
-  if (msg_handlers_.erase(connection_id) == 0) {
-    return MakeError(Errc::kNotFound, "no message connection {:#x}",
-                     connection_id);
+  MessageHandler gone;
+  {
+    std::lock_guard lock(mu_);
+    auto it = msg_handlers_.find(connection_id);
+    if (it == msg_handlers_.end()) {
+      return MakeError(Errc::kNotFound, "no message connection {:#x}",
+                       connection_id);
+    }
+    gone = std::move(it->second);
+    msg_handlers_.erase(it);
   }
   return Ok();
 }
@@ -425,7 +437,7 @@ Status Synic::SetEventHandler(uint32_t connection_id, EventHandler handler) {
                      connection_id);
   }
   std::lock_guard lock(mu_);
-  if (!evt_handlers_.emplace(connection_id, std::move(handler)).second) {
+  if (!evt_handlers_.try_emplace(connection_id, std::move(handler)).second) {
     return MakeError(Errc::kAlreadyExists,
                      "event connection {:#x} has a handler already",
                      connection_id);
@@ -434,10 +446,16 @@ Status Synic::SetEventHandler(uint32_t connection_id, EventHandler handler) {
 }
 
 Status Synic::ClearEventHandler(uint32_t connection_id) {
-  std::lock_guard lock(mu_);
-  if (evt_handlers_.erase(connection_id) == 0) {
-    return MakeError(Errc::kNotFound, "no event connection {:#x}",
-                     connection_id);
+  EventHandler gone;
+  {
+    std::lock_guard lock(mu_);
+    auto it = evt_handlers_.find(connection_id);
+    if (it == evt_handlers_.end()) {
+      return MakeError(Errc::kNotFound, "no event connection {:#x}",
+                       connection_id);
+    }
+    gone = std::move(it->second);
+    evt_handlers_.erase(it);
   }
   return Ok();
 }

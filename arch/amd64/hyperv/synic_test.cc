@@ -390,6 +390,29 @@ TEST_F(SynicTest, HandlersAreOnePerConnection) {
             Errc::kInvalidArgument);
 }
 
+// A handler that holds the last reference to its route (as hyperv-testdev's
+// do) is destroyed without the SynIC's lock: the route calls back to it.
+TEST_F(SynicTest, HandlersHoldingTheirRouteAreClearedWithoutDeadlock) {
+  auto route = Route(0, 5);
+  ASSERT_TRUE(synic_->SetMessageHandler(
+      7, [route](uint32_t, const hv::PostMessageInput&) {
+        return route ? hv::HvStatus::kSuccess : hv::HvStatus::kAccessDenied;
+      }));
+  ASSERT_TRUE(synic_->SetEventHandler(7, [route](uint32_t) {
+    return hv::HvStatus::kSuccess;
+  }));
+  // A second handler for the same connection is refused, and dropped
+  // outside the lock too.
+  auto other = Route(1, 5);
+  EXPECT_FALSE(synic_->SetEventHandler(7, [other](uint32_t) {
+    return hv::HvStatus::kSuccess;
+  }));
+  other.reset();
+  route.reset();
+  EXPECT_TRUE(synic_->ClearMessageHandler(7));
+  EXPECT_TRUE(synic_->ClearEventHandler(7));
+}
+
 TEST(SynicNoAcksTest, MessagesNeedAcks) {
   World w;
   auto synic = Synic::Create(std::make_unique<TestHost>(&w), /*acks=*/false);
