@@ -309,6 +309,7 @@ static void check_ap_vp_indexes(uint32_t ncpus) {
   memcpy((void *)tramp, hv_ap_start, (size_t)(hv_ap_end - hv_ap_start));
   volatile uint32_t *count = (volatile uint32_t *)(tramp + (hv_ap_count - hv_ap_start));
   volatile uint32_t *table = (volatile uint32_t *)(tramp + (hv_ap_table - hv_ap_start));
+  lapic_enable(); /* as smp.c: the BSP's APIC is software-enabled to send */
   const uint32_t init = LAPIC_ICR_DELIVERY_INIT | LAPIC_ICR_LEVEL_ASSERT;
   const uint32_t sipi = LAPIC_ICR_DELIVERY_STARTUP | LAPIC_ICR_LEVEL_ASSERT | AP_SIPI_VECTOR;
   for (uint32_t id = 1; id < ncpus; ++id) {
