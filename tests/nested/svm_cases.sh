@@ -40,6 +40,7 @@ case_ s3-resume 85 "s3: suspending (waking vector 0x1000)" -c 2 -k $G/s3.elf
 HV_DEV="-o platform.hvtest.device=hyperv-testdev"
 case_ hyperv-passthrough 1 "SUMMARY: 26 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -o x86.hyperv=passthrough $HV_DEV
 case_ hyperv-list 1 "SUMMARY: 10 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -a nosynic -o x86.hyperv=relaxed,vpindex,time
+case_ hyperv-split-irqchip 1 "SUMMARY: 10 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -a nosynic -o x86.irqchip=split -o x86.hyperv=relaxed,vpindex,time
 case_ hyperv-off 1 "SUMMARY: 3 tests, 0 unexpected failures" -k $G/hyperv.elf -a off
 # Linux (Debian's cloud kernel) as an L2: bzImage boot, 2 CPUs from the
 # MADT, 256 MiB, ACPI power-off ending bhyverun with status 0.
