@@ -383,39 +383,47 @@ std::vector<std::string_view> CpuFeatureNames() {
   return names;
 }
 
-Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(
-    std::string_view text) {
-  std::vector<CpuFeatureOverride> out;
+Result<std::vector<Switch>> ParseSwitches(std::string_view text,
+                                          std::string_view what) {
+  std::vector<Switch> out;
   while (!text.empty()) {
     const size_t comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view()
                                            : text.substr(comma + 1);
     if (item.empty()) continue;
-    CpuFeatureOverride o;
+    Switch sw;
     if (item[0] == '+' || item[0] == '-') {
-      o.on = item[0] == '+';
+      sw.on = item[0] == '+';
       item.remove_prefix(1);
     } else if (const size_t eq = item.find('='); eq != std::string_view::npos) {
       const std::string_view v = item.substr(eq + 1);
       if (v == "on" || v == "true") {
-        o.on = true;
+        sw.on = true;
       } else if (v == "off" || v == "false") {
-        o.on = false;
+        sw.on = false;
       } else {
         return MakeError(Errc::kInvalidArgument,
-                         "CPU feature '{}': the value must be on or off",
-                         item);
+                         "{} '{}': the value must be on or off", what, item);
       }
       item = item.substr(0, eq);
     }
-    if (FindFeature(item) == nullptr) {
+    sw.name = item;
+    out.push_back(sw);
+  }
+  return out;
+}
+
+Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(
+    std::string_view text) {
+  std::vector<CpuFeatureOverride> out;
+  for (const Switch& sw : STRATA_TRY(ParseSwitches(text, "CPU feature"))) {
+    if (FindFeature(sw.name) == nullptr) {
       return MakeError(Errc::kInvalidArgument,
-                       "unknown CPU feature '{}' (known: {})", item,
+                       "unknown CPU feature '{}' (known: {})", sw.name,
                        fmt::join(CpuFeatureNames(), ", "));
     }
-    o.name = std::string(item);
-    out.push_back(std::move(o));
+    out.push_back({std::string(sw.name), sw.on});
   }
   return out;
 }

@@ -188,6 +188,19 @@ std::vector<std::string_view> CpuFeatureNames();
 // naming an unknown feature and the closest known one.
 Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(std::string_view text);
 
+// One item of a comma-separated list of switches (x86.cpu_features,
+// x86.hyperv, after QEMU's -cpu flags): "+name" or "name" is on, "-name"
+// off, "name=on|off" (or true/false) either.
+struct Switch {
+  std::string_view name;
+  bool on = true;
+};
+// The items of `text` (views into it), empty ones skipped.
+// kInvalidArgument for a value other than on/off, naming `what` ("CPU
+// feature") and the item.
+Result<std::vector<Switch>> ParseSwitches(std::string_view text,
+                                          std::string_view what);
+
 class VendorPolicy {
  public:
   virtual ~VendorPolicy() = default;

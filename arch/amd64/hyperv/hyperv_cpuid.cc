@@ -182,47 +182,26 @@ Result<Request> ParseRequest(std::string_view text) {
                      "features ({})",
                      fmt::join(FeatureNames(), ", "));
   }
-  while (!text.empty()) {
-    const size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view()
-                                           : text.substr(comma + 1);
-    if (item.empty()) continue;
-    if (item == "off" || item == "false") {
+  for (const Switch& sw :
+       STRATA_TRY(ParseSwitches(text, "x86.hyperv: item"))) {
+    if (sw.name == "off" || sw.name == "false") {
       return MakeError(Errc::kInvalidArgument,
                        "x86.hyperv: 'off' cannot be combined with other "
                        "items");
     }
-    if (item == "passthrough") {
-      r.passthrough = true;
+    if (sw.name == "passthrough") {
+      r.passthrough = sw.on;
       continue;
     }
-    bool on = true;
-    if (item[0] == '-' || item[0] == '+') {
-      on = item[0] == '+';
-      item.remove_prefix(1);
-    } else if (const size_t eq = item.find('='); eq != std::string_view::npos) {
-      const std::string_view v = item.substr(eq + 1);
-      if (v == "on" || v == "true") {
-        on = true;
-      } else if (v == "off" || v == "false") {
-        on = false;
-      } else {
-        return MakeError(Errc::kInvalidArgument,
-                         "x86.hyperv: '{}': the value must be on or off",
-                         item);
-      }
-      item = item.substr(0, eq);
-    }
-    const FeatureInfo* f = FindByName(item);
+    const FeatureInfo* f = FindByName(sw.name);
     if (f == nullptr) {
       return MakeError(Errc::kInvalidArgument,
                        "x86.hyperv: unknown Hyper-V feature '{}' (known: "
                        "passthrough, {})",
-                       item, fmt::join(FeatureNames(), ", "));
+                       sw.name, fmt::join(FeatureNames(), ", "));
     }
-    r.add[Index(f->feature)] = on;
-    r.remove[Index(f->feature)] = !on;
+    r.add[Index(f->feature)] = sw.on;
+    r.remove[Index(f->feature)] = !sw.on;
   }
   if (!r.passthrough && r.add.none()) {
     return MakeError(Errc::kInvalidArgument,
