@@ -302,15 +302,22 @@ Status Synic::PostMessage(const std::shared_ptr<hv::SintRoute>& route,
     r->msg.flags = 0;
     r->stage = RouteState::Stage::kStaged;
   }
-  std::weak_ptr<Synic> weak = weak_from_this();
-  if (!host_->RunOnVp(r->vp, [weak, r] {
-        if (std::shared_ptr<Synic> s = weak.lock()) s->Deliver(r);
-      })) {
-    std::lock_guard lock(r->mu);
-    r->stage = RouteState::Stage::kFree;
+  if (!ScheduleDelivery(r)) {
     return MakeError(Errc::kOutOfRange, "VP {} has no vCPU", r->vp);
   }
   return Ok();
+}
+
+bool Synic::ScheduleDelivery(const std::shared_ptr<RouteState>& r) {
+  std::weak_ptr<Synic> weak = weak_from_this();
+  if (host_->RunOnVp(r->vp, [weak, r] {
+        if (std::shared_ptr<Synic> s = weak.lock()) s->Deliver(r);
+      })) {
+    return true;
+  }
+  std::lock_guard lock(r->mu);
+  r->stage = RouteState::Stage::kFree;
+  return false;
 }
 
 void Synic::Deliver(const std::shared_ptr<RouteState>& r) {
@@ -397,17 +404,21 @@ Status Synic::SetEventFlag(const std::shared_ptr<hv::SintRoute>& route,
 
 // ---------------------------------------------------------- handlers ----
 
-Status Synic::SetMessageHandler(uint32_t connection_id,
-                                MessageHandler handler) {
+template <typename Handler>
+Status Synic::SetHandler(std::map<uint32_t, Handler>& handlers,
+                         uint32_t connection_id, Handler handler,
+                         const char* kind) {
   if ((connection_id & ~hv::kConnectionIdMask) != 0) {
     return MakeError(Errc::kInvalidArgument,
                      "connection id {:#x} has more than 24 bits",
                      connection_id);
   }
   std::lock_guard lock(mu_);
-  if (!msg_handlers_.try_emplace(connection_id, std::move(handler)).second) {
+  // try_emplace leaves `handler` alone when the id is taken: it is
+  // destroyed by our caller, outside mu_.
+  if (!handlers.try_emplace(connection_id, std::move(handler)).second) {
     return MakeError(Errc::kAlreadyExists,
-                     "message connection {:#x} has a handler already",
+                     "{} connection {:#x} has a handler already", kind,
                      connection_id);
   }
   return Ok();
@@ -415,49 +426,40 @@ Status Synic::SetMessageHandler(uint32_t connection_id,
 
 // A handler is destroyed outside mu_: what it holds (a route handle)
 // calls back into the SynIC when it goes.
-Status Synic::ClearMessageHandler(uint32_t connection_id) {
-  MessageHandler gone;
+template <typename Handler>
+Status Synic::ClearHandler(std::map<uint32_t, Handler>& handlers,
+                           uint32_t connection_id, const char* kind) {
+  Handler gone;
   {
     std::lock_guard lock(mu_);
-    auto it = msg_handlers_.find(connection_id);
-    if (it == msg_handlers_.end()) {
-      return MakeError(Errc::kNotFound, "no message connection {:#x}",
+    auto it = handlers.find(connection_id);
+    if (it == handlers.end()) {
+      return MakeError(Errc::kNotFound, "no {} connection {:#x}", kind,
                        connection_id);
     }
     gone = std::move(it->second);
-    msg_handlers_.erase(it);
+    handlers.erase(it);
   }
   return Ok();
+}
+
+Status Synic::SetMessageHandler(uint32_t connection_id,
+                                MessageHandler handler) {
+  return SetHandler(msg_handlers_, connection_id, std::move(handler),
+                    "message");
+}
+
+Status Synic::ClearMessageHandler(uint32_t connection_id) {
+  return ClearHandler(msg_handlers_, connection_id, "message");
 }
 
 Status Synic::SetEventHandler(uint32_t connection_id, EventHandler handler) {
-  if ((connection_id & ~hv::kConnectionIdMask) != 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     "connection id {:#x} has more than 24 bits",
-                     connection_id);
-  }
-  std::lock_guard lock(mu_);
-  if (!evt_handlers_.try_emplace(connection_id, std::move(handler)).second) {
-    return MakeError(Errc::kAlreadyExists,
-                     "event connection {:#x} has a handler already",
-                     connection_id);
-  }
-  return Ok();
+  return SetHandler(evt_handlers_, connection_id, std::move(handler),
+                    "event");
 }
 
 Status Synic::ClearEventHandler(uint32_t connection_id) {
-  EventHandler gone;
-  {
-    std::lock_guard lock(mu_);
-    auto it = evt_handlers_.find(connection_id);
-    if (it == evt_handlers_.end()) {
-      return MakeError(Errc::kNotFound, "no event connection {:#x}",
-                       connection_id);
-    }
-    gone = std::move(it->second);
-    evt_handlers_.erase(it);
-  }
-  return Ok();
+  return ClearHandler(evt_handlers_, connection_id, "event");
 }
 
 // ----------------------------------------------------------- watcher ----
@@ -535,13 +537,7 @@ void Synic::WatchAcks() {
         if (r->stage != RouteState::Stage::kWaitingAck) continue;
         r->stage = RouteState::Stage::kStaged;
       }
-      std::weak_ptr<Synic> weak = weak_from_this();
-      if (!host_->RunOnVp(r->vp, [weak, r] {
-            if (std::shared_ptr<Synic> s = weak.lock()) s->Deliver(r);
-          })) {
-        std::lock_guard lock(r->mu);
-        r->stage = RouteState::Stage::kFree;
-      }
+      (void)ScheduleDelivery(r);  // false: the VP is gone, and the message
     }
   }
 }

@@ -158,6 +158,9 @@ class Synic final : public hv::SynicService,
   // On the route's VP thread: writes the staged message or marks the slot
   // pending.
   void Deliver(const std::shared_ptr<RouteState>& r);
+  // Runs Deliver on the route's VP thread; false, with the staged message
+  // dropped, if that VP has no vCPU.
+  bool ScheduleDelivery(const std::shared_ptr<RouteState>& r);
   void Forget(uint64_t route_id);
   void ClearPage(uint32_t vp, const char* name, uint64_t old_reg,
                  uint64_t new_reg);
@@ -165,6 +168,13 @@ class Synic final : public hv::SynicService,
   hv::HvStatus SignalEventCall(uint32_t vp, uint64_t param, bool fast);
   void WatchAcks();
   void Wake();
+  // The connection handler tables (message or event, named by `kind`).
+  template <typename Handler>
+  Status SetHandler(std::map<uint32_t, Handler>& handlers,
+                    uint32_t connection_id, Handler handler, const char* kind);
+  template <typename Handler>
+  Status ClearHandler(std::map<uint32_t, Handler>& handlers,
+                      uint32_t connection_id, const char* kind);
 
   const std::unique_ptr<Host> host_;
   const bool acks_;
