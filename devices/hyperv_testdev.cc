@@ -76,61 +76,60 @@ Status HypervTestdev::Execute(uint32_t value) {
   const uint8_t vp = (value >> 8) & 0xff;
   const uint8_t command = (value >> 16) & 0xff;
   const uint8_t conn = (value >> 24) & 0xff;
-  auto fail = [&](Error e) -> Status {
-    return e.Wrap(fmt::format("{} (vp {}, sint {}, connection {:#x})",
-                              CommandName(command), vp, sint, conn));
-  };
   std::lock_guard lock(mu_);
+  Status s;
   switch (command) {
     case kSintRouteCreate:
-      if (Status s = CreateSintRoute(vp, sint); !s) return fail(s.error());
-      return Ok();
+      s = CreateSintRoute(vp, sint);
+      break;
     case kSintRouteDestroy:
       if (routes_.erase(Key{vp, sint}) == 0) {
-        return fail(MakeError(Errc::kNotFound, "no such SINT route"));
+        s = MakeError(Errc::kNotFound, "no such SINT route");
       }
-      return Ok();
+      break;
     case kSintRouteSetSint: {
       auto it = routes_.find(Key{vp, sint});
-      if (it == routes_.end()) {
-        return fail(MakeError(Errc::kNotFound, "no such SINT route"));
-      }
-      if (Status s = it->second->Assert(); !s) return fail(s.error());
-      return Ok();
+      s = it == routes_.end()
+              ? Status(MakeError(Errc::kNotFound, "no such SINT route"))
+              : it->second->Assert();
+      break;
     }
     case kMsgConnCreate:
-      if (Status s = CreateMessageConnection(vp, sint, conn); !s) {
-        return fail(s.error());
-      }
-      return Ok();
+      s = CreateMessageConnection(vp, sint, conn);
+      break;
     case kMsgConnDestroy:
-      if (msg_conns_.erase(conn) == 0) {
-        return fail(MakeError(Errc::kNotFound, "no such message connection"));
-      }
-      if (Status s = synic_->ClearMessageHandler(conn); !s) {
-        return fail(s.error());
-      }
-      return Ok();
+      s = DestroyConnection(msg_conns_, conn, "message",
+                            &hv::SynicService::ClearMessageHandler);
+      break;
     case kEvtConnCreate:
-      if (Status s = CreateEventConnection(vp, sint, conn); !s) {
-        return fail(s.error());
-      }
-      return Ok();
+      s = CreateEventConnection(vp, sint, conn);
+      break;
     case kEvtConnDestroy:
-      if (evt_conns_.erase(conn) == 0) {
-        return fail(MakeError(Errc::kNotFound, "no such event connection"));
-      }
-      if (Status s = synic_->ClearEventHandler(conn); !s) {
-        return fail(s.error());
-      }
-      return Ok();
+      s = DestroyConnection(evt_conns_, conn, "event",
+                            &hv::SynicService::ClearEventHandler);
+      break;
     default:
       if (on_ignored_) {
         on_ignored_(fmt::format("unknown command {} (value {:#010x})",
                                 command, value));
       }
-      return Ok();
+      break;
   }
+  if (!s) {
+    return s.error().Wrap(fmt::format("{} (vp {}, sint {}, connection {:#x})",
+                                      CommandName(command), vp, sint, conn));
+  }
+  return Ok();
+}
+
+Status HypervTestdev::DestroyConnection(Connections& conns, uint8_t conn,
+                                        const char* kind,
+                                        Status (hv::SynicService::*clear)(
+                                            uint32_t)) {
+  if (conns.erase(conn) == 0) {
+    return MakeError(Errc::kNotFound, "no such {} connection", kind);
+  }
+  return (synic_.get()->*clear)(conn);
 }
 
 Status HypervTestdev::CreateSintRoute(uint8_t vp, uint8_t sint) {

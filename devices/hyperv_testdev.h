@@ -82,17 +82,22 @@ class HypervTestdev : public IoDevice {
     uint8_t sint;
     auto operator<=>(const Key&) const = default;
   };
+  // The routes the connections post through, by connection id.
+  using Connections = std::map<uint8_t, std::shared_ptr<hv::SintRoute>>;
   Status CreateSintRoute(uint8_t vp, uint8_t sint);
   Status CreateMessageConnection(uint8_t vp, uint8_t sint, uint8_t conn);
   Status CreateEventConnection(uint8_t vp, uint8_t sint, uint8_t conn);
+  // Drops connection `conn` of `conns` and its handler (`clear`).
+  Status DestroyConnection(Connections& conns, uint8_t conn, const char* kind,
+                           Status (hv::SynicService::*clear)(uint32_t));
 
   const std::shared_ptr<hv::SynicService> synic_;
   const ErrorFn on_error_;
   const IgnoredFn on_ignored_;
   std::mutex mu_;
   std::map<Key, std::shared_ptr<hv::SintRoute>> routes_;  // mu_
-  std::map<uint8_t, std::shared_ptr<hv::SintRoute>> msg_conns_;  // mu_
-  std::map<uint8_t, std::shared_ptr<hv::SintRoute>> evt_conns_;  // mu_
+  Connections msg_conns_;  // mu_
+  Connections evt_conns_;  // mu_
 };
 
 }  // namespace strata
