@@ -27,16 +27,16 @@ namespace strata {
 
 class IrqFdBackend;
 
-// A Hyper-V SynIC interrupt source (Hyper-V TLFS v6.0b §11.8): SINT `sint`
-// (0-15) of the virtual processor whose VP index is `vp_index`. Asserting
-// it raises the vector the guest put in that VP's SINTx register, unless
-// the guest masked it.
+// A Hyper-V SynIC interrupt source (Hyper-V TLFS, "Synthetic Interrupt
+// Controller"): SINT `sint` (0-15) of the virtual processor whose VP index
+// is `vp_index`. Asserting it raises the vector the guest put in that VP's
+// SINTx register, unless the guest masked it.
 struct HvSint {
   uint32_t vp_index = 0;
   uint32_t sint = 0;
   friend bool operator==(const HvSint&, const HvSint&) = default;
 };
-// SINTs per virtual processor (TLFS §11.8).
+// SINTs per virtual processor (TLFS, "Synthetic Interrupt Controller").
 inline constexpr uint32_t kHvSintCount = 16;
 
 // What a GSI route the VMM allocates (IrqFdBackend::AddRoute) delivers.

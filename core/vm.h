@@ -383,9 +383,9 @@ class Vm {
   // KVM_IRQ_ROUTING_HV_SINT), for a VM whose hypervisor emulates the SynIC
   // (kUnsupported otherwise). With `ack`, the IrqFd's resample_fd() is
   // signalled whenever the guest acknowledges that SINT — an EOI of its
-  // vector or a write of the VP's end-of-message register (TLFS v6.0b
-  // §11.8.6) — which KVM reports only through a resampling irqfd, i.e. with
-  // its in-kernel IOAPIC (amd64 x86.irqchip=kernel).
+  // vector or a write of the VP's end-of-message register (TLFS, "Message
+  // Buffer Management") — which KVM reports only through a resampling
+  // irqfd, i.e. with its in-kernel IOAPIC (amd64 x86.irqchip=kernel).
   Result<std::unique_ptr<IrqFd>> AddHvSintFd(const HvSint& sint,
                                              bool ack = false);
   // For an interrupt controller the VMM emulates whose outputs are MSIs

@@ -21,7 +21,7 @@ const char* CommandName(uint8_t c) {
 }
 
 // The status HvPostMessage / HvSignalEvent returns for what the SynIC said
-// (TLFS v6.0b §11.10.1, §11.10.2).
+// (TLFS HvPostMessage, HvSignalEvent).
 hv::HvStatus ToHvStatus(const Status& s) {
   if (s) return hv::HvStatus::kSuccess;
   switch (s.error().code()) {

@@ -20,7 +20,8 @@
 //                         event flag `conn_id` of SINT `sint` of VP
 //                         `vp_index`, asserting the SINT if it was clear
 //   7 EVT_CONN_DESTROY    removes connection `conn_id`
-// (TLFS v6.0b §11.8, §11.10; the SynIC side is devices/hyperv_synic.h.)
+// (Hyper-V TLFS, "Inter-Partition Communication"; the SynIC side is
+// devices/hyperv_synic.h.)
 // Other commands are ignored, as in QEMU. Accesses other than 4-byte
 // writes are ignored (QEMU's region accepts only those).
 //

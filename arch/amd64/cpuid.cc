@@ -504,8 +504,9 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   // Hypervisor leaves (Linux Documentation/virt/kvm/x86/cpuid.rst): the KVM
   // signature with its max leaf and KVM's paravirt features as reported,
   // or nothing when the guest is told it runs on bare metal. With Hyper-V
-  // enlightenments Hyper-V's leaves come first (TLFS v6.0b §2.4: a guest
-  // looks for them at 0x4000_0000) and KVM's move to 0x4000_0100, where
+  // enlightenments Hyper-V's leaves come first (a guest looks for them at
+  // 0x4000_0000: Hyper-V TLFS, "Feature Discovery") and KVM's move to
+  // 0x4000_0100, where
   // KVM itself and Linux's kvm_cpuid_base() still find them.
   std::optional<CpuidEntry> kvm_features;
   if (const CpuidEntry* f = FindLeaf(supported, kLeafKvmFeatures)) {

@@ -12,7 +12,7 @@ namespace {
 
 // KVM's ABI value for "no such hypercall" (include/uapi/linux/kvm_para.h).
 constexpr uint64_t kKvmEnosys = 1000;
-// HV_STATUS_INVALID_HYPERCALL_CODE (Hyper-V TLFS v6.0b, appendix
+// HV_STATUS_INVALID_HYPERCALL_CODE (Hyper-V TLFS, appendix
 // "Hypercall Status Codes").
 constexpr uint64_t kHvStatusInvalidHypercallCode = 0x0002;
 

@@ -29,9 +29,9 @@ struct FeatureInfo {
 constexpr uint32_t Bit(Feature f) { return 1u << static_cast<uint32_t>(f); }
 static_assert(static_cast<size_t>(Feature::kCount) <= 32);
 
-// TLFS v6.0b §2.4.4 (0x4000_0003, "Hypervisor Feature Identification") and
-// §2.4.5 (0x4000_0004, "Implementation Recommendations"); bit names as in
-// Linux's hyperv-tlfs.h.
+// Hyper-V TLFS, "Feature Discovery": 0x4000_0003 ("Hypervisor Feature
+// Identification") and 0x4000_0004 ("Implementation Recommendations"); bit
+// names as in Linux's hyperv-tlfs.h.
 constexpr uint32_t kEaxVpRuntime = 1u << 0;
 constexpr uint32_t kEaxTimeRefCount = 1u << 1;
 constexpr uint32_t kEaxSynic = 1u << 2;
@@ -286,7 +286,7 @@ Result<std::vector<CpuidEntry>> BuildLeaves(std::span<const CpuidEntry> host,
   };
   std::vector<CpuidEntry> out;
 
-  // §2.4.1: the highest leaf (no nested-virtualization leaves here) and the
+  // The highest leaf (no nested-virtualization leaves here) and the
   // vendor id, NUL-padded, in EBX, ECX, EDX.
   CpuidEntry vendor = Leaf(kLeafVendorAndMax);
   vendor.eax = kLeafLimits;
@@ -309,7 +309,8 @@ Result<std::vector<CpuidEntry>> BuildLeaves(std::span<const CpuidEntry> host,
     }
   }
   // Any enlightenment goes with the hypercall interface; the SynIC with
-  // its message and event hypercalls (§11.10).
+  // its message and event hypercalls (TLFS, "Inter-Partition
+  // Communication").
   feat.eax |= kFeatureHypercallMsrs;
   if (features[Index(Feature::kSynic)]) {
     feat.ebx |= kPrivilegePostMessages | kPrivilegeSignalEvents;

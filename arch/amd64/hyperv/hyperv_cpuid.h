@@ -1,12 +1,12 @@
 // strata — the Hyper-V enlightenments a guest is offered, as CPUID says.
 //
 // Theory. A guest learns that it runs on Hyper-V, and which of its
-// interfaces it may use, from the hypervisor CPUID leaves (Hyper-V TLFS
-// v6.0b §2.4 "Hypervisor CPUID Leaves"): 0x4000_0000 (vendor, highest
-// leaf), 0x4000_0001 (interface signature "Hv#1", §2.4.2), 0x4000_0002
+// interfaces it may use, from the hypervisor CPUID leaves (Hyper-V TLFS,
+// "Feature Discovery", "Hypervisor CPUID Leaves"): 0x4000_0000 (vendor,
+// highest leaf), 0x4000_0001 (interface signature "Hv#1"), 0x4000_0002
 // (version), 0x4000_0003 (features: the MSRs and hypercalls the partition
-// may use, §2.4.4), 0x4000_0004 (recommendations, §2.4.5) and 0x4000_0005
-// (implementation limits, §2.4.6). KVM implements the enlightenments
+// may use), 0x4000_0004 (recommendations) and 0x4000_0005 (implementation
+// limits). KVM implements the enlightenments
 // themselves (the MSRs, the reference TSC page, the SynIC and its timers,
 // the TLB-flush and IPI hypercalls) and says which it can offer in
 // KVM_GET_SUPPORTED_HV_CPUID; the VMM chooses a set and writes the leaves.
@@ -36,14 +36,14 @@
 
 namespace strata::amd64::hyperv {
 
-// The leaves (TLFS §2.4).
+// The leaves.
 inline constexpr uint32_t kLeafVendorAndMax = 0x40000000;
 inline constexpr uint32_t kLeafInterface = 0x40000001;
 inline constexpr uint32_t kLeafVersion = 0x40000002;
 inline constexpr uint32_t kLeafFeatures = 0x40000003;
 inline constexpr uint32_t kLeafEnlightenments = 0x40000004;
 inline constexpr uint32_t kLeafLimits = 0x40000005;
-// "Hv#1" in 0x4000_0001.EAX: the Microsoft hypervisor interface (§2.4.2).
+// "Hv#1" in 0x4000_0001.EAX: the Microsoft hypervisor interface.
 inline constexpr uint32_t kInterfaceSignature = 0x31237648;
 // Where KVM's own leaves go when Hyper-V's are at 0x4000_0000.
 inline constexpr uint32_t kKvmLeafBase = 0x40000100;
@@ -52,8 +52,8 @@ inline constexpr uint32_t kKvmLeafBase = 0x40000100;
 inline constexpr std::string_view kDefaultVendorId = "Microsoft Hv";
 inline constexpr size_t kVendorIdMaxLength = 12;
 
-// 0x4000_0003.EBX, partition privileges (TLFS §2.4.4): the SynIC's
-// message and event hypercalls.
+// 0x4000_0003.EBX, partition privileges: the SynIC's message and event
+// hypercalls.
 inline constexpr uint32_t kPrivilegePostMessages = 1u << 4;
 inline constexpr uint32_t kPrivilegeSignalEvents = 1u << 5;
 // 0x4000_0003.EAX bit 5: the hypercall MSRs, needed by every

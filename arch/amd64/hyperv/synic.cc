@@ -17,10 +17,10 @@ namespace strata::amd64::hyperv {
 
 using hv::HvStatus;
 
-// A route's staged message (TLFS v6.0b §11.8.6: one message in flight per
-// SINT): kStaged from PostMessage until Deliver runs on the VP's thread,
-// kWaitingAck while the slot was busy and the message waits for the
-// guest's EOM (or EOI of the SINT's vector).
+// A route's staged message (one message in flight per SINT: TLFS, "Message
+// Buffer Management"): kStaged from PostMessage until Deliver runs on the
+// VP's thread, kWaitingAck while the slot was busy and the message waits
+// for the guest's EOM (or EOI of the SINT's vector).
 struct Synic::RouteState {
   enum class Stage : uint8_t { kFree, kStaged, kWaitingAck };
   RouteState(uint32_t vp, uint32_t sint, std::unique_ptr<SintLine> line)
@@ -98,9 +98,10 @@ void Synic::OnSynicExit(uint32_t vp, uint32_t msr, uint64_t control,
 }
 
 // A page the guest has just enabled, or moved, starts empty (no message,
-// no flag), as KVM_CAP_HYPERV_SYNIC (version 1) makes it and QEMU's fresh
-// overlay page is; version 2 leaves that to the VMM. Only guest RAM is
-// written: any other address is reported, and UsablePage refuses it.
+// no flag), as KVM_CAP_HYPERV_SYNIC (version 1) makes it (synic.h: strata
+// uses the guest's page, not an overlay); version 2 leaves that to the VMM.
+// Only guest RAM is written: any other address is reported, and
+// UsablePage refuses it.
 void Synic::ClearPage(uint32_t vp, const char* name, uint64_t old_reg,
                       uint64_t new_reg) {
   if ((new_reg & kSynicEnable) == 0) return;
@@ -137,7 +138,8 @@ uint64_t Synic::OnHypercall(uint32_t vp, uint64_t input, uint64_t in_param,
                     vp, code, input);
     status = HvStatus::kInvalidHypercallCode;
   } else if ((input & kHypercallCountsMask) != 0) {
-    // Neither is a rep call or has a variable header (TLFS §11.10).
+    // Neither is a rep call or has a variable header (TLFS, HvPostMessage
+    // and HvSignalEvent).
     status = HvStatus::kInvalidHypercallInput;
   } else if (code == kHvcallPostMessage) {
     status = PostMessageCall(vp, in_param, fast);
@@ -147,8 +149,9 @@ uint64_t Synic::OnHypercall(uint32_t vp, uint64_t input, uint64_t in_param,
   return static_cast<uint64_t>(status);
 }
 
-// HvPostMessage (TLFS v6.0b §11.10.1). The input block is 256 bytes at an
-// 8-byte aligned GPA that must not cross a page (§3.6).
+// HvPostMessage (TLFS, "Inter-Partition Communication"). The input block
+// is 256 bytes at an 8-byte aligned GPA that must not cross a page (TLFS,
+// "Hypercall Interface").
 HvStatus Synic::PostMessageCall(uint32_t vp, uint64_t gpa, bool fast) {
   if (fast) return HvStatus::kInvalidHypercallCode;  // as QEMU: no fast form
   if (gpa % 8 != 0 ||
@@ -163,7 +166,7 @@ HvStatus Synic::PostMessageCall(uint32_t vp, uint64_t gpa, bool fast) {
   });
   if (!ram) return HvStatus::kInvalidParameter;
   // Payloads up to 240 bytes; message types with bit 31 set are the
-  // hypervisor's (§11.9.3).
+  // hypervisor's (TLFS, HV_MESSAGE_TYPE).
   if (in.payload_size > hv::kMessagePayloadSize ||
       (in.message_type & hv::kMessageTypeHypervisorMask) != 0 ||
       in.message_type == hv::kMessageTypeNone) {
@@ -179,8 +182,9 @@ HvStatus Synic::PostMessageCall(uint32_t vp, uint64_t gpa, bool fast) {
   return handler(vp, in);
 }
 
-// HvSignalEvent (TLFS v6.0b §11.10.2): connection id in bits 23:0, flag
-// number in 47:32, the rest reserved; in memory for a slow call.
+// HvSignalEvent (TLFS, "Inter-Partition Communication"): connection id in
+// bits 23:0, flag number in 47:32, the rest reserved; in memory for a slow
+// call.
 HvStatus Synic::SignalEventCall(uint32_t vp, uint64_t param, bool fast) {
   if (!fast) {
     const uint64_t gpa = param;
@@ -338,7 +342,8 @@ void Synic::Deliver(const std::shared_ptr<RouteState>& r) {
       uint8_t* p = slot->data();  // 256-byte aligned: the page is mapped so
       auto* type = reinterpret_cast<uint32_t*>(p);
       if (__atomic_load_n(type, __ATOMIC_ACQUIRE) != hv::kMessageTypeNone) {
-        // §11.8.6: the guest will write EOM after emptying the slot.
+        // The guest will write EOM after emptying the slot (TLFS,
+        // "Message Buffer Management").
         __atomic_fetch_or(p + offsetof(hv::Message, flags),
                           hv::kMessageFlagPending, __ATOMIC_SEQ_CST);
         busy = true;

@@ -1,29 +1,36 @@
 // strata — the VMM's half of the Hyper-V SynIC on KVM.
 //
-// Theory (Hyper-V TLFS v6.0b chapter 11; KVM API doc "KVM_CAP_HYPERV_SYNIC2",
+// Theory (Hyper-V TLFS, "Inter-Partition Communication" and "Synthetic
+// Interrupt Controller"; KVM API doc, "KVM_CAP_HYPERV_SYNIC2" and
 // "KVM_EXIT_HYPERV"). KVM emulates each VP's SynIC registers (SINTx, EOM,
 // the synthetic timers, which post their own messages) and raises SINTs
 // routed to it (KVM_IRQ_ROUTING_HV_SINT). What KVM leaves to user space:
 //   - SynIC exits: after each guest write of SCONTROL, SIEFP or SIMP, the
 //     VP's three registers. Synic keeps them per VP, because posting a
 //     message or setting an event flag writes the guest's message page
-//     (SIMP, §11.8.4) or event-flags page (SIEFP, §11.8.5). With version 2
-//     of the capability KVM does not clear those pages when the guest
-//     enables them; Synic does (only a page that is guest RAM: an address
-//     elsewhere is reported and the page counts as disabled, so strata
-//     never writes outside guest RAM).
-//   - Hyper-V hypercall exits: HvPostMessage and HvSignalEvent (§11.10),
-//     when no in-kernel eventfd took the event, are dispatched to the
-//     handlers device models registered for the connection id; any other
-//     hypercall KVM hands over is answered HV_STATUS_INVALID_HYPERCALL_CODE.
-// Messages follow the TLFS's one-deep queue per SINT (§11.8.6): a message
-// is staged and written into its slot on the target VP's own vCPU thread
-// (Vcpu::Post: the guest of that VP is not running, as with QEMU's
-// run_on_cpu); a busy slot gets MessagePending and the message waits for
-// the guest's acknowledgement (EOM, or EOI of the SINT vector), which KVM
-// signals on the route's resampling irqfd; a thread started with the VM
-// watches those and re-stages the waiting message. Event flags are set with
-// an atomic OR on the page from the calling thread, as hardware would.
+//     (SIMP) or event-flags page (SIEFP).
+//   - Hyper-V hypercall exits: HvPostMessage and HvSignalEvent (when no
+//     in-kernel eventfd took the event) are dispatched to the handlers
+//     device models registered for the connection id; any other hypercall
+//     KVM hands over is answered HV_STATUS_INVALID_HYPERCALL_CODE.
+// The pages. The TLFS makes SIMP and SIEFP overlay pages: hypervisor pages
+// that hide the guest page at that GPA while enabled and keep their own
+// contents across disable and enable (QEMU maps such pages over guest
+// RAM). strata uses the guest page itself, as KVM_CAP_HYPERV_SYNIC
+// (version 1) does: the page is cleared when the guest enables it or moves
+// it (version 2 of the capability leaves that to the VMM). Guests give the
+// SynIC pages of their own, so both work alike for them. Only guest RAM is
+// ever written, through GuestMemory: an address elsewhere is reported and
+// the page counts as disabled.
+// Messages follow the one-deep queue per SINT ("Message Buffer
+// Management"): a message is staged and written into its slot on the
+// target VP's own vCPU thread (Vcpu::Post: the guest of that VP is not
+// running, as with QEMU's run_on_cpu); a busy slot gets MessagePending and
+// the message waits for the guest's acknowledgement (EOM, or EOI of the
+// SINT vector), which KVM signals on the route's resampling irqfd; a thread
+// started with the VM watches those and re-stages the waiting message.
+// Event flags are set with an atomic OR on the page from the calling
+// thread, as hardware would.
 //
 // VP index = vCPU index (the KVM backend sets HV_X64_MSR_VP_INDEX so).
 // Synic reaches the VM through Host, so it is unit-tested without one.
@@ -50,7 +57,7 @@ class Vm;
 
 namespace strata::amd64::hyperv {
 
-// SynIC MSRs (TLFS v6.0b §11.8, appendix "Hyper-V MSRs").
+// SynIC MSRs (TLFS, "Synthetic Interrupt Controller").
 inline constexpr uint32_t kMsrScontrol = 0x40000080;
 inline constexpr uint32_t kMsrSiefp = 0x40000082;
 inline constexpr uint32_t kMsrSimp = 0x40000083;
@@ -59,8 +66,8 @@ inline constexpr uint32_t kMsrSimp = 0x40000083;
 inline constexpr uint64_t kSynicEnable = 1;
 inline constexpr uint64_t kSynicPageMask = ~uint64_t{0xfff};
 
-// The hypercall input value (TLFS §3.7): call code 15:0, fast 16,
-// variable header size 26:17, rep count 43:32, rep start 59:48.
+// The hypercall input value (TLFS, "Hypercall Interface"): call code 15:0,
+// fast 16, variable header size 26:17, rep count 43:32, rep start 59:48.
 inline constexpr uint64_t kHypercallCodeMask = 0xffff;
 inline constexpr uint64_t kHypercallFast = uint64_t{1} << 16;
 inline constexpr uint64_t kHypercallCountsMask =

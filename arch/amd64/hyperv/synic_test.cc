@@ -312,7 +312,7 @@ TEST_F(SynicTest, PostMessageHypercall) {
   EXPECT_EQ(synic_->OnHypercall(1, kHvcallPostMessage, kInput, 0), 0u);
   EXPECT_EQ(seen_vp, 1u);
   EXPECT_EQ(seen_type, 0x12345678u);
-  // The connection id's top byte is not part of it (TLFS §11.9.1).
+  // The connection id's top byte is not part of it (TLFS HV_CONNECTION_ID).
   WriteInput(w_, kInput, 0xff000010, 0x1, 8);
   EXPECT_EQ(synic_->OnHypercall(0, kHvcallPostMessage, kInput, 0), 0u);
   auto status = [&](uint64_t input, uint64_t param) {

@@ -284,10 +284,10 @@ Status KvmVmArch::SetUpHypervVcpu(int vcpu_fd, uint32_t index) {
     STRATA_TRY(EnableVcpuCap(vcpu_fd, KVM_CAP_HYPERV_SYNIC2, 0,
                              "KVM_CAP_HYPERV_SYNIC2", index));
   }
-  // The VP index is the vCPU index (TLFS v6.0b §7.8.1: the guest reads it
-  // from HV_X64_MSR_VP_INDEX; SynIC routes and the hypercalls name VPs by
-  // it). KVM's default is the order of creation, which a lazily created
-  // VM need not follow.
+  // The VP index is the vCPU index (TLFS, "Virtual Processor Index": the
+  // guest reads it from HV_X64_MSR_VP_INDEX; SynIC routes and hypercalls
+  // name VPs by it). KVM's default is the order of creation, which a
+  // lazily created VM need not follow.
   constexpr uint32_t kMsrVpIndex = 0x40000002;
   kvm::CountedBuffer<kvm_msr_entry> m(1);
   m.entries()[0] = kvm_msr_entry{};

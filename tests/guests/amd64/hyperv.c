@@ -1,42 +1,47 @@
 /*
  * hyperv: the Hyper-V enlightenments as a guest sees them (bhyverun's
- * x86.hyperv; Hyper-V TLFS v6.0b). ELF64, on the BSP (VP 0) unless noted;
+ * x86.hyperv; Hyper-V TLFS). ELF64, on the BSP (VP 0) unless noted;
  * the SynIC checks need `-o platform.<name>.device=hyperv-testdev`
  * (QEMU's control port at 0x3000).
  *
- * Default (x86.hyperv=passthrough, or a list with synic and stimer):
+ * Default (x86.hyperv=passthrough, or a list with synic and stimer);
+ * the TLFS section each check follows is named in [brackets]:
  *  - CPUID 0x40000000 names "Microsoft Hv" and reaches 0x40000005;
- *    0x40000001 is the "Hv#1" interface (§2.4.2); 0x40000003 offers the
- *    hypercall, VP_INDEX and TIME_REF_COUNT MSRs; KVM's own signature is
- *    at 0x40000100 with its features at 0x40000101.
- *  - HV_X64_MSR_VP_INDEX (§7.8.1) is each CPU's index: 0 here, and on
- *    every AP (started with INIT/SIPI into a real-mode trampoline that
- *    reads the MSR and its initial APIC id, then parks) its APIC id, which
- *    is its index with bhyverun's default topology.
- *  - HV_X64_MSR_TIME_REF_COUNT (§12.4) advances at 10 MHz against the ACPI
- *    PM timer (within a factor of 2), and the reference TSC page (§12.7)
- *    is enabled and read back; when KVM marks it valid its time brackets
- *    TIME_REF_COUNT, when invalid (sequence 0: the host has no stable TSC
- *    clock) that check is SKIP with the reason.
- *  - The SynIC (§11.8): SIMP, SIEFP and SCONTROL enabled, SVERSION 1, EOM
- *    reads 0; a SINT route of the hyperv-testdev to SINT 2 (EOI'd vector)
- *    and SINT 3 (auto-EOI) delivers its vector once per SET_SINT.
- *  - A synthetic timer (§12.10) in message mode posts HVMSG_TIMER_EXPIRED
- *    for timer 0 to SINT 4 with an expiration time no earlier than asked;
- *    in direct mode (when 0x40000003.EDX bit 19 offers it) it raises its
- *    APIC vector.
- *  - Hypercalls through the hypercall page (§3.13): HvSignalEvent to a
- *    connection nobody owns is HV_STATUS_INVALID_CONNECTION_ID (answered,
- *    not ignored); HvPostMessage over the testdev's message connection
- *    lands in SINT 5's slot and interrupts; posted again into the still
- *    full slot it sets MessagePending and waits, a third finds no buffer
+ *    0x40000001 is the "Hv#1" interface; 0x40000003 offers the
+ *    hypercall, VP_INDEX and TIME_REF_COUNT MSRs [Feature Discovery].
+ *    KVM's own signature is at 0x40000100 with its features at
+ *    0x40000101.
+ *  - HV_X64_MSR_VP_INDEX is each CPU's index [Virtual Processor Index]:
+ *    0 here, and on every AP (started with INIT/SIPI into a real-mode
+ *    trampoline that reads the MSR and its initial APIC id, then parks)
+ *    its APIC id, which is its index with bhyverun's default topology.
+ *  - HV_X64_MSR_TIME_REF_COUNT advances at 10 MHz against the ACPI PM
+ *    timer, within a factor of 2 [Partition Reference Counter]; the
+ *    reference TSC page is enabled and read back [Partition Reference
+ *    TSC Mechanism]: when KVM marks it valid its time brackets
+ *    TIME_REF_COUNT, when invalid (sequence 0: the host has no stable
+ *    TSC clock) that check is SKIP with the reason.
+ *  - The SynIC [Synthetic Interrupt Controller]: SIMP, SIEFP and
+ *    SCONTROL enabled, SVERSION 1, EOM reads 0; a SINT route of the
+ *    hyperv-testdev to SINT 2 (EOI'd vector) and SINT 3 (auto-EOI)
+ *    delivers its vector once per SET_SINT.
+ *  - A synthetic timer in message mode posts HVMSG_TIMER_EXPIRED for
+ *    timer 0 to SINT 4 with an expiration time no earlier than asked;
+ *    in direct mode (when 0x40000003.EDX bit 19 offers it) it raises
+ *    its APIC vector [Synthetic Timers].
+ *  - Hypercalls through the hypercall page [Hypercall Interface]:
+ *    HvSignalEvent to a connection nobody owns is
+ *    HV_STATUS_INVALID_CONNECTION_ID (answered, not ignored);
+ *    HvPostMessage over the testdev's message connection lands in
+ *    SINT 5's slot and interrupts; posted again into the still full
+ *    slot it sets MessagePending and waits, a third finds no buffer
  *    (HV_STATUS_INSUFFICIENT_BUFFERS), and after the guest empties the
- *    slot and writes EOM the waiting message arrives (§11.8.6);
- *    HvSignalEvent over the event connection sets its flag in SINT 6's
- *    event page and interrupts once (a flag still set does not interrupt
- *    again); a flag number is HV_STATUS_INVALID_PORT_ID, a 241-byte
- *    payload HV_STATUS_INVALID_PARAMETER; with SIMP disabled, or SIMP and
- *    SIEFP at a GPA past RAM, posting and signalling are
+ *    slot and writes EOM the waiting message arrives [Message Buffer
+ *    Management]; HvSignalEvent over the event connection sets its flag
+ *    in SINT 6's event page and interrupts once (a flag still set does
+ *    not interrupt again); a flag number is HV_STATUS_INVALID_PORT_ID, a
+ *    241-byte payload HV_STATUS_INVALID_PARAMETER; with SIMP disabled,
+ *    or SIMP and SIEFP at a GPA past RAM, posting and signalling are
  *    HV_STATUS_INVALID_SYNIC_STATE and the VMM goes on.
  * With the word `nosynic` (a list without synic): the leaves, VP index and
  * clock checks, and that 0x40000003 offers no SynIC.
@@ -53,7 +58,7 @@
 #include "lib/runtime.h"
 #include "lib/x86.h"
 
-/* CPUID leaves and bits (TLFS §2.4). */
+/* CPUID leaves and bits (TLFS, Feature Discovery). */
 #define HV_LEAF_VENDOR 0x40000000u
 #define HV_LEAF_INTERFACE 0x40000001u
 #define HV_LEAF_FEATURES 0x40000003u
@@ -85,14 +90,14 @@
 #define HV_ENABLE 1u
 #define HV_SINT_MASKED (1ull << 16)
 #define HV_SINT_AUTO_EOI (1ull << 17)
-/* Synthetic timer config (§12.10.1): enable, direct mode, APIC vector,
- * SINT. */
+/* Synthetic timer config (TLFS, Synthetic Timers): enable, direct mode,
+ * APIC vector, SINT. */
 #define HV_STIMER_ENABLE 1ull
 #define HV_STIMER_DIRECT (1ull << 12)
 #define HV_STIMER_VECTOR(v) ((uint64_t)(v) << 4)
 #define HV_STIMER_SINT(s) ((uint64_t)(s) << 16)
 
-/* Hypercalls (§3.7, appendix "Hypercall Code Reference"). */
+/* Hypercalls (TLFS, Hypercall Interface; Hypercall Code Reference). */
 #define HVCALL_POST_MESSAGE 0x005c
 #define HVCALL_SIGNAL_EVENT 0x005d
 #define HVCALL_FAST (1ull << 16)
@@ -171,7 +176,8 @@ static void on_irq(struct exception_frame *frame) {
   lapic_eoi();
 }
 
-/* Auto-EOI SINTs: the hypervisor has done the EOI (TLFS §11.8.3). */
+/* Auto-EOI SINTs: the hypervisor has done the EOI (TLFS, Synthetic
+ * Interrupt Controller). */
 static void on_irq_aeoi(struct exception_frame *frame) {
   irqs[frame->vector & 0xff] = irqs[frame->vector & 0xff] + 1;
 }
@@ -194,7 +200,7 @@ static void testdev(uint8_t cmd, uint8_t vp, uint8_t sint, uint8_t conn) {
 static uint64_t hypercall(uint64_t control, uint64_t in, uint64_t out) {
   uint64_t status;
   register uint64_t r8 __asm__("r8") = out;
-  /* The page holds KVM's vmcall/vmmcall; ret (TLFS §3.13). */
+  /* The page holds KVM's vmcall/vmmcall; ret (TLFS, Hypercall Interface). */
   __asm__ volatile("call *%[page]"
                    : "=a"(status), "+c"(control), "+d"(in), "+r"(r8)
                    : [page] "r"((uint64_t)HCALL_PAGE)
@@ -348,7 +354,8 @@ static inline uint64_t rdtsc(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-/* ((tsc * scale) >> 64) + offset (TLFS §12.7.3.2). */
+/* ((tsc * scale) >> 64) + offset (TLFS, Partition Reference TSC
+ * Mechanism). */
 static uint64_t tsc_page_time(const struct hv_tsc_page *p, bool *valid) {
   uint32_t seq;
   uint64_t scale, t;
@@ -467,7 +474,8 @@ static void check_messages(void) {
              m->payload[0] == 0x1111 && (m->flags & HV_MSG_PENDING) == 0,
          "HvPostMessage reaches SINT %u's slot and interrupts (status 0x%x, type 0x%x)",
          SINT_MSG, s, m->type);
-  /* The slot is still full: the next message waits (TLFS §11.8.6). */
+  /* The slot is still full: the next message waits (TLFS, Message Buffer
+   * Management). */
   s = post(CONN_MSG, 0x12345678, 8, 0x2222);
   bool quiet = !wait_irqs(VEC_MSG, 2, QUIET_MS);
   report(s == HV_STATUS_SUCCESS && quiet && m->payload[0] == 0x1111 &&
@@ -503,7 +511,7 @@ static void check_events(void) {
   report(s == HV_STATUS_SUCCESS && !wait_irqs(VEC_EVT, 2, QUIET_MS) && *w == bit,
          "a flag still set does not interrupt again");
   s = signal_event((1ull << 32) | CONN_EVT);
-  report(s == HV_STATUS_INVALID_PORT_ID, "a flag number is HV_STATUS_INVALID_PORT_ID (0x%x)", s);
+  report(s == HV_STATUS_INVALID_PORT_ID, "a nonzero flag number is HV_STATUS_INVALID_PORT_ID (0x%x)", s);
   *w = 0;
 }
 

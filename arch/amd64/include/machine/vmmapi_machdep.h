@@ -137,16 +137,16 @@ struct ArchExit {
   uint32_t debug_exception = 0;
   uint8_t eoi_vector = 0;         // kIoapicEoi
   // kHypervSynic: the register written (HV_X64_MSR_SCONTROL, _SIEFP or
-  // _SIMP) and the VP's three registers after the write (Hyper-V TLFS
-  // v6.0b §11.8). KVM has completed the write.
+  // _SIMP) and the VP's three registers after the write (Hyper-V TLFS,
+  // "Synthetic Interrupt Controller"). KVM has completed the write.
   uint32_t hv_msr = 0;
   uint64_t hv_control = 0;
   uint64_t hv_evt_page = 0;
   uint64_t hv_msg_page = 0;
   // kHypervHcall: the hypercall input value (call code, fast bit, counts:
-  // TLFS §3.7) and its two parameters (input and output GPA, or the values
-  // of a fast call); the handler stores the result (status in bits 15:0),
-  // which KVM puts in RAX on the next entry.
+  // TLFS, "Hypercall Interface") and its two parameters (input and output
+  // GPA, or the values of a fast call); the handler stores the result
+  // (status in bits 15:0), which KVM puts in RAX on the next entry.
   uint64_t hv_input = 0;
   uint64_t hv_params[2] = {};
   uint64_t* hv_result = nullptr;
