@@ -367,9 +367,10 @@ def translate_params_arm(words, caps):
                     raise Unsupported(f"{w} {prop}")
         elif opt == "-device":
             dev = value().split(",")[0]
-            if dev == "pci-testdev" and caps["pci-testdev"]:
-                continue  # added to every test when strata has it
-            raise Unsupported(f"-device {dev}")
+            # pci-testdev is added to every test when strata has it. (No
+            # `continue` here: the loop's i += 1 must step past the value.)
+            if dev != "pci-testdev" or not caps["pci-testdev"]:
+                raise Unsupported(f"-device {dev}")
         elif opt == "-serial":
             v = value()
             if v != "stdio":
