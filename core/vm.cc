@@ -205,6 +205,16 @@ void Vcpu::Acquire(Hold how) {
   }
   ++lock_requests_;
   requests_.store(true, std::memory_order_release);
+  // One kick per guest entry: requests_ is set, so the loop parks at its
+  // next top (a SLEEPING vCPU is woken by the kick's notify). Kicking on
+  // every wakeup made the waiters on one vCPU wake each other (a kick
+  // notifies cv_) and queue a real-time signal each round until the vCPU
+  // parked: tens of thousands where parking is slow (the nested SVM L1),
+  // and a full signal queue loses the kick of a vCPU blocked in the kernel,
+  // whose lockers then wait forever. Only an entry that raced the request
+  // (it saw no request, then entered: immediate_exit ends it) may see
+  // another kick.
+  uint64_t kicked_at_entry = ~uint64_t{0};
   for (;;) {
     if (state_ == VcpuState::kIdle || state_ == VcpuState::kFrozen) break;
     if (how == Hold::kQuiesce && state_ == VcpuState::kBlocked) break;
@@ -212,7 +222,11 @@ void Vcpu::Acquire(Hold how) {
                  "VcpuLock on vCPU {} while holding its VM's write lock: the "
                  "vCPU is blocked mid-exit waiting for that lock",
                  id_);
-    InterruptLocked();
+    const uint64_t entries = stats_.entries.load(std::memory_order_relaxed);
+    if (entries != kicked_at_entry) {
+      kicked_at_entry = entries;
+      InterruptLocked();
+    }
     cv_.wait(lk);
   }
   if (state_ == VcpuState::kIdle) state_ = VcpuState::kFrozen;
