@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <typeindex>
 #include <utility>
 #include <vector>
 
@@ -163,6 +164,22 @@ class DeviceHost {
   void SetPciBus(PciBus* bus) { pci_bus_ = bus; }
   PciBus* pci_bus() const { return pci_bus_; }
 
+  // Other services a machine offers its device models, one per type T
+  // (the pc machine with a Hyper-V SynIC: hv::SynicService,
+  // devices/hyperv_synic.h): set during the machine's Init, before
+  // declared instances are created. Service<T>() is null when the machine
+  // has none, and while checking.
+  template <typename T>
+  void SetService(std::shared_ptr<T> service) {
+    services_[std::type_index(typeid(T))] = std::move(service);
+  }
+  template <typename T>
+  std::shared_ptr<T> Service() const {
+    auto it = services_.find(std::type_index(typeid(T)));
+    return it == services_.end() ? nullptr
+                                 : std::static_pointer_cast<T>(it->second);
+  }
+
   // Hooks for device threads: start hooks run, in order, when the VM
   // starts (before its vCPUs run); stop hooks run, in reverse order, after
   // its vCPUs have stopped (or when a VM that never ran goes away).
@@ -195,6 +212,7 @@ class DeviceHost {
   Vm* const vm_;
   const IrqPinFn irq_pin_;
   PciBus* pci_bus_ = nullptr;
+  std::map<std::type_index, std::shared_ptr<void>> services_;
   std::map<std::string, std::string, std::less<>> claims_;
   std::vector<std::function<Status()>> start_;
   std::vector<std::function<void()>> stop_;

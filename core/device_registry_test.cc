@@ -346,6 +346,22 @@ TEST(DeviceHost, ClaimsAndHooks) {
   EXPECT_FALSE(host.IrqPin(4));  // this host has no interrupt lines
 }
 
+TEST(DeviceHost, ServicesByType) {
+  struct Clock {
+    int now = 7;
+  };
+  struct Other {};
+  DeviceHost host(nullptr, nullptr);
+  EXPECT_EQ(host.Service<Clock>(), nullptr);
+  auto clock = std::make_shared<Clock>();
+  host.SetService(clock);
+  ASSERT_EQ(host.Service<Clock>(), clock);
+  EXPECT_EQ(host.Service<Clock>()->now, 7);
+  EXPECT_EQ(host.Service<Other>(), nullptr);
+  host.SetService<Clock>(nullptr);  // withdrawn
+  EXPECT_EQ(host.Service<Clock>(), nullptr);
+}
+
 TEST(DeviceSet, CheckRunsTheModelsCheckAndCreateNeedsAVm) {
   DeviceRegistry r;
   DeviceModel m = Model("checked", DeviceBus::kPlatform, {{"mode", "a or b"}});

@@ -8,11 +8,17 @@
 // eventfd the hypervisor watches, so a device thread — or another process —
 // raises the interrupt with one write(2), no VMM call and no vCPU involved
 // (KVM_IRQFD).
+//
+// Besides pins and MSIs, a hypervisor may route interrupt sources of its
+// own: HvSint, a Hyper-V SynIC SINT (KVM_IRQ_ROUTING_HV_SINT). The uapi
+// route is architecture-neutral; whether a VM has it is the hypervisor's
+// answer (KVM: KVM_CAP_HYPERV_SYNIC, x86 only today).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <variant>
 
 #include "core/result.h"
 #include "machine/irq_machdep.h"
@@ -20,6 +26,21 @@
 namespace strata {
 
 class IrqFdBackend;
+
+// A Hyper-V SynIC interrupt source (Hyper-V TLFS, "Synthetic Interrupt
+// Controller"): SINT `sint` (0-15) of the virtual processor whose VP index
+// is `vp_index`. Asserting it raises the vector the guest put in that VP's
+// SINTx register, unless the guest masked it.
+struct HvSint {
+  uint32_t vp_index = 0;
+  uint32_t sint = 0;
+  friend bool operator==(const HvSint&, const HvSint&) = default;
+};
+// SINTs per virtual processor (TLFS, "Synthetic Interrupt Controller").
+inline constexpr uint32_t kHvSintCount = 16;
+
+// What a GSI route the VMM allocates (IrqFdBackend::AddRoute) delivers.
+using IrqRoute = std::variant<md::MsiMessage, HvSint>;
 
 // An interrupt controller the VMM emulates in user space (the IOAPIC of
 // KVM's split irqchip). Once attached to a VM (Vm::SetIrqController),
@@ -44,9 +65,10 @@ class IrqFd {
   int fd() const { return fd_; }
   // Writes 1 to fd(); safe from any thread.
   Status Trigger();
-  // Level-triggered pins only: KVM signals this eventfd when the guest
-  // acknowledges (EOIs) the interrupt, so the device can re-assert it if it
-  // is still pending; -1 otherwise.
+  // Level-triggered pins, and SynIC SINTs asked with an ack: KVM signals
+  // this eventfd when the guest acknowledges the interrupt (EOI; for a SINT
+  // also an EOM write), so the device can re-assert it or deliver what was
+  // waiting; -1 otherwise.
   int resample_fd() const { return resample_fd_; }
   uint32_t gsi() const { return gsi_; }
 
@@ -60,7 +82,7 @@ class IrqFd {
   uint32_t gsi_;
   int fd_;
   int resample_fd_;
-  bool owns_route_;  // an MSI route allocated for this irqfd
+  bool owns_route_;  // a route allocated for this irqfd (MSI, SINT)
 };
 
 // Internal: what the hypervisor backend provides for irqfds, and the GSI
@@ -75,9 +97,10 @@ class IrqFdBackend {
                                 const std::optional<md::MsiMessage>& msi) = 0;
   virtual Status AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
                              bool assign) = 0;
-  // Routes a free GSI to msi and returns it.
-  virtual Result<uint32_t> AddMsiRoute(const md::MsiMessage& msi) = 0;
-  virtual Status RemoveMsiRoute(uint32_t gsi) = 0;
+  // Routes a free GSI to `route` and returns it. kUnsupported for a kind
+  // of route this VM's hypervisor does not offer.
+  virtual Result<uint32_t> AddRoute(const IrqRoute& route) = 0;
+  virtual Status RemoveRoute(uint32_t gsi) = 0;
   // The GSI an irqfd on pin uses.
   virtual Result<uint32_t> PinGsi(const md::IrqPin& pin) = 0;
 };

@@ -255,10 +255,12 @@ TEST(MachineConfig, HelpListsKeysFixedDevicesAndModels) {
     EXPECT_NE(help->find(needle), std::string::npos) << needle << "\n"
                                                      << *help;
   }
-  ASSERT_EQ(Machine::CommandLineOptions().size(), 2u);
+  ASSERT_EQ(Machine::CommandLineOptions().size(), 3u);
   EXPECT_STREQ(Machine::CommandLineOptions()[0].name, "cpu-vendor");
-  EXPECT_STREQ(Machine::CommandLineOptions()[1].name, "cpu-features");
-  EXPECT_STREQ(Machine::CommandLineOptions()[1].key, "x86.cpu_features");
+  EXPECT_STREQ(Machine::CommandLineOptions()[1].name, "cpu-model");
+  EXPECT_STREQ(Machine::CommandLineOptions()[1].key, "x86.cpu_model");
+  EXPECT_STREQ(Machine::CommandLineOptions()[2].name, "cpu-features");
+  EXPECT_STREQ(Machine::CommandLineOptions()[2].key, "x86.cpu_features");
 }
 
 }  // namespace

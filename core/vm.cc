@@ -888,6 +888,40 @@ Status Vm::SignalMsi(const md::MsiMessage& msi) {
   return backend_->SignalMsi(msi);
 }
 
+Result<std::unique_ptr<IrqFd>> Vm::NewIrqFd(std::shared_ptr<IrqFdBackend> be,
+                                            uint32_t gsi, bool resample,
+                                            bool owns_route,
+                                            std::string_view what) {
+  auto drop_route = [&] {
+    if (owns_route) (void)be->RemoveRoute(gsi);
+  };
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    Error e = SysError("eventfd for the irqfd of {}", what);
+    drop_route();
+    return e;
+  }
+  int rfd = -1;
+  if (resample) {
+    rfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (rfd < 0) {
+      Error e = SysError("eventfd for the resample fd of {}", what);
+      close(fd);
+      drop_route();
+      return e;
+    }
+  }
+  Status s = be->AssignIrqFd(gsi, fd, rfd, /*assign=*/true);
+  if (!s) {
+    close(fd);
+    if (rfd >= 0) close(rfd);
+    drop_route();
+    return std::move(s).error().Wrap(fmt::format("irqfd for {}", what));
+  }
+  return std::unique_ptr<IrqFd>(new IrqFd(std::move(be), gsi, fd, rfd,
+                                          owns_route));
+}
+
 Result<std::unique_ptr<IrqFd>> Vm::AddIrqFd(const md::IrqPin& pin,
                                             bool level) {
   std::shared_ptr<IrqFdBackend> be = backend_->irqfds();
@@ -897,24 +931,8 @@ Result<std::unique_ptr<IrqFd>> Vm::AddIrqFd(const md::IrqPin& pin,
                      md::IrqPinName(pin));
   }
   uint32_t gsi = STRATA_TRY(be->PinGsi(pin));
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) return SysError("eventfd for the irqfd of {}", md::IrqPinName(pin));
-  int rfd = -1;
-  if (level) {
-    rfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (rfd < 0) {
-      Error e = SysError("eventfd for the resample fd of {}", md::IrqPinName(pin));
-      close(fd);
-      return e;
-    }
-  }
-  Status s = be->AssignIrqFd(gsi, fd, rfd, /*assign=*/true);
-  if (!s) {
-    close(fd);
-    if (rfd >= 0) close(rfd);
-    return std::move(s).error().Wrap(fmt::format("irqfd for {}", md::IrqPinName(pin)));
-  }
-  return std::unique_ptr<IrqFd>(new IrqFd(be, gsi, fd, rfd, false));
+  return NewIrqFd(std::move(be), gsi, level, /*owns_route=*/false,
+                  md::IrqPinName(pin));
 }
 
 Result<std::unique_ptr<IrqFd>> Vm::AddMsiFd(const md::MsiMessage& msi) {
@@ -923,20 +941,22 @@ Result<std::unique_ptr<IrqFd>> Vm::AddMsiFd(const md::MsiMessage& msi) {
     return MakeError(Errc::kUnsupported,
                      "an MSI irqfd needs an in-kernel interrupt controller");
   }
-  uint32_t gsi = STRATA_TRY(be->AddMsiRoute(msi));
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) {
-    Error e = SysError("eventfd for an MSI irqfd");
-    (void)be->RemoveMsiRoute(gsi);
-    return e;
+  uint32_t gsi = STRATA_TRY(be->AddRoute(msi));
+  return NewIrqFd(std::move(be), gsi, /*resample=*/false, /*owns_route=*/true,
+                  "an MSI");
+}
+
+Result<std::unique_ptr<IrqFd>> Vm::AddHvSintFd(const HvSint& sint, bool ack) {
+  const std::string what =
+      fmt::format("SynIC SINT {} of VP {}", sint.sint, sint.vp_index);
+  std::shared_ptr<IrqFdBackend> be = backend_->irqfds();
+  if (!be) {
+    return MakeError(Errc::kUnsupported,
+                     "an irqfd for {} needs an in-kernel interrupt controller",
+                     what);
   }
-  Status s = be->AssignIrqFd(gsi, fd, -1, /*assign=*/true);
-  if (!s) {
-    close(fd);
-    (void)be->RemoveMsiRoute(gsi);
-    return std::move(s).error();
-  }
-  return std::unique_ptr<IrqFd>(new IrqFd(be, gsi, fd, -1, true));
+  uint32_t gsi = STRATA_TRY(be->AddRoute(sint));
+  return NewIrqFd(std::move(be), gsi, ack, /*owns_route=*/true, what);
 }
 
 Status Vm::SetPinMsiRoute(const md::IrqPin& pin,
@@ -953,7 +973,7 @@ Status Vm::SetPinMsiRoute(const md::IrqPin& pin,
 IrqFd::~IrqFd() {
   Status s = be_->AssignIrqFd(gsi_, fd_, resample_fd_, /*assign=*/false);
   if (!s) Log().warn("removing the irqfd of GSI {}: {}", gsi_, s.error().message());
-  if (owns_route_) (void)be_->RemoveMsiRoute(gsi_);
+  if (owns_route_) (void)be_->RemoveRoute(gsi_);
   close(fd_);
   if (resample_fd_ >= 0) close(resample_fd_);
 }

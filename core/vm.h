@@ -379,6 +379,15 @@ class Vm {
   Result<std::unique_ptr<IrqFd>> AddIrqFd(const md::IrqPin& pin,
                                           bool level = false);
   Result<std::unique_ptr<IrqFd>> AddMsiFd(const md::MsiMessage& msi);
+  // An eventfd that asserts a Hyper-V SynIC SINT (core/irq.h HvSint;
+  // KVM_IRQ_ROUTING_HV_SINT), for a VM whose hypervisor emulates the SynIC
+  // (kUnsupported otherwise). With `ack`, the IrqFd's resample_fd() is
+  // signalled whenever the guest acknowledges that SINT — an EOI of its
+  // vector or a write of the VP's end-of-message register (TLFS, "Message
+  // Buffer Management") — which KVM reports only through a resampling
+  // irqfd, i.e. with its in-kernel IOAPIC (amd64 x86.irqchip=kernel).
+  Result<std::unique_ptr<IrqFd>> AddHvSintFd(const HvSint& sint,
+                                             bool ack = false);
   // For an interrupt controller the VMM emulates whose outputs are MSIs
   // (amd64 with x86.irqchip=split: the IOAPIC in user space, the LAPICs in
   // KVM): records the MSI pin currently sends, or none (nullopt: masked).
@@ -427,6 +436,12 @@ class Vm {
   friend class DriverHold;
   friend class Lease;
   Vm(const VmOptions& opts, std::unique_ptr<VmBackend> backend);
+  // An irqfd on `gsi` (with a resample fd if asked), assigned; on failure
+  // the route is removed if the irqfd was to own it. `what` names the
+  // interrupt in errors.
+  static Result<std::unique_ptr<IrqFd>> NewIrqFd(
+      std::shared_ptr<IrqFdBackend> be, uint32_t gsi, bool resample,
+      bool owns_route, std::string_view what);
   void DrainCoalesced();
   // Lease renewal (core/driver.h). True while a writer is between revoking
   // the leases and finishing its map change: a lease translated then would

@@ -1091,5 +1091,32 @@ TEST(VmTest, IrqFdsForPinsAndMsisAreAssignedAndRemoved) {
   EXPECT_TRUE(vm->SetIrq(md::IrqPin{5}, false).has_value());
 }
 
+TEST(VmTest, HvSintIrqFdsShareTheRouteTableWithMsis) {
+  STRATA_REQUIRE_KVM();
+  auto vm = MakeVm(1);
+  ASSERT_TRUE(vm);
+  ASSERT_TRUE(MakeVcpu(*vm, 0, TestProgram::kHaltLoop));
+  auto sint = vm->AddHvSintFd(HvSint{0, 2});
+  if (!sint.has_value() && sint.error().code() == Errc::kUnsupported) {
+    GTEST_SKIP() << sint.error().message();  // no SynIC in this hypervisor
+  }
+  ASSERT_TRUE(sint.has_value()) << sint.error().message();
+  EXPECT_GE((*sint)->gsi(), md::kIrqPinCount);
+  EXPECT_EQ((*sint)->resample_fd(), -1);
+  EXPECT_TRUE((*sint)->Trigger().has_value());
+  auto msi = vm->AddMsiFd(md::MsiMessage{0xfee00000, 0x40});
+  ASSERT_TRUE(msi.has_value()) << msi.error().message();
+  EXPECT_NE((*msi)->gsi(), (*sint)->gsi());
+  auto bad = vm->AddHvSintFd(HvSint{0, kHvSintCount});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), Errc::kOutOfRange);
+  // The route is freed with its irqfd and reused.
+  const uint32_t gsi = (*sint)->gsi();
+  sint->reset();
+  auto again = vm->AddHvSintFd(HvSint{0, 3});
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_EQ((*again)->gsi(), gsi);
+}
+
 }  // namespace
 }  // namespace strata

@@ -89,6 +89,12 @@ NO_HOST_SUPPORT = "is not supported by KVM on this host"
 # width is the host's already, and nothing migrates.
 CPU_NOOP_FLAGS = {"host-phys-bits", "migratable"}
 VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+# QEMU's Hyper-V flags (hv_passthrough, hv-time, hv_stimer_direct=on, ...)
+# become x86.hyperv: passthrough and the features strata names as QEMU does
+# without "hv-" (bhyverun checks the names: probe); hv-vendor-id is
+# x86.hyperv_vendor_id. Any other hv flag (hv-evmcs, hv-syndbg,
+# hv-spinlocks=N, ...) is unsupported and named.
+HV_PREFIXES = ("hv-", "hv_")
 
 
 class Unsupported(Exception):
@@ -153,6 +159,21 @@ def memory_arg(value):
     return m.group(1) + (m.group(2).upper() or "M")
 
 
+def translate_hyperv(flag, name, on, hyperv, caps):
+    """One Hyper-V -cpu flag (`name` without its hv- prefix, on or off)
+    into x86.hyperv's items, appended to `hyperv`."""
+    name = name.replace("_", "-")
+    if name == "passthrough":
+        if on:
+            hyperv.append("passthrough")
+        return
+    if caps["hyperv"](name):
+        hyperv.append(name if on else "-" + name)
+        return
+    raise Unsupported(f"-cpu flag {flag}: strata has no Hyper-V '{name}' "
+                      f"(x86.hyperv)")
+
+
 def translate_cpu(spec, args, caps):
     parts = spec.split(",")
     model, flags = parts[0], parts[1:]
@@ -163,8 +184,21 @@ def translate_cpu(spec, args, caps):
                               f"{', '.join(sorted(CPU_MODELS))}; named ones: "
                               f"bhyverun -h, x86.cpu_model)")
         args += ["-o", f"x86.cpu_model={model}"]
-    features = []
+    features, hyperv = [], []
     for flag in flags:
+        if flag.startswith(HV_PREFIXES):
+            name, eq, value = flag[3:].partition("=")
+            if name.replace("_", "-") == "vendor-id" and eq:
+                args += ["-o", f"x86.hyperv_vendor_id={value}"]
+                continue
+            if eq and value not in ("on", "off", "yes", "no", "true",
+                                    "false"):
+                raise Unsupported(f"-cpu flag {flag}: strata has no Hyper-V "
+                                  f"setting '{name}'")
+            translate_hyperv(flag, name, not eq or value in ("on", "yes",
+                                                               "true"),
+                             hyperv, caps)
+            continue
         if flag.startswith(("+", "-")):
             name, on = flag[1:], flag[0] == "+"
         elif "=" in flag:
@@ -181,7 +215,9 @@ def translate_cpu(spec, args, caps):
             name, on = flag, True
         if name in CPU_NOOP_FLAGS:
             continue
-        if name in CPU_FLAGS:
+        if name.startswith(HV_PREFIXES):  # +hv-time, -hv_synic
+            translate_hyperv(flag, name[3:], on, hyperv, caps)
+        elif name in CPU_FLAGS:
             args += ["-o", f"{CPU_FLAGS[name]}={'true' if on else 'false'}"]
         elif caps["feature"](name):
             features.append(("+" if on else "-") + name)
@@ -193,6 +229,11 @@ def translate_cpu(spec, args, caps):
         # warning (KUT's runner allows warnings on stderr).
         args += ["-o", "x86.cpu_features=" + ",".join(features),
                  "-o", "x86.cpu_features_missing=drop"]
+    if any(not h.startswith("-") for h in hyperv):
+        # QEMU refuses a Hyper-V feature KVM lacks; so does bhyverun, saying
+        # NO_HOST_SUPPORT, which classify() makes a SKIP naming it. (Only
+        # "off"s enable nothing, as in QEMU.)
+        args += ["-o", "x86.hyperv=" + ",".join(hyperv)]
 
 
 def translate_params(words, caps):
@@ -222,11 +263,13 @@ def translate_params(words, caps):
             args += ["-i", value()]
         elif opt in ("-enable-kvm",):
             pass
-        elif opt == "-accel" or opt == "-machine" or opt == "-M":
+        elif opt == "-accel":
             v = value()
-            if opt == "-accel" and v == "kvm":
-                continue
-            for prop in v.split(",") if opt != "-accel" else [v]:
+            if v != "kvm":
+                raise Unsupported(f"{w} {v}")
+        elif opt in ("-machine", "-M"):
+            v = value()
+            for prop in v.split(","):
                 if prop in ("pit=off", "pit=on"):
                     args += ["-o", f"x86.pit={'false' if prop == 'pit=off' else 'true'}"]
                 elif prop not in ("accel=kvm", "pc"):
@@ -234,10 +277,14 @@ def translate_params(words, caps):
         elif opt == "-device":
             dev = value().split(",")[0]
             if dev == "pci-testdev" and caps["pci-testdev"]:
-                continue  # added to every test when strata has it
-            if dev in ("isa-debug-exit", "pc-testdev"):
-                continue  # always present
-            raise Unsupported(f"-device {dev}")
+                pass  # added to every test when strata has it
+            elif dev in ("isa-debug-exit", "pc-testdev"):
+                pass  # always present
+            elif dev == "hyperv-testdev" and caps["hyperv-testdev"]:
+                # QEMU's control port at 0x3000 (devices/hyperv_testdev.h).
+                args += ["-o", "platform.hvtestdev.device=hyperv-testdev"]
+            else:
+                raise Unsupported(f"-device {dev}")
         else:
             raise Unsupported(f"QEMU option {w}")
         i += 1
@@ -320,9 +367,10 @@ def translate_params_arm(words, caps):
                     raise Unsupported(f"{w} {prop}")
         elif opt == "-device":
             dev = value().split(",")[0]
-            if dev == "pci-testdev" and caps["pci-testdev"]:
-                continue  # added to every test when strata has it
-            raise Unsupported(f"-device {dev}")
+            # pci-testdev is added to every test when strata has it. (No
+            # `continue` here: the loop's i += 1 must step past the value.)
+            if dev != "pci-testdev" or not caps["pci-testdev"]:
+                raise Unsupported(f"-device {dev}")
         elif opt == "-serial":
             v = value()
             if v != "stdio":
@@ -515,9 +563,11 @@ QEMU_ARM_DEVICES = ["-device", "virtio-serial-device",
 
 
 def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None,
-            prof=X86):
+            prof=X86, checks=True):
     """("SKIP"|"FAIL", detail) for a test that does not run, else
-    (None, command): bhyverun's, or with `qemu` (a binary) QEMU's."""
+    (None, command): bhyverun's, or with `qemu` (a binary) QEMU's. `checks`:
+    evaluate the test's `check` lines here (not for --plan: they are the
+    L1's)."""
     if t.get("excluded"):
         return "SKIP", "excluded on the command line (--exclude)"
     groups = t.get("groups", "").split()
@@ -536,7 +586,7 @@ def prepare(t, tree, bhyverun, caps, env_path, arch, explicit, qemu=None,
                                     ACCEL=prof["accel"]))
         if r.returncode == 0:
             return "SKIP", f"disabled because: {t['disabled_if']}"
-    for c in t.get("check", "").split():
+    for c in t.get("check", "").split() if checks else []:
         path, _, want = c.partition("=")
         try:
             have = open(path).read().strip()
@@ -772,9 +822,10 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
 # --- Running inside a nested testbed's L1 (scripts/nested.sh --kut) ---
 # The L1 has busybox, not python: --plan writes the translated commands as
 # a shell script of `kut_case NAME LIMIT COMMAND...` lines (paths as the L1
-# sees them) and the tests that do not run; tests/nested/init.sh runs it and
-# prints "nested-kut:" lines; --results-from classifies them here by the
-# same rules.
+# sees them; a test with `check` lines gets them evaluated there first,
+# `kut_check NAME CHECKS && kut_case ...`) and the tests that do not run;
+# tests/nested/init.sh runs it and prints "nested-kut:" lines;
+# --results-from classifies them here by the same rules.
 L1_TREE, L1_BHYVERUN, L1_QEMU = "/kut", "/bin/bhyverun", "/bin/qemu"
 
 
@@ -785,7 +836,7 @@ def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
     entries, lines, files = [], [], set()
     for t in chosen:
         status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch,
-                              explicit, qemu, prof)
+                              explicit, qemu, prof, checks=False)
         limit = test_limit(t, timeout)
         entries.append({"name": t["name"], "status": status,
                         "detail": cmd if status else "", "limit": limit})
@@ -799,8 +850,13 @@ def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
         # A migration test runs under init.sh's kut_migrate, which
         # migrates it with bhyverun's snapshots.
         runner = "kut_migrate" if is_migration(t) and not qemu else "kut_case"
-        lines.append(f"{runner} {shlex.quote(t['name'])} {int(limit)} " +
-                     shlex.join(l1))
+        # KUT evaluates `check` where the test runs: in the L1 (kut_check
+        # prints the SKIP itself).
+        check = " ".join(t.get("check", "").split())
+        guard = (f"kut_check {shlex.quote(t['name'])} {shlex.quote(check)} "
+                 f"&& " if check else "")
+        lines.append(f"{guard}{runner} {shlex.quote(t['name'])} "
+                     f"{int(limit)} " + shlex.join(l1))
     with open(os.path.join(plan_dir, "plan.sh"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(plan_dir, "plan.json"), "w") as f:
@@ -819,7 +875,10 @@ def results_from(plan_dir, log):
         if not line.startswith("nested-kut: "):
             continue
         kind, _, rest = line[len("nested-kut: "):].partition(" ")
-        if kind == "BEGIN":
+        if kind == "SKIP":  # a `check` that failed in the L1 (kut_check)
+            name, _, detail = rest.partition(" ")
+            got[name] = {"skip": detail}
+        elif kind == "BEGIN":
             cur = got[rest] = {"out": [], "err": [], "ret": None, "secs": 0}
         elif cur is not None and kind == "OUT":
             cur["out"].append(rest)
@@ -838,6 +897,8 @@ def results_from(plan_dir, log):
                "first_error": ""}
         if e["status"]:
             rec.update(status=e["status"], detail=e["detail"])
+        elif "skip" in got.get(e["name"], {}):
+            rec.update(status="SKIP", detail=got[e["name"]]["skip"])
         elif e["name"] not in got or got[e["name"]]["ret"] is None:
             rec.update(status="FAIL", detail="did not finish in the L1")
         else:
@@ -861,29 +922,27 @@ def probe(bhyverun):
         sys.exit(f"kut: {bhyverun} -h failed (status {h.returncode})")
     known = {}
 
-    def feature(name):
-        # Whether x86.cpu_features knows the name (bhyverun checks names
-        # before it creates a VM; --dump-config creates none).
-        if name not in known:
-            r = subprocess.run(
-                [bhyverun, "--dump-config", "-o",
-                 f"x86.cpu_features=+{name}"], capture_output=True, text=True)
-            known[name] = r.returncode == 0
-        return known[name]
+    def accepts(setting):
+        # Whether bhyverun accepts a config setting: it checks names and
+        # syntax before it creates a VM, and --dump-config creates none.
+        if setting not in known:
+            r = subprocess.run([bhyverun, "--dump-config", "-o", setting],
+                               capture_output=True, text=True)
+            known[setting] = r.returncode == 0
+        return known[setting]
 
-    def model(name):
-        # Whether x86.cpu_model knows the name (checked as the config is).
-        key = "model:" + name
-        if key not in known:
-            r = subprocess.run(
-                [bhyverun, "--dump-config", "-o", f"x86.cpu_model={name}"],
-                capture_output=True, text=True)
-            known[key] = r.returncode == 0
-        return known[key]
+    def has_model(name):
+        return re.search(rf"^\s+{re.escape(name)}\s", h.stdout,
+                         re.M) is not None
 
-    return {"pci-testdev": re.search(r"^\s+pci-testdev\s", h.stdout,
-                                     re.M) is not None,
-            "feature": feature, "model": model}
+    return {"pci-testdev": has_model("pci-testdev"),
+            "hyperv-testdev": has_model("hyperv-testdev"),
+            # x86.cpu_features and x86.cpu_model names, and Hyper-V feature
+            # names (after passthrough only the name is checked, not what
+            # it depends on).
+            "feature": lambda name: accepts(f"x86.cpu_features=+{name}"),
+            "model": lambda name: accepts(f"x86.cpu_model={name}"),
+            "hyperv": lambda name: accepts(f"x86.hyperv=passthrough,{name}")}
 
 
 def probe_arm(bhyverun, required):

@@ -211,6 +211,20 @@ Status CheckCpuidOptions(const CpuidOptions& opts) {
                      "more than 2^32 - 1 logical processors",
                      topo.sockets, topo.cores, topo.threads);
   }
+  if (!opts.hyperv_leaves.empty() && !opts.hypervisor_bit) {
+    return MakeError(Errc::kInvalidArgument,
+                     "Hyper-V enlightenments need the hypervisor CPUID bit "
+                     "and leaves (x86.hypervisor_bit=true)");
+  }
+  for (const CpuidEntry& e : opts.hyperv_leaves) {
+    if (e.function < kLeafHypervisorBase ||
+        e.function >= kLeafKvmBaseWithHyperv) {
+      return MakeError(Errc::kInvalidArgument,
+                       "Hyper-V CPUID leaf {:#x} is outside 0x40000000-"
+                       "0x400000ff",
+                       e.function);
+    }
+  }
   const uint32_t max_vcpus =
       opts.max_vcpus != 0 ? opts.max_vcpus : static_cast<uint32_t>(product);
   // Ids grow with the index, so the last vCPU has the largest.
@@ -369,39 +383,47 @@ std::vector<std::string_view> CpuFeatureNames() {
   return names;
 }
 
-Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(
-    std::string_view text) {
-  std::vector<CpuFeatureOverride> out;
+Result<std::vector<Switch>> ParseSwitches(std::string_view text,
+                                          std::string_view what) {
+  std::vector<Switch> out;
   while (!text.empty()) {
     const size_t comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view()
                                            : text.substr(comma + 1);
     if (item.empty()) continue;
-    CpuFeatureOverride o;
+    Switch sw;
     if (item[0] == '+' || item[0] == '-') {
-      o.on = item[0] == '+';
+      sw.on = item[0] == '+';
       item.remove_prefix(1);
     } else if (const size_t eq = item.find('='); eq != std::string_view::npos) {
       const std::string_view v = item.substr(eq + 1);
       if (v == "on" || v == "true") {
-        o.on = true;
+        sw.on = true;
       } else if (v == "off" || v == "false") {
-        o.on = false;
+        sw.on = false;
       } else {
         return MakeError(Errc::kInvalidArgument,
-                         "CPU feature '{}': the value must be on or off",
-                         item);
+                         "{} '{}': the value must be on or off", what, item);
       }
       item = item.substr(0, eq);
     }
-    if (FindFeature(item) == nullptr) {
+    sw.name = item;
+    out.push_back(sw);
+  }
+  return out;
+}
+
+Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(
+    std::string_view text) {
+  std::vector<CpuFeatureOverride> out;
+  for (const Switch& sw : STRATA_TRY(ParseSwitches(text, "CPU feature"))) {
+    if (FindFeature(sw.name) == nullptr) {
       return MakeError(Errc::kInvalidArgument,
-                       "unknown CPU feature '{}' (known: {})", item,
+                       "unknown CPU feature '{}' (known: {})", sw.name,
                        fmt::join(CpuFeatureNames(), ", "));
     }
-    o.name = std::string(item);
-    out.push_back(std::move(o));
+    out.push_back({std::string(sw.name), sw.on});
   }
   return out;
 }
@@ -480,8 +502,12 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
   }
 
   // Hypervisor leaves (Linux Documentation/virt/kvm/x86/cpuid.rst): the KVM
-  // signature with max leaf 0x4000_0001 and KVM's paravirt features as
-  // reported, or nothing when the guest is told it runs on bare metal.
+  // signature with its max leaf and KVM's paravirt features as reported,
+  // or nothing when the guest is told it runs on bare metal. With Hyper-V
+  // enlightenments Hyper-V's leaves come first (a guest looks for them at
+  // 0x4000_0000: Hyper-V TLFS, "Feature Discovery") and KVM's move to
+  // 0x4000_0100, where
+  // KVM itself and Linux's kvm_cpuid_base() still find them.
   std::optional<CpuidEntry> kvm_features;
   if (const CpuidEntry* f = FindLeaf(supported, kLeafKvmFeatures)) {
     kvm_features = *f;
@@ -491,16 +517,20 @@ Result<std::vector<CpuidEntry>> BuildGuestCpuid(
            e.function <= kLeafHypervisorLast;
   });
   if (opts.hypervisor_bit) {
+    const uint32_t kvm_base = opts.hyperv_leaves.empty()
+                                  ? kLeafHypervisorBase
+                                  : kLeafKvmBaseWithHyperv;
+    for (const CpuidEntry& e : opts.hyperv_leaves) leaves.push_back(e);
     CpuidEntry sig;
-    sig.function = kLeafHypervisorBase;
-    sig.eax = kLeafKvmFeatures;
+    sig.function = kvm_base;
+    sig.eax = kvm_base + (kLeafKvmFeatures - kLeafHypervisorBase);
     sig.ebx = kKvmSignatureEbx;
     sig.ecx = kKvmSignatureEcx;
     sig.edx = kKvmSignatureEdx;
     leaves.push_back(sig);
-    CpuidEntry feat;
-    feat.function = kLeafKvmFeatures;
-    leaves.push_back(kvm_features.value_or(feat));
+    CpuidEntry feat = kvm_features.value_or(CpuidEntry{});
+    feat.function = sig.eax;
+    leaves.push_back(feat);
   }
 
   // Leaf 0xA (PMU) stays as KVM reports it: kvm-unit-tests' boot code reads

@@ -55,7 +55,13 @@ inline constexpr uint32_t kLeafXsave = 0xd;
 inline constexpr uint32_t kLeafV2ExtTopology = 0x1f;        // Intel only
 inline constexpr uint32_t kLeafHypervisorBase = 0x40000000;
 inline constexpr uint32_t kLeafKvmFeatures = 0x40000001;
-inline constexpr uint32_t kLeafHypervisorLast = 0x400000ff;
+// The range hypervisors own (Linux's hypervisor detection scans it; the
+// Hyper-V TLFS reserves 0x4000_0000-0x4000_FFFF).
+inline constexpr uint32_t kLeafHypervisorLast = 0x4000ffff;
+// With Hyper-V's leaves at 0x4000_0000, KVM's go here (KVM scans every
+// multiple of 0x100 for its signature: Documentation/virt/kvm/x86/
+// cpuid.rst), as QEMU puts them.
+inline constexpr uint32_t kLeafKvmBaseWithHyperv = 0x40000100;
 inline constexpr uint32_t kLeafExtMax = 0x80000000;
 inline constexpr uint32_t kLeafExtFeatures = 0x80000001;
 inline constexpr uint32_t kLeafAddressSizes = 0x80000008;
@@ -149,6 +155,10 @@ struct CpuidOptions {
   std::string brand;
   // Applied last, in order. "+" needs the bit in KVM's supported table.
   std::vector<CpuFeatureOverride> features;
+  // Hyper-V's leaves (arch/amd64/hyperv/hyperv_cpuid.h), put at 0x4000_0000
+  // as given, KVM's then at kLeafKvmBaseWithHyperv; empty: KVM's at
+  // 0x4000_0000. Needs hypervisor_bit.
+  std::vector<CpuidEntry> hyperv_leaves;
 };
 
 // The "+name" overrides of `features` whose bit KVM's `supported` table
@@ -177,6 +187,19 @@ std::vector<std::string_view> CpuFeatureNames();
 // Parses "+name,-name,name=on|off,..." (empty: none). kInvalidArgument
 // naming an unknown feature and the closest known one.
 Result<std::vector<CpuFeatureOverride>> ParseCpuFeatures(std::string_view text);
+
+// One item of a comma-separated list of switches (x86.cpu_features,
+// x86.hyperv, after QEMU's -cpu flags): "+name" or "name" is on, "-name"
+// off, "name=on|off" (or true/false) either.
+struct Switch {
+  std::string_view name;
+  bool on = true;
+};
+// The items of `text` (views into it), empty ones skipped.
+// kInvalidArgument for a value other than on/off, naming `what` ("CPU
+// feature") and the item.
+Result<std::vector<Switch>> ParseSwitches(std::string_view text,
+                                          std::string_view what);
 
 class VendorPolicy {
  public:

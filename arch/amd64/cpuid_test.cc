@@ -248,6 +248,34 @@ TEST(CpuidBuild, HypervisorLeafWithoutKvmFeatures) {
   EXPECT_EQ(Leaf(*c, 0x40000001).eax, 0u);
 }
 
+TEST(CpuidBuild, HypervLeavesMoveKvmsTo0x40000100) {
+  CpuidOptions o = Opts(CpuVendor::kAmd, 1, 1, 1);
+  for (uint32_t f = 0x40000000; f <= 0x40000005; ++f) {
+    CpuidEntry e;
+    e.function = f;
+    e.eax = f == 0x40000000 ? 0x40000005 : 0x100 + f;
+    o.hyperv_leaves.push_back(e);
+  }
+  auto c = Build(o, 0);
+  EXPECT_EQ(Leaf(c, 0x40000000).eax, 0x40000005u);
+  EXPECT_EQ(Leaf(c, 0x40000003).eax, 0x40000103u);
+  // KVM's signature, its max leaf and its features one block up.
+  const CpuidEntry& kvm = Leaf(c, 0x40000100);
+  EXPECT_EQ(kvm.eax, 0x40000101u);
+  EXPECT_EQ(kvm.ebx, kKvmSignatureEbx);
+  EXPECT_EQ(kvm.ecx, kKvmSignatureEcx);
+  EXPECT_EQ(kvm.edx, kKvmSignatureEdx);
+  EXPECT_EQ(Leaf(c, 0x40000101).eax, 0x01007afbu);
+  EXPECT_NE(Leaf(c, 1).ecx & kLeaf1EcxHypervisor, 0u);
+  // Hyper-V without the hypervisor bit, or leaves out of the Hyper-V
+  // block, are refused.
+  o.hypervisor_bit = false;
+  EXPECT_FALSE(BuildGuestCpuid(SyntheticSupported(), o, 0).has_value());
+  o.hypervisor_bit = true;
+  o.hyperv_leaves[1].function = 0x40000100;
+  EXPECT_FALSE(BuildGuestCpuid(SyntheticSupported(), o, 0).has_value());
+}
+
 TEST(CpuidBuild, X2apicAndTscDeadlineOff) {
   for (CpuVendor v : {CpuVendor::kIntel, CpuVendor::kAmd}) {
     CpuidOptions o = Opts(v, 2, 4, 2);

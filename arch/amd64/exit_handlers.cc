@@ -12,6 +12,9 @@ namespace {
 
 // KVM's ABI value for "no such hypercall" (include/uapi/linux/kvm_para.h).
 constexpr uint64_t kKvmEnosys = 1000;
+// HV_STATUS_INVALID_HYPERCALL_CODE (Hyper-V TLFS, appendix
+// "Hypercall Status Codes").
+constexpr uint64_t kHvStatusInvalidHypercallCode = 0x0002;
 
 // Remembers which MSRs were logged. Bounded: a guest probing every MSR
 // index must not grow the VMM's memory, so past the bound it goes quiet.
@@ -52,6 +55,18 @@ void InstallDefaultExitHandlers(Vm& vm) {
     *a.hypercall_ret = static_cast<uint64_t>(-static_cast<int64_t>(kKvmEnosys));
     return true;
   });
+  // Hyper-V (x86.hyperv): a machine with a SynIC service replaces these
+  // (arch/amd64/hyperv/synic.h). Without one no device owns a connection,
+  // so a hypercall KVM hands over is one nobody implements; and a SynIC
+  // register write is KVM's alone (it has done it): nothing posts to the
+  // guest's pages.
+  (void)vm.SetArchExitHandler(ArchExitReason::kHypervHcall,
+                              [](Vcpu&, ArchExit& a) {
+                                *a.hv_result = kHvStatusInvalidHypercallCode;
+                                return true;
+                              });
+  (void)vm.SetArchExitHandler(ArchExitReason::kHypervSynic,
+                              [](Vcpu&, ArchExit&) { return true; });
 }
 
 }  // namespace strata::md

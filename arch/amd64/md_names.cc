@@ -30,6 +30,8 @@ std::string_view ArchExitName(ArchExitReason r) {
     case ArchExitReason::kTprAccess: return "tpr-access";
     case ArchExitReason::kSetTpr: return "set-tpr";
     case ArchExitReason::kIoapicEoi: return "ioapic-eoi";
+    case ArchExitReason::kHypervSynic: return "hyperv-synic";
+    case ArchExitReason::kHypervHcall: return "hyperv-hcall";
     case ArchExitReason::kCount: break;
   }
   return "?";

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <variant>
 
 #include "core/kvm/kvm_abi.h"
 #include "core/log.h"
@@ -100,32 +101,59 @@ Result<uint32_t> KvmIrqRouting::PinGsi(const md::IrqPin& pin) {
   return arch_->IrqFdGsi(pin);
 }
 
-Result<uint32_t> KvmIrqRouting::AddMsiRoute(const md::MsiMessage& msi) {
+Status KvmIrqRouting::FillRoute(const IrqRoute& route,
+                                kvm_irq_routing_entry* e) {
+  if (const auto* msi = std::get_if<md::MsiMessage>(&route)) {
+    return arch_->FillMsiRoute(*msi, e);
+  }
+  const HvSint& sint = std::get<HvSint>(route);
+  // KVM routes SINTs only where it emulates the SynIC (x86; KVM API doc,
+  // "KVM_CAP_HYPERV_SYNIC"), and takes the VP index and SINT as given:
+  // an out-of-range SINT would only never fire, so refuse it here.
+  if (ioctl(vm_fd_, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_SYNIC) <= 0) {
+    return MakeError(Errc::kUnsupported,
+                     "this host's KVM has no Hyper-V SynIC "
+                     "(KVM_CAP_HYPERV_SYNIC), so no route to SINT {} of VP {}",
+                     sint.sint, sint.vp_index);
+  }
+  if (sint.sint >= kHvSintCount) {
+    return MakeError(Errc::kOutOfRange,
+                     "SINT {} of VP {}: a SynIC has SINTs 0-{}", sint.sint,
+                     sint.vp_index, kHvSintCount - 1);
+  }
+  e->type = KVM_IRQ_ROUTING_HV_SINT;
+  e->u.hv_sint.vcpu = sint.vp_index;
+  e->u.hv_sint.sint = sint.sint;
+  return Ok();
+}
+
+Result<uint32_t> KvmIrqRouting::AddRoute(const IrqRoute& route) {
   std::lock_guard lk(mu_);
   if (arch_ == nullptr) return MakeError(Errc::kBusy, "the VM is gone");
   uint32_t gsi = arch_->FirstMsiGsi();
-  while (msi_routes_.count(gsi) != 0) ++gsi;
+  while (routes_.count(gsi) != 0) ++gsi;
   if (gsi >= arch_->MaxGsi()) {
     return MakeError(Errc::kOutOfRange,
-                     "no free GSI for an MSI route (KVM allows {} routes)",
+                     "no free GSI for an interrupt route (KVM allows {} "
+                     "routes)",
                      arch_->MaxGsi());
   }
   kvm_irq_routing_entry e{};
   e.gsi = gsi;
-  STRATA_TRY(arch_->FillMsiRoute(msi, &e));
-  msi_routes_[gsi] = e;
+  STRATA_TRY(FillRoute(route, &e));
+  routes_[gsi] = e;
   Status s = Commit();
   if (!s) {
-    msi_routes_.erase(gsi);
+    routes_.erase(gsi);
     return std::move(s).error();
   }
   return gsi;
 }
 
-Status KvmIrqRouting::RemoveMsiRoute(uint32_t gsi) {
+Status KvmIrqRouting::RemoveRoute(uint32_t gsi) {
   std::lock_guard lk(mu_);
-  if (msi_routes_.erase(gsi) == 0) {
-    return MakeError(Errc::kNotFound, "no MSI route on GSI {}", gsi);
+  if (routes_.erase(gsi) == 0) {
+    return MakeError(Errc::kNotFound, "no interrupt route on GSI {}", gsi);
   }
   if (arch_ == nullptr) return Ok();
   return Commit();
@@ -169,7 +197,7 @@ Status KvmIrqRouting::Commit() {
   // set) go in with ours.
   std::vector<kvm_irq_routing_entry> entries = arch_->DefaultRoutes();
   for (const auto& [gsi, e] : pin_routes_) entries.push_back(e);
-  for (const auto& [gsi, e] : msi_routes_) entries.push_back(e);
+  for (const auto& [gsi, e] : routes_) entries.push_back(e);
   CountedBuffer<kvm_irq_routing_entry> table(
       static_cast<uint32_t>(entries.size()));
   for (size_t i = 0; i < entries.size(); ++i) table.entries()[i] = entries[i];

@@ -59,8 +59,8 @@ class KvmIrqRouting final : public IrqFdBackend {
 
   Status AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
                      bool assign) override;
-  Result<uint32_t> AddMsiRoute(const md::MsiMessage& msi) override;
-  Status RemoveMsiRoute(uint32_t gsi) override;
+  Result<uint32_t> AddRoute(const IrqRoute& route) override;
+  Status RemoveRoute(uint32_t gsi) override;
   Result<uint32_t> PinGsi(const md::IrqPin& pin) override;
   Status SetPinMsiRoute(const md::IrqPin& pin,
                         const std::optional<md::MsiMessage>& msi) override;
@@ -69,12 +69,15 @@ class KvmIrqRouting final : public IrqFdBackend {
   void Detach();
 
  private:
-  // KVM_SET_GSI_ROUTING with the defaults + pin_routes_ + msi_routes_.
+  // KVM_SET_GSI_ROUTING with the defaults + pin_routes_ + routes_.
   Status Commit();
+  // The KVM entry for a route (mu_ held, arch_ set).
+  Status FillRoute(const IrqRoute& route, kvm_irq_routing_entry* e);
   std::mutex mu_;
   int vm_fd_;                                        // a dup, owned
   md::KvmVmArch* arch_;                              // mu_; null after Detach
-  std::map<uint32_t, kvm_irq_routing_entry> msi_routes_;  // mu_, by GSI
+  // mu_, by GSI: the routes AddRoute allocated (MSIs, SynIC SINTs).
+  std::map<uint32_t, kvm_irq_routing_entry> routes_;
   // mu_, by GSI: a user-space interrupt controller's pins (SetPinMsiRoute).
   std::map<uint32_t, kvm_irq_routing_entry> pin_routes_;
 };

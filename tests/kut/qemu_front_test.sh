@@ -4,9 +4,9 @@
 # version, -device '?' listing the test devices, the missing-kernel probe),
 # the full command line x86/run builds running one of strata's guests, and
 # refusals naming the option.
-# args: strata-qemu-system-x86_64 kut.py bhyverun io.elf smp.elf
+# args: strata-qemu-system-x86_64 kut.py bhyverun io.elf smp.elf hyperv.elf
 set -uo pipefail
-front_src=$1 kut_py=$2 bhyverun=$3 io=$4 smp=$5
+front_src=$1 kut_py=$2 bhyverun=$3 io=$4 smp=$5 hyperv=$6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -27,7 +27,7 @@ IFS='[ .]' read -r _ _ _ major minor micro _ <<<"$("$front" -h | head -1)"
 [ "$major.$minor.$micro" = 7.2.0 ] || fail "version '$major.$minor.$micro' from -h"
 # x86/run: the test devices.
 devs=$("$front" -device '?' 2>&1)
-for d in '"pc-testdev"' '"pci-testdev"'; do
+for d in '"pc-testdev"' '"pci-testdev"' '"hyperv-testdev"'; do
   grep -qF "$d" <<<"$devs" || fail "-device '?' does not list $d"
 done
 
@@ -54,6 +54,22 @@ grep -vi warn "$tmp/err" | grep -q . && fail "io guest: stderr: $(grep -vi warn 
 grep -q "smp: 3 of 3 cpus up" "$tmp/out" || fail "smp guest: $(tail -3 "$tmp/out")"
 "$front" "${KUT_OPTS[@]}" -kernel "$io" -append "a 'b c'" -smp 1 >/dev/null 2>&1
 [ $? = 1 ] || fail "-append: io guest did not pass"
+
+# kvm-unit-tests' hyperv_synic options on strata's hyperv guest: it passes,
+# or bhyverun says what this host's KVM lacks (KUT's runner then fails the
+# test, as it would QEMU's refusal).
+"$front" "${KUT_OPTS[@]}" -kernel "$hyperv" -smp 2 -cpu host,hv_passthrough \
+  -device hyperv-testdev >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if grep -q "is not supported by KVM on this host" "$tmp/err"; then
+  echo "no Hyper-V in this host's KVM: $(cat "$tmp/err")"
+elif [ "$rc" != 1 ] || ! grep -q "SUMMARY: 26 tests, 0 unexpected failures" "$tmp/out"; then
+  fail "hyperv guest: exit $rc: $(tail -3 "$tmp/out") $(tail -3 "$tmp/err")"
+fi
+"$front" -kernel "$io" -cpu host,hv_evmcs >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" = 2 ] && grep -qF "hv_evmcs" "$tmp/err" ||
+  fail "hv_evmcs: exit $rc, expected 2 naming it: $(cat "$tmp/err")"
 
 # Refusals name the option and never exit 1 or 77.
 for bad in "-M q35" "-device intel-iommu" "-cpu Opteron_G1" "-overcommit cpu-pm=on" \

@@ -167,6 +167,20 @@ migrate_run() {
   done
 }
 
+# kut_check NAME "PATH=VALUE ...": a test's `check` lines, which KUT
+# evaluates on the machine the test runs on (here, the L1): true if every
+# PATH holds VALUE, else a SKIP line for kut.py --results-from, and false.
+kut_check() {
+  for c in $2; do
+    have=$(cat "${c%%=*}" 2>/dev/null)
+    if [ "$have" != "${c#*=}" ]; then
+      echo "nested-kut: SKIP $1 ${c%%=*} not equal to ${c#*=} (it is '$have')"
+      return 1
+    fi
+  done
+  return 0
+}
+
 # kut_migrate NAME LIMIT BHYVERUN ARGS...: kut_case for a kvm-unit-tests
 # migration test (group migration), migrated with migrate_run.
 kut_migrate() {
@@ -317,7 +331,7 @@ EOF
 . /cases.sh
 [ -f /linux/bench ] && . /linux_bench.sh
 if [ -f /kut/plan.sh ]; then
-  echo "nested: kvm-unit-tests: $(grep -c ^kut_case /kut/plan.sh) tests"
+  echo "nested: kvm-unit-tests: $(grep -cE 'kut_(case|migrate) ' /kut/plan.sh) tests"
   . /kut/plan.sh
 fi
 if [ -f /kut/exitcost.sh ]; then

@@ -1,12 +1,12 @@
 # strata — the L2 Linux boot timed under bhyverun and under QEMU (amd64:
-# -M pc and -M microvm; arm64: -M virt; KVM) in the same L1, on the same
+# -M pc and -M microvm; arm64: -M virt with the host's GIC; KVM) in the same L1, on the same
 # kernel and initramfs (nested.sh --linux). Five alternating runs each;
 # prints the median seconds to power-off (ACPI S5 / PSCI SYSTEM_OFF) and
 # the largest max RSS. Sourced by tests/nested/init.sh.
 case $(uname -m) in
   aarch64)
     APPEND="console=ttyAMA0 quiet panic=-1"
-    QEMU_MACHINE="-M virt,gic-version=3" QEMU_LABEL=qemu-virt ;;
+    QEMU_MACHINE="-M virt,gic-version=host" QEMU_LABEL=qemu-virt ;;
   *)
     APPEND="console=ttyS0 quiet panic=-1"
     QEMU_MACHINE="-M pc" QEMU_LABEL=qemu-pc

@@ -33,6 +33,15 @@ case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 16"
 case_ acpi-madt 1 "acpi: 4 processors in the MADT (4 local APIC, 0 x2APIC), fw_cfg says 4" -c 4 -k $G/acpi.elf
 # ACPI S3: suspend, RTC-alarm wake, real-mode resume at the waking vector.
 case_ s3-resume 85 "s3: suspending (waking vector 0x1000)" -c 2 -k $G/s3.elf
+# Hyper-V enlightenments (x86.hyperv) on the L1's KVM: the leaves, VP
+# indexes, the clocks, and with hyperv-testdev the SynIC, a synthetic
+# timer and the message/event hypercalls; an explicit list without the
+# SynIC; and without x86.hyperv, none of it.
+HV_DEV="-o platform.hvtest.device=hyperv-testdev"
+case_ hyperv-passthrough 1 "SUMMARY: 26 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -o x86.hyperv=passthrough $HV_DEV
+case_ hyperv-list 1 "SUMMARY: 10 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -a nosynic -o x86.hyperv=relaxed,vpindex,time
+case_ hyperv-split-irqchip 1 "SUMMARY: 10 tests, 0 unexpected failures" -c 2 -m 64M -k $G/hyperv.elf -a nosynic -o x86.irqchip=split -o x86.hyperv=relaxed,vpindex,time
+case_ hyperv-off 1 "SUMMARY: 3 tests, 0 unexpected failures" -k $G/hyperv.elf -a off
 # Linux (Debian's cloud kernel) as an L2: bzImage boot, 2 CPUs from the
 # MADT, 256 MiB, ACPI power-off ending bhyverun with status 0.
 case_ linux-boot 0 "L2-MARKER: linux up, cpus 2," -c 2 -m 256M -k /linux/vmlinuz -i /linux/initrd -a "console=ttyS0 quiet panic=-1"

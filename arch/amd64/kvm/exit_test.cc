@@ -1,6 +1,7 @@
 // amd64 arch-exit handling on real KVM: user-space MSR exits reach the
-// arch handler table, and an exit with no handler stops the VM with a
-// register dump instead of resuming.
+// arch handler table, an exit with no handler stops the VM with a
+// register dump instead of resuming, and a Hyper-V SynIC register write
+// (x86.hyperv) arrives as a hyperv-synic exit.
 #include <gtest/gtest.h>
 
 #include "core/vmmapi.h"
@@ -93,6 +94,60 @@ TEST(Amd64ExitTest, ExitWithoutAHandlerStopsTheVmWithARegisterDump) {
   EXPECT_NE(st.message.find("rcx=0x000000004b564d99"), std::string::npos)
       << st.message;
   EXPECT_EQ(port->value_, ~0ull);  // never resumed past the rdmsr
+}
+
+// Real mode: wrmsr HV_X64_MSR_SIMP <- 0x3000 | enable; out 0x80, al; jmp .
+const uint8_t kSimpProgram[] = {
+    0x66, 0xb9, 0x83, 0x00, 0x00, 0x40,  // mov ecx, 0x40000083
+    0x66, 0xb8, 0x01, 0x30, 0x00, 0x00,  // mov eax, 0x3001
+    0x66, 0x31, 0xd2,                    // xor edx, edx
+    0x0f, 0x30,                          // wrmsr
+    0xe6, 0x80,                          // out 0x80, al
+    0xeb, 0xfe,                          // jmp .
+};
+
+TEST(Amd64ExitTest, HypervSynicWriteIsAnArchExit) {
+  STRATA_REQUIRE_KVM();
+  VmOptions o;
+  o.machine.hyperv = "passthrough";
+  auto made = CreateKvmVm(o);
+  if (!made.has_value() &&
+      made.error().message().find("is not supported by KVM on this host") !=
+          std::string::npos) {
+    GTEST_SKIP() << made.error().message();
+  }
+  ASSERT_TRUE(made.has_value()) << made.error().message();
+  std::unique_ptr<Vm> vm = std::move(*made);
+  ASSERT_TRUE(vm->AddMemory("ram", 0, 1 << 20).has_value());
+  ASSERT_TRUE(
+      vm->memory().Write(kCode, kSimpProgram, sizeof(kSimpProgram)).has_value());
+  auto port = std::make_shared<Port80>(*vm);
+  ASSERT_TRUE(vm->pio_bus().Register(0x80, 1, port).has_value());
+  md::ArchExit seen;
+  ASSERT_TRUE(vm->SetArchExitHandler(md::ArchExitReason::kHypervSynic,
+                                     [&](Vcpu&, md::ArchExit& a) {
+                                       seen = a;
+                                       return true;
+                                     })
+                  .has_value());
+  Vcpu* v = *vm->CreateVcpu(0);
+  auto st = v->GetState();
+  st->cs.selector = 0;
+  st->cs.base = 0;
+  ASSERT_TRUE(v->SetState(*st).has_value());
+  ASSERT_TRUE(v->SetRegister(md::Reg::kRip, kCode).has_value());
+  // The VP index is the vCPU index.
+  auto vp = v->GetSysReg(0x40000002);
+  ASSERT_TRUE(vp.has_value()) << vp.error().message();
+  EXPECT_EQ(*vp, 0u);
+  ASSERT_TRUE(v->Run().has_value());
+  EXPECT_EQ(seen.reason, md::ArchExitReason::kHypervSynic);
+  EXPECT_EQ(seen.hv_msr, 0x40000083u);
+  EXPECT_EQ(seen.hv_msg_page, 0x3001u);
+  EXPECT_EQ(port->value_, 0x01u);  // resumed after the wrmsr
+  EXPECT_EQ(vm->machine_options().hyperv.find("passthrough"),
+            std::string::npos);  // settled into the feature list
+  EXPECT_NE(vm->machine_options().hyperv.find("synic"), std::string::npos);
 }
 
 }  // namespace

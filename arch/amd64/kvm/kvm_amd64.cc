@@ -16,6 +16,7 @@
 
 #include "arch/amd64/cpu_models.h"
 #include "arch/amd64/cpuid.h"
+#include "arch/amd64/hyperv/hyperv_cpuid.h"
 #include "arch/amd64/kvm/kvm_ioctls_amd64.h"
 #include "core/kvm/kvm_abi.h"
 #include "core/log.h"
@@ -72,6 +73,81 @@ std::string HostBrandString() {
   const size_t first = b.find_first_not_of(' ');
   if (first == std::string::npos) return "";
   return b.substr(first, b.find_last_not_of(' ') - first + 1);
+}
+
+// KVM_GET_SUPPORTED_HV_CPUID on `fd` (/dev/kvm or a vCPU), growing the
+// buffer while KVM says E2BIG (it does not say how big: KVM API doc).
+Result<std::vector<amd64::CpuidEntry>> QueryHvCpuid(int fd) {
+  for (uint32_t n = 16; n <= 1024; n *= 2) {
+    kvm::CountedBuffer<kvm_cpuid_entry2> c(n);
+    std::memset(c.entries(), 0, n * sizeof(kvm_cpuid_entry2));
+    if (Ioctl(fd, strata_kvm_get_supported_hv_cpuid, c.data()) < 0) {
+      if (errno == E2BIG) continue;
+      return SysError("KVM_GET_SUPPORTED_HV_CPUID");
+    }
+    std::vector<amd64::CpuidEntry> out;
+    for (uint32_t i = 0; i < c.count() && i < n; ++i) {
+      const kvm_cpuid_entry2& e = c.entries()[i];
+      out.push_back({e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx});
+    }
+    return out;
+  }
+  return MakeError(Errc::kUnsupported,
+                   "KVM_GET_SUPPORTED_HV_CPUID: table too big");
+}
+
+// The Hyper-V features KVM can offer: the system ioctl
+// (KVM_CAP_SYS_HYPERV_CPUID, Linux 5.11+), else the vCPU ioctl
+// (KVM_CAP_HYPERV_CPUID) on a vCPU of a scratch VM with the same kind of
+// irqchip (the answer depends on the in-kernel LAPIC), so the VM's own
+// vCPU ids stay untouched.
+Result<std::vector<amd64::CpuidEntry>> GetSupportedHvCpuid(int sys_fd,
+                                                           IrqchipMode mode) {
+  if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYS_HYPERV_CPUID) > 0) {
+    return QueryHvCpuid(sys_fd);
+  }
+  if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_CPUID) <= 0) {
+    return MakeError(Errc::kUnsupported,
+                     "x86.hyperv: Hyper-V enlightenments are not supported by "
+                     "KVM on this host (no KVM_CAP_HYPERV_CPUID)");
+  }
+  struct Fd {
+    int fd = -1;
+    ~Fd() {
+      if (fd >= 0) close(fd);
+    }
+  } vm, vcpu;
+  vm.fd = ioctl(sys_fd, KVM_CREATE_VM, 0ul);
+  if (vm.fd < 0) return SysError("KVM_CREATE_VM (scratch VM for Hyper-V CPUID)");
+  if (mode == IrqchipMode::kKernel) {
+    if (ioctl(vm.fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+      return SysError("KVM_CREATE_IRQCHIP (scratch VM for Hyper-V CPUID)");
+    }
+  } else {
+    kvm_enable_cap cap{};
+    cap.cap = KVM_CAP_SPLIT_IRQCHIP;
+    cap.args[0] = kIrqPinCount;
+    if (Ioctl(vm.fd, KVM_ENABLE_CAP, &cap) < 0) {
+      return SysError("KVM_CAP_SPLIT_IRQCHIP (scratch VM for Hyper-V CPUID)");
+    }
+  }
+  vcpu.fd = ioctl(vm.fd, KVM_CREATE_VCPU, 0ul);
+  if (vcpu.fd < 0) {
+    return SysError("KVM_CREATE_VCPU (scratch VM for Hyper-V CPUID)");
+  }
+  return QueryHvCpuid(vcpu.fd);
+}
+
+// Enables a vCPU capability (KVM_ENABLE_CAP on the vCPU fd).
+Status EnableVcpuCap(int vcpu_fd, uint32_t cap, uint64_t arg0,
+                     const char* name, uint32_t index) {
+  kvm_enable_cap c{};
+  c.cap = cap;
+  c.args[0] = arg0;
+  if (Ioctl(vcpu_fd, KVM_ENABLE_CAP, &c) < 0) {
+    return SysError("enabling {} on vCPU {}", name, index);
+  }
+  return Ok();
 }
 
 void ToKvm(const Segment& s, kvm_segment* k) {
@@ -139,7 +215,102 @@ struct KvmVmArch::Impl {
   std::vector<amd64::CpuidEntry> supported;
   amd64::CpuidOptions cpuid;
   bool has_xsave = false;  // KVM_CAP_XSAVE and KVM_CAP_XCRS
+  // x86.hyperv, settled: the features (none: off) and how KVM sets up
+  // each vCPU for them.
+  amd64::hyperv::FeatureSet hyperv;
+  bool hv_vp_index_settable = false;  // KVM_CAP_HYPERV_VP_INDEX
+  bool hv_enforce_cpuid = false;      // KVM_CAP_HYPERV_ENFORCE_CPUID
 };
+
+namespace {
+
+bool HasFeature(const amd64::hyperv::FeatureSet& s,
+                amd64::hyperv::Feature f) {
+  return s[static_cast<size_t>(f)];
+}
+
+}  // namespace
+
+Status KvmVmArch::SetUpHyperv(int sys_fd) {
+  namespace hv = amd64::hyperv;
+  const hv::Request request =
+      STRATA_TRY(hv::ParseRequest(opts_.hyperv));
+  if (!request.enabled) return Ok();
+  if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV) <= 0) {
+    return MakeError(Errc::kUnsupported,
+                     "x86.hyperv: Hyper-V enlightenments are not supported by "
+                     "KVM on this host (no KVM_CAP_HYPERV)");
+  }
+  const std::vector<amd64::CpuidEntry> host =
+      STRATA_TRY(GetSupportedHvCpuid(sys_fd, opts_.irqchip));
+  const hv::FeatureSet features = STRATA_TRY(hv::Resolve(request, host));
+  // The SynIC is KVM's once a vCPU enables it; version 2 of the capability
+  // leaves the guest's message and event pages alone (the VMM writes them:
+  // KVM API doc, "KVM_CAP_HYPERV_SYNIC2").
+  if (HasFeature(features, hv::Feature::kSynic) &&
+      ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_SYNIC2) <= 0) {
+    return MakeError(Errc::kUnsupported,
+                     "x86.hyperv: the Hyper-V {} is not supported by KVM on "
+                     "this host (no KVM_CAP_HYPERV_SYNIC2)",
+                     hv::FeatureDescription(hv::Feature::kSynic));
+  }
+  impl_->cpuid.hyperv_leaves = STRATA_TRY_CTX(
+      hv::BuildLeaves(host, features, opts_.hyperv_vendor_id,
+                      request.passthrough),
+      "x86.hyperv");
+  impl_->hyperv = features;
+  impl_->hv_vp_index_settable =
+      ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_VP_INDEX) > 0;
+  impl_->hv_enforce_cpuid =
+      ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_ENFORCE_CPUID) > 0;
+  opts_.hyperv = hv::FormatFeatures(features);
+  Log().debug("x86.hyperv: {} (vendor id '{}'; VP index {}; CPUID {})",
+              opts_.hyperv, opts_.hyperv_vendor_id,
+              impl_->hv_vp_index_settable ? "set by strata" : "KVM's own",
+              impl_->hv_enforce_cpuid ? "enforced by KVM" : "not enforced");
+  return Ok();
+}
+
+Status KvmVmArch::SetUpHypervVcpu(int vcpu_fd, uint32_t index) {
+  namespace hv = amd64::hyperv;
+  if (impl_->hyperv.none()) return Ok();
+  // KVM gives the guest exactly the Hyper-V MSRs and hypercalls its CPUID
+  // offers (otherwise it allows every one it implements).
+  if (impl_->hv_enforce_cpuid) {
+    STRATA_TRY(EnableVcpuCap(vcpu_fd, KVM_CAP_HYPERV_ENFORCE_CPUID, 1,
+                             "KVM_CAP_HYPERV_ENFORCE_CPUID", index));
+  }
+  if (HasFeature(impl_->hyperv, hv::Feature::kSynic)) {
+    STRATA_TRY(EnableVcpuCap(vcpu_fd, KVM_CAP_HYPERV_SYNIC2, 0,
+                             "KVM_CAP_HYPERV_SYNIC2", index));
+  }
+  // The VP index is the vCPU index (TLFS, "Virtual Processor Index": the
+  // guest reads it from HV_X64_MSR_VP_INDEX; SynIC routes and hypercalls
+  // name VPs by it). KVM's default is the order of creation, which a
+  // lazily created VM need not follow.
+  constexpr uint32_t kMsrVpIndex = 0x40000002;
+  kvm::CountedBuffer<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{};
+  m.entries()[0].index = kMsrVpIndex;
+  m.entries()[0].data = index;
+  if (impl_->hv_vp_index_settable) {
+    if (Ioctl(vcpu_fd, strata_kvm_set_msrs, m.data()) != 1) {
+      return SysError("setting the Hyper-V VP index of vCPU {}", index);
+    }
+    return Ok();
+  }
+  if (Ioctl(vcpu_fd, strata_kvm_get_msrs, m.data()) != 1) {
+    return SysError("reading the Hyper-V VP index of vCPU {}", index);
+  }
+  if (m.entries()[0].data != index) {
+    return MakeError(Errc::kUnsupported,
+                     "x86.hyperv: KVM gave vCPU {} VP index {} and cannot "
+                     "set it (no KVM_CAP_HYPERV_VP_INDEX); create the vCPUs "
+                     "in order",
+                     index, m.entries()[0].data);
+  }
+  return Ok();
+}
 
 Result<unsigned long> KvmVmArch::VmType(int, const MachineOptions&) {
   return 0ul;
@@ -270,6 +441,7 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
     }
   }
   c.max_vcpus = max_vcpus;
+  STRATA_TRY(a->SetUpHyperv(sys_fd));
   // Validate the whole configuration once, up front.
   const std::vector<amd64::CpuidEntry> guest = STRATA_TRY_CTX(
       amd64::BuildGuestCpuid(a->impl_->supported, c, 0),
@@ -406,6 +578,7 @@ Result<std::unique_ptr<KvmVcpuArch>> KvmVmArch::CreateVcpu(int vcpu_fd,
   if (Ioctl(vcpu_fd, strata_kvm_set_cpuid2, c.data()) < 0) {
     return SysError("KVM_SET_CPUID2 for vCPU {}", index);
   }
+  STRATA_TRY(SetUpHypervVcpu(vcpu_fd, index));
   auto v = std::make_unique<KvmVcpuArch>(vcpu_fd, index, leaf1_eax,
                                          impl_->has_xsave);
   STRATA_TRY(v->Reset());
@@ -739,11 +912,14 @@ std::string KvmVcpuArch::DumpRegisters() {
 }
 
 bool KvmVcpuArch::ExitNeedsCompletion(const kvm_run* run) const {
-  // KVM_EXIT_X86_RDMSR/WRMSR and KVM_EXIT_HYPERCALL finish (RAX:RDX, #GP,
-  // RIP) on the next KVM_RUN (KVM API doc, "KVM_RUN").
+  // KVM_EXIT_X86_RDMSR/WRMSR, KVM_EXIT_HYPERCALL and a Hyper-V hypercall
+  // finish (RAX:RDX, #GP, RIP) on the next KVM_RUN (KVM API doc, "KVM_RUN",
+  // "KVM_EXIT_HYPERV"); a SynIC exit reports an MSR write already done.
   return run->exit_reason == KVM_EXIT_X86_RDMSR ||
          run->exit_reason == KVM_EXIT_X86_WRMSR ||
-         run->exit_reason == KVM_EXIT_HYPERCALL;
+         run->exit_reason == KVM_EXIT_HYPERCALL ||
+         (run->exit_reason == KVM_EXIT_HYPERV &&
+          run->hyperv.type == KVM_EXIT_HYPERV_HCALL);
 }
 
 bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
@@ -774,6 +950,28 @@ bool KvmVcpuArch::DecodeExit(kvm_run* run, VmExit* exit) {
       break;
     case KVM_EXIT_SET_TPR:
       a.reason = ArchExitReason::kSetTpr;
+      break;
+    case KVM_EXIT_HYPERV:
+      switch (run->hyperv.type) {
+        case KVM_EXIT_HYPERV_SYNIC:
+          a.reason = ArchExitReason::kHypervSynic;
+          a.hv_msr = run->hyperv.u.synic.msr;
+          a.hv_control = run->hyperv.u.synic.control;
+          a.hv_evt_page = run->hyperv.u.synic.evt_page;
+          a.hv_msg_page = run->hyperv.u.synic.msg_page;
+          break;
+        case KVM_EXIT_HYPERV_HCALL:
+          a.reason = ArchExitReason::kHypervHcall;
+          a.hv_input = run->hyperv.u.hcall.input;
+          a.hv_params[0] = run->hyperv.u.hcall.params[0];
+          a.hv_params[1] = run->hyperv.u.hcall.params[1];
+          a.hv_result =
+              reinterpret_cast<uint64_t*>(&run->hyperv.u.hcall.result);
+          break;
+        default:
+          // KVM_EXIT_HYPERV_SYNDBG: strata offers no debugger channel.
+          return false;
+      }
       break;
     case KVM_EXIT_IOAPIC_EOI:
       // The LAPIC has already retired the vector; this only tells the

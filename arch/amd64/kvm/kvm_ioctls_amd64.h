@@ -11,4 +11,5 @@ extern const unsigned long strata_kvm_set_msrs;
 extern const unsigned long strata_kvm_get_msr_index_list;
 extern const unsigned long strata_kvm_get_xsave;
 extern const unsigned long strata_kvm_set_xsave;
+extern const unsigned long strata_kvm_get_supported_hv_cpuid;
 }

@@ -44,6 +44,7 @@
 #include "arch/amd64/loader/multiboot.h"
 #include "arch/amd64/platform/demo_guest.h"
 #include "arch/amd64/platform/pc_firmware.h"
+#include "arch/amd64/platform/pc_hyperv.h"
 #include "arch/amd64/platform/pc_layout.h"
 #include "arch/amd64/platform/pc_pci.h"
 #include "core/log.h"
@@ -485,6 +486,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("x86.cpu_features", ""));
   STRATA_TRY(c.SetDefault("x86.pit", "true"));
   STRATA_TRY(c.SetDefault("x86.cpu_features_missing", "error"));
+  STRATA_TRY(pc::InitHypervConfig(c));
   return Ok();
 }
 
@@ -511,6 +513,15 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"x86.cpu_features",
        "CPUID feature bits forced on (+name, if KVM supports it) or off "
        "(-name), e.g. +invpcid,-pcid,-xsave (default none)"},
+      {"x86.hyperv",
+       "Hyper-V enlightenments: off (default), passthrough (every one KVM "
+       "offers, as QEMU's hv-passthrough) or a list of relaxed, vapic, time, "
+       "crash, reset, vpindex, runtime, synic, stimer, stimer-direct, "
+       "frequencies, reenlightenment, tlbflush, tlbflush-ext, ipi, avic, "
+       "xmm-input; -name drops one"},
+      {"x86.hyperv_vendor_id",
+       "the Hyper-V vendor id in CPUID 0x40000000 (default 'Microsoft Hv'; "
+       "at most 12 characters)"},
   };
   return kKeys;
 }
@@ -532,6 +543,7 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
   STRATA_TRY(registry.Register(AcpiPmModel()));
   STRATA_TRY(registry.Register(RtcModel()));
   STRATA_TRY(registry.Register(I8042Model()));
+  STRATA_TRY(registry.Register(pc::HypervTestdevModel()));
   STRATA_TRY(RegisterPciDeviceModels(registry));
   return Ok();
 }
@@ -604,6 +616,9 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
                      missing);
   }
   m.drop_missing_features = missing == "drop";
+  STRATA_TRY(pc::CheckHypervConfig(c, m.hypervisor_bit));
+  m.hyperv = STRATA_TRY(c.GetString("x86.hyperv", "off"));
+  m.hyperv_vendor_id = STRATA_TRY(c.GetString("x86.hyperv_vendor_id"));
   // Checked now (names, syntax) so that it is reported as bad input; what
   // KVM supports is checked when the VM is created.
   STRATA_TRY_CTX(amd64::ParseCpuFeatures(m.cpu_features), "x86.cpu_features");
@@ -627,6 +642,7 @@ Result<std::vector<FirmwareFile>> FirmwareTables(const Config& c) {
 Status Init(PlatformContext& m) {
   STRATA_TRY(InitMemory(m));
   STRATA_TRY(InitIrqchip(m));
+  STRATA_TRY(pc::InitHyperv(m));
   STRATA_TRY(InitDevices(m));
   STRATA_TRY(InitPciBus(m));
   STRATA_TRY(InitFirmware(m));

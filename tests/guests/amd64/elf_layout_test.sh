@@ -14,7 +14,7 @@ for elf in "$@"; do
   class=$(awk '/Class:/ {print $2}' <<<"$header")
   machine=$(awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}' <<<"$header")
   case "$name" in
-    hello.elf | exceptions64.elf | driver.elf | acpi.elf | ioapic.elf | rtc.elf | s3.elf | pci.elf) want_class=ELF64 want_machine="Advanced Micro Devices X86-64" ;;
+    hello.elf | exceptions64.elf | driver.elf | acpi.elf | ioapic.elf | rtc.elf | s3.elf | pci.elf | hyperv.elf) want_class=ELF64 want_machine="Advanced Micro Devices X86-64" ;;
     *) want_class=ELF32 want_machine="Intel 80386" ;;
   esac
   [[ "$class" == "$want_class" ]] || fail "$name" "class $class, expected $want_class"

@@ -79,6 +79,11 @@ class KvmVmArch {
  private:
   KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
             uint32_t max_vcpus);
+  // x86.hyperv: the features KVM offers, checked and settled into the
+  // CPUID policy and opts_.hyperv; then each vCPU's SynIC, VP index and
+  // CPUID enforcement.
+  Status SetUpHyperv(int sys_fd);
+  Status SetUpHypervVcpu(int vcpu_fd, uint32_t index);
   int sys_fd_;
   int vm_fd_;
   MachineOptions opts_;

@@ -95,6 +95,13 @@ struct MachineOptions {
   // What a "+name" KVM does not support does: refuse the VM (false), or,
   // as QEMU does, drop it with a warning (x86.cpu_features_missing=drop).
   bool drop_missing_features = false;
+  // Hyper-V enlightenments (x86.hyperv; arch/amd64/hyperv/hyperv_cpuid.h):
+  // "off", "passthrough" or a feature list. As the backend settles it
+  // (Vm::machine_options()): "off" or the list of features the VM has.
+  std::string hyperv = "off";
+  // 0x4000_0000's vendor id with Hyper-V (x86.hyperv_vendor_id, QEMU's
+  // hv-vendor-id), at most 12 characters.
+  std::string hyperv_vendor_id = "Microsoft Hv";
 };
 
 // Architecture-specific exits that the MI loop hands to the amd64 table.
@@ -108,6 +115,10 @@ enum class ArchExitReason : uint16_t {
   kSetTpr,         // KVM_EXIT_SET_TPR
   kIoapicEoi,      // KVM_EXIT_IOAPIC_EOI (split irqchip): a LAPIC EOI of a
                    // vector the user-space IOAPIC sent level-triggered
+  kHypervSynic,    // KVM_EXIT_HYPERV_SYNIC: the guest wrote a SynIC
+                   // control register (x86.hyperv with synic)
+  kHypervHcall,    // KVM_EXIT_HYPERV_HCALL: a Hyper-V hypercall KVM leaves
+                   // to user space
   kCount,
 };
 
@@ -125,6 +136,20 @@ struct ArchExit {
   uint64_t debug_pc = 0;          // kDebug
   uint32_t debug_exception = 0;
   uint8_t eoi_vector = 0;         // kIoapicEoi
+  // kHypervSynic: the register written (HV_X64_MSR_SCONTROL, _SIEFP or
+  // _SIMP) and the VP's three registers after the write (Hyper-V TLFS,
+  // "Synthetic Interrupt Controller"). KVM has completed the write.
+  uint32_t hv_msr = 0;
+  uint64_t hv_control = 0;
+  uint64_t hv_evt_page = 0;
+  uint64_t hv_msg_page = 0;
+  // kHypervHcall: the hypercall input value (call code, fast bit, counts:
+  // TLFS, "Hypercall Interface") and its two parameters (input and output
+  // GPA, or the values of a fast call); the handler stores the result
+  // (status in bits 15:0), which KVM puts in RAX on the next entry.
+  uint64_t hv_input = 0;
+  uint64_t hv_params[2] = {};
+  uint64_t* hv_result = nullptr;
 };
 
 }  // namespace strata::md
