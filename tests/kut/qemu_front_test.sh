@@ -71,8 +71,14 @@ rc=$?
 [ "$rc" = 2 ] && grep -qF "hv_evmcs" "$tmp/err" ||
   fail "hv_evmcs: exit $rc, expected 2 naming it: $(cat "$tmp/err")"
 
+# A named CPU model strata has (KUT's syscall test runs -cpu Opteron_G1).
+"$front" "${KUT_OPTS[@]}" -kernel "$io" -smp 1 -cpu Opteron_G1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "SUMMARY: 29 tests, 0 unexpected failures" "$tmp/out" ||
+  fail "-cpu Opteron_G1: exit $rc: $(tail -3 "$tmp/out") $(tail -3 "$tmp/err")"
+
 # Refusals name the option and never exit 1 or 77.
-for bad in "-M q35" "-device intel-iommu" "-cpu Opteron_G1" "-overcommit cpu-pm=on" \
+for bad in "-M q35" "-device intel-iommu" "-cpu Cooperlake" "-overcommit cpu-pm=on" \
            "-machine accel=tcg" "-serial none"; do
   # shellcheck disable=SC2086
   "$front" -kernel "$io" $bad >/dev/null 2>"$tmp/err"
