@@ -7,7 +7,14 @@
 #                      [--kut-tests "T1 T2 ..."] [--kut-exclude T]...
 #                      [--kut-vmm strata|qemu] [--kut-max-smp N]] [--linux]
 #                     [--exit-cost KUT_TREE [--exit-cost-rounds N]]
+#                     [--bazel-tests FILE --bazel-results DIR]
 #                     [--run BHYVERUN_ARGS...]
+#
+# --bazel-tests (svm) runs Bazel-built test binaries in the L1 instead of
+# the mode's cases: FILE lists `CONFIG //TARGET [GTEST_FILTER]`, and each
+# test's test.xml and test.log land in DIR/CONFIG/PKG/NAME
+# (scripts/nested_bazel_tests.py; scripts/test.sh uses it on a host
+# without /dev/kvm).
 #
 # Boots Debian's cloud kernel (linux-image-cloud-amd64 / -arm64, fetched with
 # apt-get download from Debian's mirror and cached in
@@ -73,6 +80,7 @@ results="" keep="" kut="" kut_timeout="" kut_json="" kut_tests="" kut_vmm=strata
 kut_max_smp=2
 kut_exclude=() linux="" exit_cost="" exit_cost_rounds=5 run=""
 run_args=()
+bazel_tests="" bazel_results=""
 while (($#)); do
   case $1 in
     --run) run=1; shift; run_args=("$@"); break ;;
@@ -88,6 +96,8 @@ while (($#)); do
     --linux) linux=1; shift ;;
     --exit-cost) exit_cost=$(realpath "$2"); shift 2 ;;
     --exit-cost-rounds) exit_cost_rounds=$2; shift 2 ;;
+    --bazel-tests) bazel_tests=$(realpath "$2"); shift 2 ;;
+    --bazel-results) bazel_results=$2; shift 2 ;;
     *) echo "nested.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -255,6 +265,14 @@ if [ -n "$run" ]; then
   cases=tests/nested/run_cases.sh
   printf '%s\n' "${run_args[@]}" > "$rootfs/run_args"
 fi
+if [ -n "$bazel_tests" ]; then
+  # The tests' binaries, runfiles and libraries; their plan is the cases.
+  [ "$mode" = svm ] && [ -n "$bazel_results" ] ||
+    fail_all "--bazel-tests is for svm, with --bazel-results DIR"
+  bt_limit=$(python3 scripts/nested_bazel_tests.py stage "$bazel_tests" "$rootfs" "$work/bt.json") ||
+    fail_all "scripts/nested_bazel_tests.py stage failed"
+  cases="$rootfs/bt/plan.sh"
+fi
 cp "$cases" "$rootfs/cases.sh"
 chmod +x "$rootfs/init"
 # The host's QEMU in the L1, with its libraries and the firmware -kernel
@@ -338,6 +356,8 @@ if [ -n "$exit_cost" ]; then
   # Up to 3 min per run (ipi and tscdeadline are slow under TCG).
   l1_timeout=$(( $(grep -c '^ec_run' "$ecplan/exitcost.sh") * 180 + l1_timeout ))
 fi
+# Each Bazel test's limit (its TEST_TIMEOUT), plus slack for the L1's boot.
+[ -n "$bazel_tests" ] && l1_timeout=$((bt_limit + l1_timeout))
 initrd="$work/initrd.cpio.gz"
 (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
   fail_all "cannot build the initramfs"
@@ -401,6 +421,12 @@ for attempt in 2 3; do
   echo "$label: the L1 did not finish (qemu status $rc after $(( $(date +%s) - start )) s); its last lines:" >&2
   tr -d '\r' < "$log" | tail -n 12 >&2
   echo "$label: running the L1 again (run $attempt of 3)" >&2
+  if [ -n "$bazel_tests" ]; then
+    # Keep the Bazel tests this run finished; the next runs the rest.
+    python3 scripts/nested_bazel_tests.py resume "$work/bt.json" "$log" "$bazel_results" "$rootfs" &&
+      (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd" ||
+      fail_all "cannot resume the Bazel tests"
+  fi
   start=$(date +%s)
   boot_l1
   rc=$?
@@ -441,6 +467,10 @@ if [ -n "$kut" ]; then
 fi
 if [ -n "$linux" ]; then
   tr -d '\r' < "$log" | grep '^linux-boot' >&2
+fi
+if [ -n "$bazel_tests" ]; then
+  python3 scripts/nested_bazel_tests.py collect "$work/bt.json" "$log" "$bazel_results" ||
+    { echo "$label: FAIL collecting the Bazel tests' results" >&2; failed=$((failed + 1)); }
 fi
 if [ -n "$exit_cost" ]; then
   python3 bench/kut_exit_cost.py "$exit_cost" --plan "$ecplan" \

@@ -198,6 +198,136 @@ kut_migrate() {
   echo "nested-kut: END rc=$rc secs=$secs"
 }
 
+# --- Bazel-built tests (scripts/nested.sh svm --bazel-tests): /cases.sh is
+# then /bt/plan.sh (scripts/nested_bazel_tests.py stage), bt_setup and one
+# `bazel_test ID LIMIT CONFIG TARGET` per test. ---
+
+# bt_setup "ULIMIT OPTIONS": every busybox applet on PATH (the tests'
+# scripts use mktemp, dirname, ...; the names already there stay), /dev/fd
+# and friends for bash's process substitution, devpts for the tests'
+# terminals, the host's resource limits as the stager chose them (the
+# L1's follow its small RAM: 1024 open files), overcommit for guests sized
+# past the L1's RAM, and a quiet kernel console: its messages would cut
+# into the encoded reports (the failing tests' logs carry the kernel's
+# messages).
+bt_setup() {
+  mkdir -p /usr/bin /usr/sbin
+  /bin/busybox --install -s 2>/dev/null  # at their usual paths (/usr/bin/env)
+  ln -sf /proc/self/fd /dev/fd
+  ln -sf /proc/self/fd/0 /dev/stdin
+  ln -sf /proc/self/fd/1 /dev/stdout
+  ln -sf /proc/self/fd/2 /dev/stderr
+  mkdir -p /dev/pts /dev/shm
+  mount -t devpts -o ptmxmode=0666 devpts /dev/pts
+  mount -t tmpfs tmpfs /dev/shm
+  for b_l in $(echo "$1" | sed 's/ \([0-9u]\)/=\1/g'); do  # -n=20000 -i=96367 ...
+    ulimit ${b_l%=*} ${b_l#*=} || echo "nested: cannot set ulimit ${b_l%=*} ${b_l#*=}"
+  done
+  echo 1 > /proc/sys/vm/overcommit_memory
+  dmesg -n 1
+  mkdir -p /bt-tmp
+  echo "nested: bazel tests: $(grep -c '^bazel_test' /cases.sh), $(free -m | awk '/Mem:/ {print $2}') MiB," \
+    "limits $(ulimit -n) files, $(ulimit -i) signals, $(ulimit -u) processes"
+}
+
+# bt_send TAG ID FILE: FILE gzipped and base64-encoded on lines
+# "bt-<TAG> ID <data>" (scripts/nested_bazel_tests.py collect).
+bt_send() {
+  gzip -c "$3" | base64 | sed "s/^/bt-$1 $2 /"
+}
+
+# bt_dump SID: the processes of session SID (a test that overran): each
+# thread's state, wait channel, system call and kernel stack.
+bt_dump() {
+  for p in /proc/[0-9]*; do
+    [ "$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f4)" = "$1" ] || continue
+    echo "process ${p#/proc/}: $(tr '\0' ' ' < "$p/cmdline" | cut -c1-160)"
+    for t in "$p"/task/*; do
+      echo "  thread ${t##*/} $(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)" \
+        "$(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" \
+        "syscall=$(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)" \
+        "$(grep -E '^(SigQ|SigPnd|ShdPnd|SigBlk)' "$t/status" 2>/dev/null | tr -s '\t\n' '  ')"
+      sed 's/^/      /' "$t/stack" 2>/dev/null | head -n 10
+    done
+  done
+}
+
+# bazel_test ID LIMIT CONFIG TARGET: runs /bt/ID.sh (the test's command and
+# environment as `bazel test` gives them) in a session of its own, with
+# TEST_TMPDIR and the outputs on a fresh tmpfs, stdout and stderr in its
+# log. Past LIMIT seconds (its TEST_TIMEOUT) the session gets SIGTERM, then
+# SIGKILL 5 s later, and it has timed out. A test that writes no XML gets
+# test-setup.sh's (one case: passed, or failed with its exit status or
+# "Timed out"). Sends the XML, and if it failed the log (with the kernel's
+# messages meanwhile),
+# and prints `nested: PASS|FAIL|SKIP TARGET@CONFIG`.
+bazel_test() {
+  b_id=$1 b_limit=$2 b_name="$4@$3"
+  echo "$b_name" > /tmp/case
+  echo "bt: BEGIN $b_id $b_name"
+  mount -t tmpfs -o mode=1777 tmpfs /bt-tmp || echo "nested: $b_name: cannot mount a tmpfs"
+  mkdir -p /bt-tmp/tmp /bt-tmp/out/test.outputs /bt-tmp/out/test.outputs_manifest
+  b_t0=$(cut -d. -f1 /proc/uptime)
+  setsid /bt/$b_id.sh </dev/null >/bt-log 2>&1 &
+  b_pid=$!
+  ( trap 'kill $s 2>/dev/null; exit 0' TERM
+    sleep "$b_limit" & s=$!
+    wait $s
+    [ -d /proc/$b_pid ] || exit 0
+    echo "nested: $b_name: still running after $b_limit s: SIGTERM" | tee -a /bt-log
+    echo timeout > /bt-tmp/timed-out
+    bt_dump $b_pid >> /bt-log
+    kill -TERM -$b_pid $b_pid 2>/dev/null; sleep 5
+    kill -KILL -$b_pid $b_pid 2>/dev/null ) &
+  b_watchdog=$!
+  wait $b_pid
+  b_rc=$?
+  kill $b_watchdog 2>/dev/null
+  wait $b_watchdog 2>/dev/null
+  kill -KILL -$b_pid 2>/dev/null  # what the test left running
+  b_secs=$(($(cut -d. -f1 /proc/uptime) - b_t0))
+  b_xml=/bt-tmp/out/test.xml
+  if [ ! -s "$b_xml" ]; then
+    b_err="" b_errors=0
+    if [ -f /bt-tmp/timed-out ]; then
+      b_err='<error message="Timed out"></error>' b_errors=1
+    elif [ "$b_rc" != 0 ]; then
+      b_err="<error message=\"exited with error code $b_rc\"></error>" b_errors=1
+    fi
+    b_bin=$(sed -n 's/.*TEST_BINARY=\([^ ]*\).*/\1/p' /bt/$b_id.sh | tr -d "'")
+    cat > "$b_xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<testsuites>
+  <testsuite name="$b_bin" tests="1" failures="0" errors="$b_errors">
+    <testcase name="$b_bin" status="run" duration="$b_secs" time="$b_secs">$b_err</testcase>
+  </testsuite>
+</testsuites>
+EOF
+  fi
+  [ -f /bt-tmp/timed-out ] && b_rc=timeout
+  b_cases=$(grep -c '<testcase' "$b_xml")
+  b_bad=$(grep -cE '<(failure|error)[ >]' "$b_xml")
+  b_skips=$(grep -c '<skipped' "$b_xml")
+  bt_send x "$b_id" "$b_xml"
+  if [ "$b_rc" != 0 ] || [ "$b_bad" != 0 ]; then
+    # The kernel's messages since the test began, then the test's log (its
+    # tail is what test_summary.py shows).
+    { echo "--- the L1 kernel's messages during the test (dmesg)"
+      dmesg | awk -v t0="$b_t0" '{ s = $0; sub(/^\[ */, "", s) } s + 0 >= t0' | tail -n 80
+      echo "--- the test's log"; tail -n 3000 /bt-log; } > /bt-logtail
+    bt_send l "$b_id" /bt-logtail
+    tail -n 12 /bt-log | sed 's/^/nested:   log| /'
+  fi
+  echo "bt: END $b_id rc=$b_rc secs=$b_secs xml=$(md5sum < "$b_xml" | cut -d' ' -f1)"
+  if [ "$b_rc" = 0 ] && [ "$b_bad" = 0 ]; then
+    if [ "$b_skips" = "$b_cases" ]; then b_res=SKIP; else b_res=PASS; fi
+  else
+    b_res=FAIL
+  fi
+  echo "nested: $b_res $b_name ($b_cases cases, $b_bad failed, $b_skips skipped, exit $b_rc, $b_secs s)"
+  umount /bt-tmp 2>/dev/null || umount -l /bt-tmp
+}
+
 . /cases.sh
 [ -f /linux/bench ] && . /linux_bench.sh
 if [ -f /kut/plan.sh ]; then
