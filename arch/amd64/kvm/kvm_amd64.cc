@@ -312,6 +312,40 @@ Status KvmVmArch::SetUpHypervVcpu(int vcpu_fd, uint32_t index) {
   return Ok();
 }
 
+namespace {
+
+// x86.cpu_pm: the guest's HLT, PAUSE, MWAIT and C-state entries stay in
+// guest mode (KVM API doc, KVM_CAP_X86_DISABLE_EXITS), the ones this KVM
+// offers (MWAIT only where the host's MWAIT is usable in a guest), as
+// QEMU's cpu-pm=on takes them. Must precede KVM_CREATE_VCPU.
+Status DisableIdleExits(int sys_fd, int vm_fd) {
+  const int offered =
+      ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS);
+  constexpr int kWanted = KVM_X86_DISABLE_EXITS_HLT |
+                          KVM_X86_DISABLE_EXITS_PAUSE |
+                          KVM_X86_DISABLE_EXITS_MWAIT |
+                          KVM_X86_DISABLE_EXITS_CSTATE;
+  if (offered <= 0 || (offered & kWanted) == 0) {
+    return MakeError(Errc::kUnsupported,
+                     "x86.cpu_pm: this host's KVM cannot leave HLT, PAUSE or "
+                     "MWAIT to the guest (no KVM_CAP_X86_DISABLE_EXITS)");
+  }
+  kvm_enable_cap cap{};
+  cap.cap = KVM_CAP_X86_DISABLE_EXITS;
+  cap.args[0] = static_cast<uint64_t>(offered & kWanted);
+  if (Ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+    return SysError("enabling KVM_CAP_X86_DISABLE_EXITS ({:#x})", cap.args[0]);
+  }
+  Log().info("x86.cpu_pm: no exits for{}{}{}{}",
+             (cap.args[0] & KVM_X86_DISABLE_EXITS_HLT) ? " HLT" : "",
+             (cap.args[0] & KVM_X86_DISABLE_EXITS_PAUSE) ? " PAUSE" : "",
+             (cap.args[0] & KVM_X86_DISABLE_EXITS_MWAIT) ? " MWAIT" : "",
+             (cap.args[0] & KVM_X86_DISABLE_EXITS_CSTATE) ? " C-states" : "");
+  return Ok();
+}
+
+}  // namespace
+
 Result<unsigned long> KvmVmArch::VmType(int, const MachineOptions&) {
   return 0ul;
 }
@@ -377,6 +411,7 @@ Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
       break;
     }
   }
+  if (opts.cpu_pm) STRATA_TRY(DisableIdleExits(sys_fd, vm_fd));
   // Unknown MSRs exit to user space, where the arch handler table decides
   // (by default: #GP, logged once) — SDM Vol. 4 lists what exists.
   if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) > 0) {

@@ -89,6 +89,11 @@ struct MachineOptions {
   bool tsc_deadline = true;     // advertise TSC-deadline timer
   bool hypervisor_bit = true;   // CPUID.1:ECX[31] and leaf 0x4000_0000
   bool pit = true;              // KVM's i8254 PIT with the in-kernel irqchip
+  // The guest's HLT, PAUSE, MWAIT and C-states run without exits
+  // (x86.cpu_pm, QEMU's -overcommit cpu-pm=on; KVM_CAP_X86_DISABLE_EXITS,
+  // those of them KVM offers): for vCPUs pinned to their own host CPUs —
+  // an idle vCPU then spins on its CPU instead of sleeping in the host.
+  bool cpu_pm = false;
   // Named CPUID feature overrides, "+pcid,-xsave" (amd64/cpuid.h,
   // ParseCpuFeatures; checked against KVM's table when the VM is created).
   std::string cpu_features;
