@@ -47,6 +47,7 @@
 #include "arch/amd64/platform/pc_hyperv.h"
 #include "arch/amd64/platform/pc_layout.h"
 #include "arch/amd64/platform/pc_pci.h"
+#include "arch/amd64/platform/pc_vmport.h"
 #include "core/log.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
