@@ -272,7 +272,17 @@ def translate_params(words, caps):
             for prop in v.split(","):
                 if prop in ("pit=off", "pit=on"):
                     args += ["-o", f"x86.pit={'false' if prop == 'pit=off' else 'true'}"]
-                elif prop not in ("accel=kvm", "pc"):
+                elif prop == "vmport=on" and caps.get("vmport"):
+                    # VMware's backdoor port (arch/amd64/platform/pc_vmport.h).
+                    args += ["-o", "platform.vmport.device=vmport"]
+                elif prop not in ("accel=kvm", "pc", "vmport=off"):
+                    raise Unsupported(f"{w} {v}")
+        elif opt == "-overcommit":
+            v = value()
+            for prop in v.split(","):
+                if prop in ("cpu-pm=on", "cpu-pm=off"):
+                    args += ["-o", f"x86.cpu_pm={'true' if prop == 'cpu-pm=on' else 'false'}"]
+                else:
                     raise Unsupported(f"{w} {v}")
         elif opt == "-device":
             dev = value().split(",")[0]
@@ -829,13 +839,31 @@ def run_one(t, tree, bhyverun, caps, env_path, timeout_override, arch,
 L1_TREE, L1_BHYVERUN, L1_QEMU = "/kut", "/bin/bhyverun", "/bin/qemu"
 
 
+DYNAMIC_ARGS = "@KUT_TEST_ARGS@"
+
+
+def dynamic_word(word, raw_args):
+    """A plan word holding DYNAMIC_ARGS as a shell word that makes the
+    test's arguments in the L1 ("$(kut_args ...)"), the rest quoted."""
+    before, _, after = word.partition(DYNAMIC_ARGS)
+    return ((shlex.quote(before) if before else "") +
+            f'"$(kut_args {shlex.quote(raw_args)})"' +
+            (shlex.quote(after) if after else ""))
+
+
 def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
                arch, explicit, qemu=None, prof=X86):
     os.makedirs(plan_dir, exist_ok=True)
     shutil.copy(env_path, os.path.join(plan_dir, "env"))
     entries, lines, files = [], [], set()
     for t in chosen:
-        status, cmd = prepare(t, tree, bhyverun, caps, env_path, arch,
+        # test_args with a command substitution (kvmclock_test's
+        # `date +%s`) are made in the L1 when the test runs (init.sh's
+        # kut_args), not here: a placeholder stands for them in the plan.
+        raw_args = t.get("test_args", "")
+        dynamic = re.search(r"`|\$\(", raw_args)
+        status, cmd = prepare(dict(t, test_args=DYNAMIC_ARGS) if dynamic
+                              else t, tree, bhyverun, caps, env_path, arch,
                               explicit, qemu, prof, checks=False)
         limit = test_limit(t, timeout)
         entries.append({"name": t["name"], "status": status,
@@ -855,8 +883,12 @@ def write_plan(plan_dir, tree, chosen, bhyverun, caps, env_path, timeout,
         check = " ".join(t.get("check", "").split())
         guard = (f"kut_check {shlex.quote(t['name'])} {shlex.quote(check)} "
                  f"&& " if check else "")
+        words = [shlex.quote(w) for w in l1]
+        if dynamic:
+            words = [dynamic_word(w, raw_args) if DYNAMIC_ARGS in w else q
+                     for w, q in zip(l1, words)]
         lines.append(f"{guard}{runner} {shlex.quote(t['name'])} "
-                     f"{int(limit)} " + shlex.join(l1))
+                     f"{int(limit)} " + " ".join(words))
     with open(os.path.join(plan_dir, "plan.sh"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(plan_dir, "plan.json"), "w") as f:
@@ -937,6 +969,7 @@ def probe(bhyverun):
 
     return {"pci-testdev": has_model("pci-testdev"),
             "hyperv-testdev": has_model("hyperv-testdev"),
+            "vmport": has_model("vmport"),
             # x86.cpu_features and x86.cpu_model names, and Hyper-V feature
             # names (after passthrough only the name is checked, not what
             # it depends on).

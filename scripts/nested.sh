@@ -366,10 +366,15 @@ initrd="$work/initrd.cpio.gz"
 log="$work/l1.log"
 run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
   if [ "$arch" = amd64 ]; then
+    # tsc=reliable: TCG's TSC follows the host's clock on every vCPU, so
+    # the L1 keeps it as its clocksource (not hpet after a watchdog
+    # verdict), and its KVM gives guests a stable kvmclock (master clock)
+    # and Hyper-V's TSC page: kvmclock_test and hyperv_clock, under
+    # strata and QEMU alike.
     exec timeout -k 5 "$l1_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 \
       -nographic -no-reboot -nodefaults -serial stdio \
       -kernel "$kernel" -initrd "$initrd" \
-      -append "console=ttyS0 panic=-1 quiet" </dev/null > "$log" 2>&1
+      -append "console=ttyS0 panic=-1 quiet tsc=reliable" </dev/null > "$log" 2>&1
   else
     local cpu=cortex-a57 machine=virt,virtualization=on,gic-version=3
     # cortex-a57: ARMv8.0, no VHE, so KVM runs nVHE (ThunderX-class); max:

@@ -254,6 +254,41 @@ TEST(BhyverunAmd64, RunsWithoutThePit) {
   EXPECT_NE(bad.err.find("x86.pit"), std::string::npos) << Describe(bad);
 }
 
+// x86.cpu_pm (QEMU's -overcommit cpu-pm=on, which KUT's svm_pause_filter
+// asks for): KVM leaves HLT and PAUSE to the guest; the smp guest's APs
+// halt while they wait, and every one still checks in.
+TEST(BhyverunAmd64, CpuPmLeavesIdleInstructionsToTheGuest) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-l", "info", "-o", "x86.cpu_pm=true", "-c", "2", "-k",
+                     Guest("smp")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("smp: 2 of 2 cpus up"), std::string::npos)
+      << Describe(r);
+  EXPECT_NE(r.err.find("x86.cpu_pm: no exits for HLT PAUSE"),
+            std::string::npos)
+      << Describe(r);
+  auto off = Bhyverun({"-l", "info", "-k", Guest("hello")});
+  EXPECT_EQ(off.err.find("x86.cpu_pm"), std::string::npos) << Describe(off);
+}
+
+// The vmport platform device (QEMU's -machine vmport=on): the backdoor's
+// GETVERSION answers in EBX and ECX, which the device writes during the
+// I/O exit; without the device the port is unclaimed.
+TEST(BhyverunAmd64, VmportAnswersInTheCallersRegisters) {
+  STRATA_REQUIRE_KVM();
+  auto r = Bhyverun({"-o", "platform.vmport.device=vmport", "-k",
+                     Guest("vmport")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.out.find("SUMMARY: 4 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(r);
+  auto absent = Bhyverun({"-k", Guest("vmport"), "-a", "absent"});
+  EXPECT_EQ(absent.exit_code, 1) << Describe(absent);
+  EXPECT_NE(absent.out.find("SUMMARY: 1 tests, 0 unexpected failures"),
+            std::string::npos)
+      << Describe(absent);
+}
+
 TEST(BhyverunAmd64, RunsWithoutTheInKernelIrqchip) {
   STRATA_REQUIRE_KVM();
   auto r = Bhyverun({"-o", "x86.irqchip=false", "-k", Guest("io")});

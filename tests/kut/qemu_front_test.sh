@@ -78,7 +78,7 @@ rc=$?
   fail "-cpu Opteron_G1: exit $rc: $(tail -3 "$tmp/out") $(tail -3 "$tmp/err")"
 
 # Refusals name the option and never exit 1 or 77.
-for bad in "-M q35" "-device intel-iommu" "-cpu Cooperlake" "-overcommit cpu-pm=on" \
+for bad in "-M q35" "-device intel-iommu" "-cpu Cooperlake" "-overcommit mem-lock=on" \
            "-machine accel=tcg" "-serial none"; do
   # shellcheck disable=SC2086
   "$front" -kernel "$io" $bad >/dev/null 2>"$tmp/err"

@@ -23,6 +23,12 @@ case_ io-amd-policy 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf --
 case_ io-split-irqchip 1 "SUMMARY: 29 tests, 0 unexpected failures" -k $G/io.elf -o x86.irqchip=split
 case_ ioapic-split 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf -o x86.irqchip=split
 case_ ioapic-kernel 1 "SUMMARY: 11 tests, 0 unexpected failures" -k $G/ioapic.elf
+# VMware's backdoor port: GETVERSION answered in the vCPU's registers.
+case_ vmport 1 "SUMMARY: 4 tests, 0 unexpected failures" -k $G/vmport.elf \
+  -o platform.vmport.device=vmport
+case_ vmport-absent 1 "SUMMARY: 1 tests, 0 unexpected failures" -k $G/vmport.elf -a absent
+# x86.cpu_pm: HLT and PAUSE stay in the guest (KVM_CAP_X86_DISABLE_EXITS).
+case_ cpu-pm 1 "smp: 4 of 4 cpus up" -c 4 -k $G/smp.elf -o x86.cpu_pm=true
 case_ console-flood 1 "console: flood done" -k $G/console.elf -a "flood 16"
 # Not here: the rtc guest (1024 Hz RTC interrupts). In 1 of 3 runs the L1
 # stopped making progress inside it, as it did in kvm-unit-tests'

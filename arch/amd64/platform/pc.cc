@@ -486,6 +486,7 @@ Status InitConfig(Config& c) {
   STRATA_TRY(c.SetDefault("x86.hypervisor_bit", "true"));
   STRATA_TRY(c.SetDefault("x86.cpu_features", ""));
   STRATA_TRY(c.SetDefault("x86.pit", "true"));
+  STRATA_TRY(c.SetDefault("x86.cpu_pm", "false"));
   STRATA_TRY(c.SetDefault("x86.cpu_features_missing", "error"));
   STRATA_TRY(pc::InitHypervConfig(c));
   return Ok();
@@ -511,6 +512,10 @@ std::span<const ConfigKeyHelp> ConfigKeys() {
       {"x86.pit",
        "KVM's i8254 PIT on GSI 0 with x86.irqchip=kernel (default true; "
        "QEMU's -machine pit=off is false)"},
+      {"x86.cpu_pm",
+       "the guest's HLT, PAUSE, MWAIT and C-states without exits, for vCPUs "
+       "on host CPUs of their own (default false; QEMU's -overcommit "
+       "cpu-pm=on)"},
       {"x86.cpu_features",
        "CPUID feature bits forced on (+name, if KVM supports it) or off "
        "(-name), e.g. +invpcid,-pcid,-xsave (default none)"},
@@ -545,6 +550,7 @@ Status RegisterDeviceModels(DeviceRegistry& registry) {
   STRATA_TRY(registry.Register(RtcModel()));
   STRATA_TRY(registry.Register(I8042Model()));
   STRATA_TRY(registry.Register(pc::HypervTestdevModel()));
+  STRATA_TRY(registry.Register(pc::VmportModel()));
   STRATA_TRY(RegisterPciDeviceModels(registry));
   return Ok();
 }
@@ -608,6 +614,7 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
   m.hypervisor_bit = STRATA_TRY(c.GetBool("x86.hypervisor_bit", true));
   m.cpu_features = STRATA_TRY(c.GetString("x86.cpu_features", ""));
   m.pit = STRATA_TRY(c.GetBool("x86.pit", true));
+  m.cpu_pm = STRATA_TRY(c.GetBool("x86.cpu_pm", false));
   const std::string missing =
       STRATA_TRY(c.GetString("x86.cpu_features_missing", "error"));
   if (missing != "error" && missing != "drop") {
