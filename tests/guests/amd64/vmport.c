@@ -35,17 +35,6 @@ static struct regs backdoor(uint32_t eax, uint32_t ecx) {
   return r;
 }
 
-static bool has_word(const char *s, const char *word) {
-  size_t len = strlen(word);
-  while (*s) {
-    while (*s == ' ') ++s;
-    const char *start = s;
-    while (*s && *s != ' ') ++s;
-    if ((size_t)(s - start) == len && memcmp(start, word, len) == 0) return true;
-  }
-  return false;
-}
-
 static void test_present(void) {
   struct regs r = backdoor(VMPORT_MAGIC, CMD_GETVERSION);
   report(r.eax == 6 && r.ebx == VMPORT_MAGIC && r.ecx == 2 && r.edx == VMPORT,
@@ -76,7 +65,7 @@ int guest_main(uint32_t mb_magic, const struct multiboot_info *mbi) {
   (void)mb_magic;
   const char *cmdline =
       (mbi->flags & MB_INFO_CMDLINE) ? (const char *)mb_phys(mbi->cmdline) : "";
-  if (has_word(cmdline, "absent")) {
+  if (str_has_word(cmdline, "absent")) {
     test_absent();
   } else {
     test_present();
