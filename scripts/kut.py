@@ -272,7 +272,7 @@ def translate_params(words, caps):
             for prop in v.split(","):
                 if prop in ("pit=off", "pit=on"):
                     args += ["-o", f"x86.pit={'false' if prop == 'pit=off' else 'true'}"]
-                elif prop == "vmport=on" and caps.get("vmport"):
+                elif prop == "vmport=on" and caps["vmport"]:
                     # VMware's backdoor port (arch/amd64/platform/pc_vmport.h).
                     args += ["-o", "platform.vmport.device=vmport"]
                 elif prop not in ("accel=kvm", "pc", "vmport=off"):
