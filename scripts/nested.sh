@@ -159,6 +159,10 @@ if [ ! -f "$kdir/.complete" ]; then
   touch "$kdir/.complete"
 fi
 kernel=$(ls "$kdir"/root/boot/vmlinuz-* 2>/dev/null | head -1)
+# The L1 kernel's text symbols (Debian's System.map is a stub): read from
+# its /proc/kallsyms by the first L1 that boots it (nokaslr), then cached.
+# nested_stall.py names a stalled L1's pcs with them.
+ksyms="$kdir/kallsyms"
 [ -n "$kernel" ] || fail_all "no vmlinuz in $pkg"
 moddir="$kdir/root/lib/modules/$kver"
 
@@ -208,7 +212,7 @@ else
 fi
 cp "$busybox" "$rootfs/bin/busybox"
 for a in sh mount insmod poweroff timeout grep sed tail head cat tr dmesg awk \
-         uname printf echo sleep wc mkdir ls cut rm mv cp dd; do
+         uname printf echo sleep wc mkdir ls cut rm mv cp dd gzip base64; do
   ln -s busybox "$rootfs/bin/$a"
 done
 mods=()  # arm64: KVM is built into Debian's kernel
@@ -258,6 +262,7 @@ if true; then
     fail_all "cannot build the L2 initramfs"
 fi
 cp tests/nested/init.sh "$rootfs/init"
+[ -s "$ksyms" ] || touch "$rootfs/kallsyms.want"
 cp tests/nested/linux_bench.sh "$rootfs/linux_bench.sh"
 cases="tests/nested/${mode}_cases.sh"
 [ "$arch" = arm64 ] && cases=tests/nested/el2_cases.sh
@@ -364,6 +369,9 @@ initrd="$work/initrd.cpio.gz"
 
 # --- Boot the L1 and collect what it reports ---
 log="$work/l1.log"
+# The L1's QEMU monitor: nested_stall.py asks it where a stalled L1 is,
+# and symbolizes that with the L1 kernel's System.map (nokaslr).
+monitor="$work/monitor.sock"
 run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
   if [ "$arch" = amd64 ]; then
     # tsc=reliable: TCG's TSC follows the host's clock on every vCPU, so
@@ -372,9 +380,9 @@ run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
     # and Hyper-V's TSC page: kvmclock_test and hyperv_clock, under
     # strata and QEMU alike.
     exec timeout -k 5 "$l1_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 \
-      -nographic -no-reboot -nodefaults -serial stdio \
+      -nographic -no-reboot -nodefaults -serial stdio -monitor "unix:$monitor,server=on,wait=off" \
       -kernel "$kernel" -initrd "$initrd" \
-      -append "console=ttyS0 panic=-1 quiet tsc=reliable" </dev/null > "$log" 2>&1
+      -append "console=ttyS0 panic=-1 quiet tsc=reliable nokaslr" </dev/null > "$log" 2>&1
   else
     local cpu=cortex-a57 machine=virt,virtualization=on,gic-version=3
     # cortex-a57: ARMv8.0, no VHE, so KVM runs nVHE (ThunderX-class); max:
@@ -386,8 +394,9 @@ run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
     [ "$mode" = el2-gicv2 ] && machine=virt,virtualization=on,gic-version=2
     exec timeout -k 5 "$l1_timeout" qemu-system-aarch64 -M "$machine" \
       -accel tcg -cpu "$cpu" -m 2G -smp 2 -nographic -no-reboot -nodefaults \
-      -serial stdio -kernel "$kernel" -initrd "$initrd" \
-      -append "console=ttyAMA0 panic=-1 quiet strata.mode=$mode" \
+      -serial stdio -monitor "unix:$monitor,server=on,wait=off" \
+      -kernel "$kernel" -initrd "$initrd" \
+      -append "console=ttyAMA0 panic=-1 quiet nokaslr strata.mode=$mode" \
       </dev/null > "$log" 2>&1
   fi
 }
@@ -405,14 +414,27 @@ boot_l1() {
     size=$(stat -c %s "$log" 2>/dev/null || echo 0)
     if [ "$size" = "$last" ]; then quiet=$((quiet + 5)); else quiet=0 last=$size; fi
     if [ "$quiet" -ge "$l1_quiet" ]; then
-      echo "$label: the L1 printed nothing for $quiet s: stopping it" >&2
+      echo "$label: the L1 printed nothing for $quiet s: where its vCPUs are, then stopping it" >&2
+      save_kallsyms
+      python3 scripts/nested_stall.py "$monitor" "$ksyms" >&2
       kill "$qpid" 2>/dev/null
       break
     fi
   done
   wait "$qpid"
+  local rc=$?
+  save_kallsyms
+  return $rc
 }
 l1_finished() { tr -d '\r' < "$log" | grep -q '^nested: done'; }
+# save_kallsyms: the symbols an L1 printed (init.sh), into the cache.
+save_kallsyms() {
+  [ -s "$ksyms" ] && return
+  tr -d '\r' < "$log" | sed -n '/^nested-kallsyms: begin$/,/^nested-kallsyms: end$/p' |
+    grep -v '^nested-kallsyms:' | base64 -d 2>/dev/null | gunzip 2>/dev/null > "$ksyms.tmp" &&
+    [ -s "$ksyms.tmp" ] && mv "$ksyms.tmp" "$ksyms"
+  rm -f "$ksyms.tmp"
+}
 # The L1 itself (QEMU's TCG running KVM) has been seen to stop making
 # progress mid-run (tests/nested/svm_cases.sh). Such a run is reported
 # here with its last lines and run again, up to three runs in all; the

@@ -19,6 +19,13 @@ for m in $(cat /modules/order); do
 done
 echo "nested: L1 $(uname -r) $(uname -m), $(grep -c ^processor /proc/cpuinfo) cpus"
 dmesg | grep -iE 'kvm|svm|hyp mode|vhe' | sed 's/^/nested: dmesg: /' | tail -n 8
+# The L1 kernel's text symbols, once per kernel (scripts/nested.sh caches
+# them): what names the pcs of a stalled L1 (scripts/nested_stall.py).
+if [ -f /kallsyms.want ]; then
+  echo "nested-kallsyms: begin"
+  grep ' [tTwW] ' /proc/kallsyms | gzip -1 | base64
+  echo "nested-kallsyms: end"
+fi
 
 if [ ! -c /dev/kvm ]; then
   echo "nested: FAIL kvm (no /dev/kvm in the L1)"
