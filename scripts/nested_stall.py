@@ -12,6 +12,11 @@ line per vCPU per sample:
 
   nested-stall: sample 2 cpu 1 pc=ffffffff8110a2c4 native_queued_spin_lock_slowpath+0x54 (L1 kernel) cpl=0 hlt=0 ii=0
 
+Then, per vCPU, the words of its stack that are kernel text (a rough
+backtrace):
+
+  nested-stall: cpu 1 stack: text_poke_bp_batch+0x8e < ...
+
 A pc that is not in the L1 kernel's text is code the L1 runs for someone
 else: its user space, or the L2 guest (SVM guest mode / EL1 under KVM).
 SYMBOLS is the L1 kernel's /proc/kallsyms (its text symbols, which an
@@ -41,11 +46,17 @@ def load_map(path):
     return [addrs[i] for i in order], [names[i] for i in order]
 
 
-def symbolize(pc, addrs, names):
+def symbolize(pc, addrs, names, max_offset=None):
+    """"name+off (L1 kernel)", or with max_offset None for pcs that are
+    not (a stack word then, not a return address)."""
     i = bisect.bisect_right(addrs, pc) - 1
     # Beyond the last text symbol by more than 16 MiB: not kernel text.
-    if i < 0 or pc - addrs[i] > (16 << 20):
+    if i < 0 or pc - addrs[i] > (max_offset or (16 << 20)):
+        if max_offset:
+            return None
         return "(not L1 kernel text: L1 user space or the L2 guest)"
+    if max_offset:
+        return f"{names[i]}+{pc - addrs[i]:#x}"
     return f"{names[i]}+{pc - addrs[i]:#x} (L1 kernel)"
 
 
@@ -107,6 +118,18 @@ def main():
                 print(f"nested-stall: sample {n} cpu {cpu} pc={pc:x} "
                       f"{symbolize(pc, addrs, names)} {extra}".rstrip())
             time.sleep(0.5)
+        # Then each vCPU's stack, its words that are kernel text: a
+        # poor man's backtrace (return addresses, and the interrupted pc
+        # of an exception frame).
+        for cpu, _, _ in parse_cpus(mon.command("info registers -a")):
+            mon.command(f"cpu {cpu}")
+            frames = []
+            for word in re.findall(r"0x([0-9a-f]{16})", mon.command("x /128gx $sp")):
+                name = symbolize(int(word, 16), addrs, names, max_offset=0x10000)
+                if name and (not frames or frames[-1] != name):
+                    frames.append(name)
+            print(f"nested-stall: cpu {cpu} stack: "
+                  f"{' < '.join(frames[:24]) if frames else '(no kernel text on it)'}")
     except OSError as e:
         print(f"nested-stall: cannot ask the L1's monitor ({e})")
         return 1
