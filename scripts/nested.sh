@@ -171,12 +171,14 @@ if [ "$arch" = amd64 ]; then
   # -c opt: the L1 emulates every user-space instruction, so the VMM's exit
   # path is measured as shipped, not as an -O0 debug build.
   bazel build -c opt --noshow_progress --ui_event_filters=-info,-debug \
-    //frontends/bhyverun //tests/guests/amd64:all //bench:pio_exit_bench >&2 ||
+    //frontends/bhyverun //tests/guests/amd64:all //bench:pio_exit_bench \
+    //tests/nested:kvm_pin >&2 ||
     fail_all "bazel build of bhyverun and the amd64 guests failed"
   bin=$(bazel info -c opt bazel-bin 2>/dev/null)
   bhyverun="$bin/frontends/bhyverun/bhyverun"
   guests=("$bin"/tests/guests/amd64/*.elf)
   [ -n "$exit_cost" ] && bench="$bin/bench/pio_exit_bench"
+  kvm_pin="$bin/tests/nested/kvm_pin"  # see tests/nested/kvm_pin.cc
 else
   # The static aarch64 bhyverun (--config=arm64) and the arm64 guests.
   bazel build -c opt --noshow_progress --ui_event_filters=-info,-debug --config=arm64 \
@@ -234,7 +236,8 @@ if [ -n "$bhyverun" ]; then
       [ -f "$lib" ] || continue
       mkdir -p "$rootfs$(dirname "$lib")"
       cp -L "$lib" "$rootfs$lib"
-    done < <(ldd "$bhyverun" ${bench:+"$bench"} | grep -o '/[^ ]*')
+    done < <(ldd "$bhyverun" "$kvm_pin" ${bench:+"$bench"} | grep -o '/[^ ]*')
+    cp "$kvm_pin" "$rootfs/bin/kvm_pin"
   fi
   cp "${guests[@]}" "$rootfs/guests/"
   if [ -n "${bench:-}" ]; then
