@@ -405,19 +405,30 @@ run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
 }
 # boot_l1: runs the L1 (run_l1) and watches its log. The L1's /init
 # prints a pulse every 20 s (tests/nested/init.sh), so a log that has not
-# grown for $l1_quiet s means the L1 itself stopped making progress:
-# it is stopped then rather than at l1_timeout.
+# grown for $l1_quiet s, or no new pulse for as long, means the L1 itself
+# stopped making progress: it is stopped then rather than at l1_timeout.
 l1_quiet=${STRATA_L1_QUIET:-150}  # seconds; the variable is for testing this path
 boot_l1() {
   : > "$log"
   run_l1 &
-  local qpid=$! last=-1 size quiet=0
+  local qpid=$! last=-1 size quiet=0 pulses last_pulses=0 pulseless=0 why
   while kill -0 "$qpid" 2>/dev/null; do
     sleep 5
     size=$(stat -c %s "$log" 2>/dev/null || echo 0)
     if [ "$size" = "$last" ]; then quiet=$((quiet + 5)); else quiet=0 last=$size; fi
-    if [ "$quiet" -ge "$l1_quiet" ]; then
-      echo "$label: the L1 printed nothing for $quiet s: where its vCPUs are, then stopping it" >&2
+    # Once /init pulses, a pulse that stops means the L1 stopped too, even
+    # if its kernel still prints (soft-lockup reports every 28 s).
+    pulses=$(grep -c '^nested-pulse:' "$log" 2>/dev/null)
+    if [ "${pulses:-0}" -gt 0 ] && [ "$pulses" = "$last_pulses" ]; then
+      pulseless=$((pulseless + 5))
+    else
+      pulseless=0 last_pulses=${pulses:-0}
+    fi
+    why=""
+    [ "$quiet" -ge "$l1_quiet" ] && why="printed nothing for $quiet s"
+    [ "$pulseless" -ge "$l1_quiet" ] && why="has not pulsed for $pulseless s"
+    if [ -n "$why" ]; then
+      echo "$label: the L1 $why: where its vCPUs are, then stopping it" >&2
       save_kallsyms
       python3 scripts/nested_stall.py "$monitor" "$ksyms" >&2
       kill "$qpid" 2>/dev/null
