@@ -26,6 +26,9 @@
 // the same paths for them, and it no longer enables and disables SVM on
 // every CPU around each VM either (kvm_usage_count stays above zero).
 //
+// The first VM still flips them; init.sh keeps CPU 1 offline until this
+// holds them, so that flip (and the modules' patching) runs on one CPU.
+//
 // Prints one line saying what it holds, then sleeps until killed.
 // Exit status 1 (with the failing step) if KVM refuses any of it.
 
