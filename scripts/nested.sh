@@ -373,7 +373,7 @@ initrd="$work/initrd.cpio.gz"
 # --- Boot the L1 and collect what it reports ---
 log="$work/l1.log"
 # The L1's QEMU monitor: nested_stall.py asks it where a stalled L1 is,
-# and symbolizes that with the L1 kernel's System.map (nokaslr).
+# and names its pcs with the L1 kernel's cached kallsyms (nokaslr).
 monitor="$work/monitor.sock"
 run_l1() {  # exec: boot_l1's kill reaches timeout, which passes it on
   if [ "$arch" = amd64 ]; then

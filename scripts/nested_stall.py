@@ -46,18 +46,21 @@ def load_map(path):
     return [addrs[i] for i in order], [names[i] for i in order]
 
 
-def symbolize(pc, addrs, names, max_offset=None):
-    """"name+off (L1 kernel)", or with max_offset None for pcs that are
-    not (a stack word then, not a return address)."""
-    i = bisect.bisect_right(addrs, pc) - 1
+def symbol(addr, addrs, names, max_offset):
+    """"name+off" for an address at most max_offset past a text symbol,
+    else None."""
+    i = bisect.bisect_right(addrs, addr) - 1
+    if i < 0 or addr - addrs[i] > max_offset:
+        return None
+    return f"{names[i]}+{addr - addrs[i]:#x}"
+
+
+def describe_pc(pc, addrs, names):
     # Beyond the last text symbol by more than 16 MiB: not kernel text.
-    if i < 0 or pc - addrs[i] > (max_offset or (16 << 20)):
-        if max_offset:
-            return None
+    name = symbol(pc, addrs, names, 16 << 20)
+    if name is None:
         return "(not L1 kernel text: L1 user space or the L2 guest)"
-    if max_offset:
-        return f"{names[i]}+{pc - addrs[i]:#x}"
-    return f"{names[i]}+{pc - addrs[i]:#x} (L1 kernel)"
+    return f"{name} (L1 kernel)"
 
 
 class Monitor:
@@ -116,7 +119,7 @@ def main():
         for n in range(1, samples + 1):
             for cpu, pc, extra in parse_cpus(mon.command("info registers -a")):
                 print(f"nested-stall: sample {n} cpu {cpu} pc={pc:x} "
-                      f"{symbolize(pc, addrs, names)} {extra}".rstrip())
+                      f"{describe_pc(pc, addrs, names)} {extra}".rstrip())
             time.sleep(0.5)
         # Then each vCPU's stack, its words that are kernel text: a
         # poor man's backtrace (return addresses, and the interrupted pc
@@ -125,7 +128,8 @@ def main():
             mon.command(f"cpu {cpu}")
             frames = []
             for word in re.findall(r"0x([0-9a-f]{16})", mon.command("x /128gx $sp")):
-                name = symbolize(int(word, 16), addrs, names, max_offset=0x10000)
+                # A return address lies within its function: 64 KiB at most.
+                name = symbol(int(word, 16), addrs, names, 0x10000)
                 if name and (not frames or frames[-1] != name):
                     frames.append(name)
             print(f"nested-stall: cpu {cpu} stack: "
