@@ -201,6 +201,15 @@ Status GuestMemory::Write(uint64_t gpa, const void* src, uint64_t len) {
   });
 }
 
+Status GuestMemory::WriteWith(uint64_t gpa, uint64_t len, const FillFn& fill) {
+  Status st = Ok();
+  STRATA_TRY(ForEachChunk(gpa, len, [&](uint8_t* host, uint64_t off,
+                                        uint64_t n) {
+    if (st) st = fill(std::span<uint8_t>(host, n), off);
+  }));
+  return st;
+}
+
 Status GuestMemory::Fill(uint64_t gpa, uint8_t value, uint64_t len) {
   if (value == 0) {
     return ForEachChunk(gpa, len, [this, gpa](uint8_t* host, uint64_t off,

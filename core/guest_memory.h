@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -65,6 +66,13 @@ class GuestMemory {
   // (they read as zeros), so zeroing fresh memory does not make it
   // resident.
   Status Fill(uint64_t gpa, uint8_t value, uint64_t len);
+  // Writes [gpa, gpa+len) through `fill`, called for each piece of it that
+  // is contiguous on the host with that piece and its offset from gpa: a
+  // file is read straight into guest RAM, with no buffer between. The
+  // range is checked first (nothing is written if any byte is outside
+  // RAM); fill's first error stops it and is returned.
+  using FillFn = std::function<Status(std::span<uint8_t> dst, uint64_t off)>;
+  Status WriteWith(uint64_t gpa, uint64_t len, const FillFn& fill);
 
   template <typename T>
   Result<T> ReadObj(uint64_t gpa) const {

@@ -70,6 +70,38 @@ TEST(GuestMemoryTest, CopiesSpanAdjacentSegmentsAndFailCleanly) {
   EXPECT_EQ(m.ReadObj<uint32_t>(0x10).value(), 0u);
 }
 
+TEST(GuestMemoryTest, WriteWithFillsEachHostPieceOrNothing) {
+  GuestMemory m;
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "a", 0, 0x1000).has_value());
+  ASSERT_TRUE(GuestMemoryTestPeer::AddSegment(m, "b", 0x1000, 0x1000).has_value());
+  // Across the two segments: two pieces, offsets from the start.
+  std::vector<std::pair<uint64_t, uint64_t>> pieces;
+  auto fill = [&](std::span<uint8_t> dst, uint64_t off) -> Status {
+    pieces.emplace_back(off, dst.size());
+    for (size_t i = 0; i < dst.size(); ++i) dst[i] = uint8_t(off + i);
+    return Ok();
+  };
+  ASSERT_TRUE(m.WriteWith(0xff0, 0x20, fill).has_value());
+  EXPECT_EQ(pieces, (std::vector<std::pair<uint64_t, uint64_t>>{
+                        {0, 0x10}, {0x10, 0x10}}));
+  EXPECT_EQ(m.ReadObj<uint8_t>(0x100f).value(), 0x1fu);
+  // Partly outside RAM: an error before fill is called.
+  pieces.clear();
+  auto out = m.WriteWith(0x1ff0, 0x20, fill);
+  ASSERT_FALSE(out.has_value());
+  EXPECT_EQ(out.error().code(), Errc::kOutOfRange);
+  EXPECT_TRUE(pieces.empty());
+  // fill's error stops it at the first piece, and is returned.
+  int calls = 0;
+  auto failing = m.WriteWith(0xff0, 0x20, [&](std::span<uint8_t>, uint64_t) {
+    ++calls;
+    return Status(MakeError(Errc::kIo, "read failed"));
+  });
+  ASSERT_FALSE(failing.has_value());
+  EXPECT_EQ(failing.error().code(), Errc::kIo);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(GuestMemoryTest, MemfdSegmentsAreNamedMemfds) {
   GuestMemory m;
   GuestMemoryTestPeer::SetBacking(m, GuestMemory::Backing::kMemfd);

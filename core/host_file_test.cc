@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -123,6 +125,63 @@ TEST_F(HostFileTest, SymlinkToARegularFileIsFollowed) {
   auto r = ReadHostFile(link, "kernel", 100);
   ASSERT_TRUE(r.has_value()) << r.error().message();
   EXPECT_EQ(r->size(), 5u);
+}
+
+TEST_F(HostFileTest, OpenChecksWithoutReadingAndReadAtReadsRanges) {
+  const std::string p = Write("k", "0123456789");
+  auto f = HostFile::Open(p, "kernel", 10);
+  ASSERT_TRUE(f.has_value()) << f.error().message();
+  EXPECT_EQ(f->size(), 10u);
+  std::vector<uint8_t> b(4);
+  ASSERT_TRUE(f->ReadAt(3, b).has_value());
+  EXPECT_EQ(std::string(b.begin(), b.end()), "3456");
+  // Open's checks are ReadHostFile's, with its messages.
+  auto big = HostFile::Open(p, "kernel", 9);
+  ASSERT_FALSE(big.has_value());
+  EXPECT_EQ(big.error().code(), Errc::kOutOfRange);
+  EXPECT_NE(big.error().message().find("could not load kernel '" + p + "'"),
+            std::string::npos)
+      << big.error().message();
+  auto dir = HostFile::Open(dir_, "initrd", 100);
+  ASSERT_FALSE(dir.has_value());
+  EXPECT_EQ(dir.error().code(), Errc::kInvalidArgument);
+}
+
+TEST_F(HostFileTest, AFileThatShrinksAfterOpenIsAnErrorNotAShortLoad) {
+  const std::string p = Write("k", std::string(8192, 'k'));
+  auto f = HostFile::Open(p, "kernel", 1 << 20);
+  ASSERT_TRUE(f.has_value()) << f.error().message();
+  ASSERT_EQ(truncate(p.c_str(), 5000), 0);
+  std::vector<uint8_t> b(4096, 0);
+  ASSERT_TRUE(f->ReadAt(0, std::span<uint8_t>(b).first(4096)).has_value());
+  auto r = f->ReadAt(4096, b);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Errc::kIo);
+  EXPECT_NE(r.error().message().find("it ends at byte 5000, short of the 8192 "
+                                     "bytes it had when opened"),
+            std::string::npos)
+      << r.error().message();
+}
+
+TEST_F(HostFileTest, ByteSourceFromMemoryOrFile) {
+  ByteSource mem(std::vector<uint8_t>{1, 2, 3, 4});
+  EXPECT_EQ(mem.size(), 4u);
+  std::vector<uint8_t> b(2);
+  ASSERT_TRUE(mem.ReadAt(2, b).has_value());
+  EXPECT_EQ(b, (std::vector<uint8_t>{3, 4}));
+  auto past = mem.ReadAt(3, b);
+  ASSERT_FALSE(past.has_value());
+  EXPECT_EQ(past.error().code(), Errc::kOutOfRange);
+  EXPECT_EQ(std::move(mem).TakeAll().value(),
+            (std::vector<uint8_t>{1, 2, 3, 4}));
+
+  ByteSource file(HostFile::Open(Write("i", "initrd"), "initrd", 64).value());
+  EXPECT_EQ(file.size(), 6u);
+  ASSERT_TRUE(file.ReadAt(0, b).has_value());
+  EXPECT_EQ(std::string(b.begin(), b.end()), "in");
+  auto all = std::move(file).TakeAll();
+  ASSERT_TRUE(all.has_value()) << all.error().message();
+  EXPECT_EQ(std::string(all->begin(), all->end()), "initrd");
 }
 
 TEST(FileTypeName, Names) {

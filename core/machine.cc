@@ -274,16 +274,16 @@ Result<std::unique_ptr<Machine>> Machine::Build(Config config, Options options,
   }
   // The kernel and initrd: missing, not a regular file, larger than guest
   // RAM are bad input like any other.
-  std::optional<std::vector<uint8_t>> kernel, initrd;
+  std::optional<ByteSource> kernel, initrd;
   // A restore loads RAM from the snapshot: the kernel is not read again
   // (it need not exist any more).
   if (!restoring && c.Has("kernel.path")) {
     const std::string path = STRATA_STEP(c.GetString("kernel.path"));
-    kernel = STRATA_STEP(ReadHostFile(path, "kernel", plan.memory_size));
+    kernel = STRATA_STEP(HostFile::Open(path, "kernel", plan.memory_size));
   }
   if (!restoring && c.Has("kernel.initrd")) {
     const std::string path = STRATA_STEP(c.GetString("kernel.initrd"));
-    initrd = STRATA_STEP(ReadHostFile(path, "initrd", plan.memory_size));
+    initrd = STRATA_STEP(HostFile::Open(path, "initrd", plan.memory_size));
   }
   // The host's vCPU limit is the one input check that needs the host.
   step = Step::kHost;

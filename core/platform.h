@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/device_registry.h"
+#include "core/host_file.h"
 #include "core/result.h"
 #include "core/vm.h"
 #include "machine/irq_machdep.h"
@@ -58,10 +59,11 @@ struct PlatformContext {
   DeviceSet& devices;  // creates devices through the registry
   uint32_t cpus = 1;
   uint64_t memory_size = 0;
-  // kernel.path's and kernel.initrd's contents, read (and so checked)
-  // before the VM was created; no kernel: the machine's built-in guest.
-  std::optional<std::vector<uint8_t>> kernel;
-  std::optional<std::vector<uint8_t>> initrd;
+  // kernel.path and kernel.initrd, opened and checked (regular files of
+  // bounded size) before the VM was created; read by LoadGuest, which may
+  // copy them straight into guest RAM. No kernel: the built-in guest.
+  std::optional<ByteSource> kernel;
+  std::optional<ByteSource> initrd;
   std::shared_ptr<void> md;  // the machine's own state between the steps
 };
 

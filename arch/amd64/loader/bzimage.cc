@@ -18,6 +18,8 @@ static_assert(kCmdlineOffset < kBzBootDataSize);
 constexpr uint64_t kCmdlineRoom = kBzBootDataSize - kCmdlineOffset;
 
 constexpr uint64_t kSectorSize = 512;
+// setup_sects is a byte: at most 255 setup sectors after the boot sector.
+constexpr uint64_t kMaxSetupBytes = 256 * kSectorSize;
 constexpr uint8_t kDefaultSetupSects = 4;  // boot.rst: 0 means 4
 constexpr uint16_t kBootFlag = 0xaa55;
 // The setup header runs from 0x1f1 to 0x202 + the byte at 0x201 (the
@@ -59,16 +61,22 @@ bool IsBzImage(std::span<const uint8_t> file) {
          Get<uint32_t>(file, kBzHeaderMagic) == kBzMagic;
 }
 
-Result<BootInfo> LoadBzImage(std::span<const uint8_t> file,
+Result<BootInfo> LoadBzImage(const ByteSource& image,
                              const BzImageParams& params, GuestMemory& mem,
                              BzImageLayout* layout_out) {
   // --- The image's header ---
-  if (file.size() < kBzInitSize + 4) {
+  // The setup sectors are all that is parsed (at most 255 and the boot
+  // sector); the rest goes to guest RAM unbuffered (below).
+  const uint64_t file_size = image.size();
+  if (file_size < kBzInitSize + 4) {
     return MakeError(Errc::kInvalidArgument,
                      "not a bzImage: {} bytes is shorter than the setup "
                      "header (boot protocol 2.12 needs {} bytes)",
-                     file.size(), kBzInitSize + 4);
+                     file_size, kBzInitSize + 4);
   }
+  std::vector<uint8_t> head(std::min(file_size, kMaxSetupBytes));
+  STRATA_TRY(image.ReadAt(0, head));
+  const std::span<const uint8_t> file(head);
   if (!IsBzImage(file) || Get<uint16_t>(file, kBzBootFlag) != kBootFlag) {
     return MakeError(Errc::kInvalidArgument,
                      "not a bzImage: no \"HdrS\" magic at {:#x} and boot "
@@ -94,14 +102,14 @@ Result<BootInfo> LoadBzImage(std::span<const uint8_t> file,
   if (setup_sects == 0) setup_sects = kDefaultSetupSects;
   const uint64_t kernel_offset = (uint64_t{setup_sects} + 1) * kSectorSize;
   const uint64_t header_end = 0x202 + file[kHeaderEndByte];
-  if (kernel_offset >= file.size() || header_end > kernel_offset ||
+  if (kernel_offset >= file_size || header_end > kernel_offset ||
       header_end > kBzZeroPageSize) {
     return MakeError(Errc::kInvalidArgument,
                      "malformed bzImage: {} setup sectors (header to {:#x}) "
                      "in a {}-byte file",
-                     setup_sects, header_end, file.size());
+                     setup_sects, header_end, file_size);
   }
-  lay.kernel_size = file.size() - kernel_offset;
+  lay.kernel_size = file_size - kernel_offset;
   lay.init_size = std::max<uint64_t>(Get<uint32_t>(file, kBzInitSize),
                                      lay.kernel_size);
   const uint64_t cmdline_max = Get<uint32_t>(file, kBzCmdlineSize);
@@ -129,8 +137,8 @@ Result<BootInfo> LoadBzImage(std::span<const uint8_t> file,
                       "the kernel (init_size)"));
   const uint64_t kernel_end = lay.kernel_addr + lay.init_size;
 
-  if (!params.initrd.empty()) {
-    lay.initrd_size = params.initrd.size();
+  if (params.initrd && params.initrd->size() > 0) {
+    lay.initrd_size = params.initrd->size();
     // Highest page-aligned spot in the RAM segment below the limit.
     uint64_t limit = uint64_t{Get<uint32_t>(file, kBzInitrdAddrMax)} + 1;
     if (xlf & kBzXlfCanBeLoadedAbove4G) limit = uint64_t{1} << 32;
@@ -203,11 +211,16 @@ Result<BootInfo> LoadBzImage(std::span<const uint8_t> file,
   STRATA_TRY(mem.Write(lay.zero_page, zp.data(), zp.size()));
   STRATA_TRY(mem.Write(lay.cmdline, params.cmdline.data(),
                        params.cmdline.size()));
-  STRATA_TRY(mem.Write(lay.kernel_addr, file.data() + kernel_offset,
-                       lay.kernel_size));
+  STRATA_TRY(mem.WriteWith(
+      lay.kernel_addr, lay.kernel_size,
+      [&](std::span<uint8_t> dst, uint64_t off) {
+        return image.ReadAt(kernel_offset + off, dst);
+      }));
   if (lay.initrd_size) {
-    STRATA_TRY(mem.Write(lay.initrd_addr, params.initrd.data(),
-                         lay.initrd_size));
+    STRATA_TRY(mem.WriteWith(lay.initrd_addr, lay.initrd_size,
+                             [&](std::span<uint8_t> dst, uint64_t off) {
+                               return params.initrd->ReadAt(off, dst);
+                             }));
   }
 
   BootInfo bi;

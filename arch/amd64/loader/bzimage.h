@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@
 #include "arch/amd64/loader/boot_setup.h"
 #include "arch/amd64/loader/e820.h"
 #include "core/guest_memory.h"
+#include "core/host_file.h"
 #include "core/result.h"
 
 namespace strata::amd64 {
@@ -91,7 +93,7 @@ bool IsBzImage(std::span<const uint8_t> file);
 
 struct BzImageParams {
   std::string cmdline;
-  std::vector<uint8_t> initrd;  // empty: none
+  std::optional<ByteSource> initrd;  // none, or empty: no initrd
   std::vector<MemoryHole> holes;
 };
 
@@ -105,11 +107,14 @@ struct BzImageLayout {
 };
 
 // Loads `file` into `mem` (see the theory above) and returns the boot
-// processor's entry state; RSI (BootInfo::rsi) is the zero page. Errors:
+// processor's entry state; RSI (BootInfo::rsi) is the zero page. Only the
+// setup sectors are read into a buffer: the protected-mode kernel and the
+// initrd go from their sources (a HostFile: the page cache) straight into
+// guest RAM. Errors:
 // kInvalidArgument (truncated or malformed image, a command line longer
 // than the kernel's cmdline_size), kUnsupported (protocol or 64-bit entry
 // missing), kOutOfRange (kernel, initrd or boot data do not fit in RAM).
-Result<BootInfo> LoadBzImage(std::span<const uint8_t> file,
+Result<BootInfo> LoadBzImage(const ByteSource& file,
                              const BzImageParams& params, GuestMemory& mem,
                              BzImageLayout* layout = nullptr);
 

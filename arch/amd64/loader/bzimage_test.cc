@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/guest_memory_testing.h"
@@ -188,6 +193,56 @@ TEST_F(BzImageTest, RefusesWhatItCannotBoot) {
       << r.error().message();
 }
 
+// A HostFile source: the setup sectors are read, the kernel and initrd go
+// from the files to guest RAM (the loader bhyverun uses). A file cut short
+// after it was opened fails the load with the file's error.
+TEST_F(BzImageTest, LoadsFromHostFilesAndCatchesOneCutShort) {
+  AddRam(0, 64 * kMiB);
+  const std::string dir = ::testing::TempDir();
+  const std::string kpath = dir + "/bzimage_test.kernel";
+  const std::string ipath = dir + "/bzimage_test.initrd";
+  // 255 setup sectors: the most the header can name, all of them read.
+  const Image im = MakeImage(3 * kMiB + 123, 255);
+  std::vector<uint8_t> initrd(70000);
+  for (size_t i = 0; i < initrd.size(); ++i) initrd[i] = uint8_t(i * 13);
+  auto put = [](const std::string& path, const std::vector<uint8_t>& b) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(b.data(), 1, b.size(), f), b.size());
+    std::fclose(f);
+  };
+  put(kpath, im.bytes);
+  put(ipath, initrd);
+
+  BzImageParams p;
+  p.initrd = HostFile::Open(ipath, "initrd", 64 * kMiB).value();
+  BzImageLayout lay;
+  auto bi = LoadBzImage(HostFile::Open(kpath, "kernel", 64 * kMiB).value(), p,
+                        mem_, &lay);
+  ASSERT_TRUE(bi) << bi.error().message();
+  const uint64_t koff = 256 * 512;
+  ASSERT_EQ(lay.kernel_size, 3 * kMiB + 123);
+  std::vector<uint8_t> back(lay.kernel_size);
+  ASSERT_TRUE(mem_.Read(lay.kernel_addr, back.data(), back.size()));
+  EXPECT_TRUE(std::equal(back.begin(), back.end(), im.bytes.begin() + koff));
+  ASSERT_EQ(lay.initrd_size, initrd.size());
+  back.resize(initrd.size());
+  ASSERT_TRUE(mem_.Read(lay.initrd_addr, back.data(), back.size()));
+  EXPECT_EQ(back, initrd);
+
+  auto kernel = HostFile::Open(kpath, "kernel", 64 * kMiB).value();
+  ASSERT_EQ(truncate(kpath.c_str(), 2 * kMiB), 0);
+  auto cut = LoadBzImage(std::move(kernel), {}, mem_);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code(), Errc::kIo);
+  EXPECT_NE(cut.error().message().find("could not load kernel '" + kpath +
+                                       "': it ends at byte 2097152"),
+            std::string::npos)
+      << cut.error().message();
+  std::remove(kpath.c_str());
+  std::remove(ipath.c_str());
+}
+
 TEST_F(BzImageTest, TooLittleRamIsAnErrorAndWritesNothing) {
   AddRam(0, 8 * kMiB);
   ASSERT_TRUE(mem_.Fill(0, 0xee, 8 * kMiB));
@@ -200,7 +255,7 @@ TEST_F(BzImageTest, TooLittleRamIsAnErrorAndWritesNothing) {
       << r.error().message();
 
   BzImageParams huge_initrd;
-  huge_initrd.initrd.assign(6 * kMiB, 1);
+  huge_initrd.initrd = std::vector<uint8_t>(6 * kMiB, 1);
   r = LoadBzImage(MakeImage().bytes, huge_initrd, mem_);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("no room for the"), std::string::npos)

@@ -659,29 +659,29 @@ Status Init(PlatformContext& m) {
 
 Status InitVcpu(PlatformContext&, Vcpu&) { return Ok(); }
 
+// True if the kernel file carries a Linux setup header (its first bytes
+// read; the rest stays in the file for the loader).
+Result<bool> KernelIsBzImage(const ByteSource& kernel) {
+  std::vector<uint8_t> head(
+      std::min<uint64_t>(kernel.size(), amd64::kBzHeaderMagic + 4));
+  STRATA_TRY(kernel.ReadAt(0, head));
+  return amd64::IsBzImage(head);
+}
+
 Status LoadGuest(PlatformContext& m) {
-  std::vector<uint8_t> image;
   amd64::BootParams params;
   const bool builtin = !m.kernel;
-  if (!builtin) {
-    image = std::move(*m.kernel);
-    m.kernel.reset();
-    params.cmdline = STRATA_TRY(m.config.GetString("kernel.path"));
-  } else {
-    const std::span<const uint8_t> demo = amd64::DemoGuestElf();
-    image.assign(demo.begin(), demo.end());
-    params.cmdline = "demo";
-  }
   params.holes = PlatformHoles();
-  if (!builtin && amd64::IsBzImage(image)) {
+  if (!builtin && STRATA_TRY(KernelIsBzImage(*m.kernel))) {
     // Linux: the command line is the kernel's own, with no program name.
+    // The kernel (and initrd) go from their files to guest RAM unbuffered.
     amd64::BzImageParams linux;
     linux.cmdline = STRATA_TRY(m.config.GetString("kernel.cmdline", ""));
     linux.holes = params.holes;
-    if (m.initrd) {
-      linux.initrd = std::move(*m.initrd);
-      m.initrd.reset();
-    }
+    linux.initrd = std::move(m.initrd);
+    m.initrd.reset();
+    const ByteSource image = std::move(*m.kernel);
+    m.kernel.reset();
     amd64::BzImageLayout lay;
     State(m).boot = STRATA_TRY_CTX(
         amd64::LoadBzImage(image, linux, m.vm.memory(), &lay),
@@ -693,12 +693,24 @@ Status LoadGuest(PlatformContext& m) {
         lay.init_size, lay.initrd_addr, lay.initrd_size, lay.e820_entries);
     return Ok();
   }
+  // ELF and Multiboot kernels are small (kvm-unit-tests' are < 1 MiB) and
+  // parsed throughout: read whole.
+  std::vector<uint8_t> image;
+  if (!builtin) {
+    image = STRATA_TRY(std::move(*m.kernel).TakeAll());
+    m.kernel.reset();
+    params.cmdline = STRATA_TRY(m.config.GetString("kernel.path"));
+  } else {
+    const std::span<const uint8_t> demo = amd64::DemoGuestElf();
+    image.assign(demo.begin(), demo.end());
+    params.cmdline = "demo";
+  }
   // Multiboot convention (and kvm-unit-tests'): "<program> <args>".
   const std::string args =
       STRATA_TRY(m.config.GetString("kernel.cmdline", ""));
   if (!args.empty()) params.cmdline += " " + args;
   if (m.initrd) {
-    params.module = std::move(*m.initrd);
+    params.module = STRATA_TRY(std::move(*m.initrd).TakeAll());
     m.initrd.reset();
     params.module_cmdline = STRATA_TRY(m.config.GetString("kernel.initrd"));
   }

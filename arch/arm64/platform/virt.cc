@@ -318,7 +318,7 @@ Status LoadGuest(PlatformContext& m) {
   std::vector<uint8_t> image;
   const bool builtin = !m.kernel;
   if (!builtin) {
-    image = std::move(*m.kernel);
+    image = STRATA_TRY(std::move(*m.kernel).TakeAll());
     m.kernel.reset();
   } else {
     const std::span<const uint8_t> demo = arm64::DemoGuestFlat();
@@ -326,7 +326,7 @@ Status LoadGuest(PlatformContext& m) {
   }
   std::vector<uint8_t> initrd;
   if (m.initrd) {
-    initrd = std::move(*m.initrd);
+    initrd = STRATA_TRY(std::move(*m.initrd).TakeAll());
     m.initrd.reset();
   }
   // Every vCPU exists now: the tree lists each with the MPIDR KVM gave it.
