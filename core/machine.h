@@ -17,9 +17,10 @@
 //                  memory size, the device instances and their settings.
 //                  The config is then what will run (bhyverun's
 //                  --dump-config prints it).
-//   Create         PrepareConfig, then reads the kernel and initrd, creates
-//                  the VM on KVM, builds the platform and the devices,
-//                  creates the vCPUs, loads the guest and sets the boot
+//   Create         PrepareConfig, then opens and checks the kernel and
+//                  initrd files, creates the VM on KVM, builds the platform
+//                  and the devices, creates the vCPUs, loads the guest
+//                  (reading those files into guest RAM) and sets the boot
 //                  vCPU's entry state. Nothing runs yet: an embedder may
 //                  now add devices of its own — IoDevices registered on
 //                  vm().pio_bus() / vm().mmio_bus(), or instances of its own
