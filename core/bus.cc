@@ -30,16 +30,15 @@ const char* BusKindName(BusKind kind) {
 // ------------------------------------------------------------ IoEventFd ----
 
 IoEventFd::~IoEventFd() {
-  Status s = accel_->AssignIoEventFd(kind_, addr_, size_, datamatch_, fd_,
-                                     /*assign=*/false);
+  Status s = accel_->AssignIoEventFd(kind_, addr_, size_, datamatch_,
+                                     fd_.get(), /*assign=*/false);
   if (!s) Log().warn("removing the ioeventfd at {:#x}: {}", addr_, s.error().message());
-  close(fd_);
 }
 
 Result<uint64_t> IoEventFd::Consume() {
   uint64_t n = 0;
   for (;;) {
-    ssize_t r = read(fd_, &n, sizeof(n));
+    ssize_t r = read(fd_.get(), &n, sizeof(n));
     if (r == sizeof(n)) return n;
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) return uint64_t{0};
@@ -311,16 +310,13 @@ Result<std::unique_ptr<IoEventFd>> Bus::AddIoEventFd(
                      "bytes",
                      BusKindName(kind_), *datamatch, size);
   }
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) return SysError("eventfd for the ioeventfd at {:#x}", addr);
-  Status s = accel_->AssignIoEventFd(kind_, addr, size, datamatch, fd,
+  UniqueFd fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!fd) return SysError("eventfd for the ioeventfd at {:#x}", addr);
+  Status s = accel_->AssignIoEventFd(kind_, addr, size, datamatch, fd.get(),
                                      /*assign=*/true);
-  if (!s) {
-    close(fd);
-    return std::move(s).error();
-  }
+  if (!s) return std::move(s).error();
   return std::unique_ptr<IoEventFd>(
-      new IoEventFd(accel_, kind_, addr, size, datamatch, fd));
+      new IoEventFd(accel_, kind_, addr, size, datamatch, std::move(fd)));
 }
 
 Status Bus::AddCoalescedZone(uint64_t addr, uint64_t size) {

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/unique_fd.h"
 
 namespace spdlog {
 class logger;
@@ -127,7 +128,7 @@ class IoEventFd {
   // The eventfd (EFD_NONBLOCK | EFD_CLOEXEC): poll it, or pass it to
   // another component. Reading returns the number of writes since the last
   // read.
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Reads and resets the counter: the number of guest writes since the last
   // call (0 if none; never blocks).
   Result<uint64_t> Consume();
@@ -138,15 +139,15 @@ class IoEventFd {
  private:
   friend class Bus;
   IoEventFd(BusAccelerator* accel, BusKind kind, uint64_t addr, uint32_t size,
-            std::optional<uint64_t> datamatch, int fd)
+            std::optional<uint64_t> datamatch, UniqueFd fd)
       : accel_(accel), kind_(kind), addr_(addr), size_(size),
-        datamatch_(datamatch), fd_(fd) {}
+        datamatch_(datamatch), fd_(std::move(fd)) {}
   BusAccelerator* accel_;
   BusKind kind_;
   uint64_t addr_;
   uint32_t size_;
   std::optional<uint64_t> datamatch_;
-  int fd_;
+  UniqueFd fd_;
 };
 
 // A one-entry lookup cache for one thread's accesses to one bus (each vCPU

@@ -37,7 +37,6 @@ void* ReserveAligned(uint64_t gpa, uint64_t size) {
 GuestMemory::~GuestMemory() {
   for (auto& s : segments_) {
     if (s->host != nullptr) munmap(s->host, s->size);
-    if (s->memfd >= 0) close(s->memfd);
   }
 }
 
@@ -87,24 +86,22 @@ Result<const MemorySegment*> GuestMemory::AddSegment(std::string name,
     (void)madvise(p, size, MADV_HUGEPAGE);
   } else {
     std::string fdname = "strata:" + seg->name;
-    seg->memfd = memfd_create(fdname.c_str(), MFD_CLOEXEC);
-    if (seg->memfd < 0) {
+    seg->memfd.reset(memfd_create(fdname.c_str(), MFD_CLOEXEC));
+    if (!seg->memfd) {
       Error e = SysError("memfd_create({})", fdname);
       munmap(at, size);
       return e;
     }
-    if (ftruncate(seg->memfd, static_cast<off_t>(size)) != 0) {
+    if (ftruncate(seg->memfd.get(), static_cast<off_t>(size)) != 0) {
       Error e = SysError("sizing memory segment '{}' to {} MiB", seg->name,
                          size >> 20);
-      close(seg->memfd);
       munmap(at, size);
       return e;
     }
     p = mmap(at, size, PROT_READ | PROT_WRITE,
-             MAP_FIXED | MAP_SHARED | MAP_NORESERVE, seg->memfd, 0);
+             MAP_FIXED | MAP_SHARED | MAP_NORESERVE, seg->memfd.get(), 0);
     if (p == MAP_FAILED) {
       Error e = SysError("mapping memory segment '{}'", seg->name);
-      close(seg->memfd);
       munmap(at, size);
       return e;
     }
@@ -137,7 +134,6 @@ Status GuestMemory::RemoveSegment(uint64_t gpa) {
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     if ((*it)->gpa == gpa) {
       munmap((*it)->host, (*it)->size);
-      if ((*it)->memfd >= 0) close((*it)->memfd);
       segments_.erase(it);
       return Ok();
     }
@@ -242,8 +238,8 @@ void GuestMemory::ZeroHost(const MemorySegment& s, uint8_t* host, uint64_t n) {
   auto* p = reinterpret_cast<uint8_t*>(first);
   const size_t len = last - first;
   const bool discarded =
-      s.memfd >= 0
-          ? fallocate(s.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+      s.memfd
+          ? fallocate(s.memfd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       static_cast<off_t>(p - s.host),
                       static_cast<off_t>(len)) == 0
           : madvise(p, len, MADV_DONTNEED) == 0;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/unique_fd.h"
 
 namespace strata {
 
@@ -35,7 +36,7 @@ struct MemorySegment {
   uint64_t gpa = 0;
   uint64_t size = 0;
   uint8_t* host = nullptr;  // VMM mapping
-  int memfd = -1;           // kMemfd backing only
+  UniqueFd memfd;           // kMemfd backing only
   uint32_t slot = 0;        // hypervisor slot id, assigned by GuestMemory
 
   uint64_t end() const { return gpa + size; }  // exclusive

@@ -108,14 +108,14 @@ TEST(GuestMemoryTest, MemfdSegmentsAreNamedMemfds) {
   auto seg = GuestMemoryTestPeer::AddSegment(m, "ram", 0, 0x1000);
   ASSERT_TRUE(seg.has_value());
   char link[64], target[256] = {};
-  snprintf(link, sizeof(link), "/proc/self/fd/%d", (*seg)->memfd);
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", (*seg)->memfd.get());
   ASSERT_GT(readlink(link, target, sizeof(target) - 1), 0);
   EXPECT_NE(std::string(target).find("memfd:strata:ram"), std::string::npos)
       << target;
   // The mapping and the fd are the same memory.
   (*seg)->host[0] = 0x5a;
   uint8_t b = 0;
-  ASSERT_EQ(pread((*seg)->memfd, &b, 1, 0), 1);
+  ASSERT_EQ(pread((*seg)->memfd.get(), &b, 1, 0), 1);
   EXPECT_EQ(b, 0x5a);
   ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, 0).has_value());
   EXPECT_FALSE(m.IsRam(0));
@@ -128,7 +128,7 @@ TEST(GuestMemoryTest, AnonymousSegmentsHaveNoFdAndAskForHugePages) {
   const uint64_t size = 4ull << 20;
   auto seg = GuestMemoryTestPeer::AddSegment(m, "ram", 0, size);
   ASSERT_TRUE(seg.has_value());
-  EXPECT_EQ((*seg)->memfd, -1);
+  EXPECT_FALSE((*seg)->memfd.valid());
   (*seg)->host[size - 1] = 0xa5;
   EXPECT_EQ(m.ReadObj<uint8_t>(size - 1).value(), 0xa5u);
   // /proc/self/smaps flags the mapping "hg" (VM_HUGEPAGE) when the kernel
@@ -201,7 +201,7 @@ TEST(GuestMemoryTest, ZeroFillDiscardsWholePagesAndWritesTheEdges) {
     EXPECT_EQ(host[3 * 4096 - 1], 0x11);
     if (backing == GuestMemory::Backing::kMemfd) {
       uint8_t b = 1;
-      ASSERT_EQ(pread((*seg)->memfd, &b, 1, 20 * 4096), 1);
+      ASSERT_EQ(pread((*seg)->memfd.get(), &b, 1, 20 * 4096), 1);
       EXPECT_EQ(b, 0);  // the hole reads as zeros through the fd too
     }
     ASSERT_TRUE(GuestMemoryTestPeer::RemoveSegment(m, 0x100000).has_value());

@@ -56,29 +56,6 @@ Error HostFile::Fail(Errc code, std::string_view reason, int e) const {
                e);
 }
 
-HostFile::HostFile(HostFile&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)),
-      path_(std::move(o.path_)),
-      what_(std::move(o.what_)),
-      size_(o.size_),
-      max_size_(o.max_size_) {}
-
-HostFile& HostFile::operator=(HostFile&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(o.fd_, -1);
-    path_ = std::move(o.path_);
-    what_ = std::move(o.what_);
-    size_ = o.size_;
-    max_size_ = o.max_size_;
-  }
-  return *this;
-}
-
-HostFile::~HostFile() {
-  if (fd_ >= 0) close(fd_);
-}
-
 Result<HostFile> HostFile::Open(const std::string& path, std::string_view what,
                                 uint64_t max_size) {
   HostFile f;
@@ -88,13 +65,13 @@ Result<HostFile> HostFile::Open(const std::string& path, std::string_view what,
   // O_NONBLOCK: open() of a FIFO with no writer would otherwise block
   // forever (fifo(7)); the fstat below rejects it anyway. It has no effect
   // on reads of a regular file.
-  f.fd_ = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (f.fd_ < 0) {
+  f.fd_.reset(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!f.fd_) {
     const int e = errno;
     return f.Fail(OpenErrc(e), std::strerror(e), e);
   }
   struct stat st;
-  if (fstat(f.fd_, &st) != 0) {
+  if (fstat(f.fd_.get(), &st) != 0) {
     const int e = errno;
     return f.Fail(Errc::kIo, fmt::format("fstat: {}", std::strerror(e)), e);
   }
@@ -117,7 +94,7 @@ Error HostFile::TooBig(uint64_t size, std::string_view how) const {
 Status HostFile::ReadAt(uint64_t offset, std::span<uint8_t> dst) const {
   size_t got = 0;
   while (got < dst.size()) {
-    const ssize_t n = pread(fd_, dst.data() + got, dst.size() - got,
+    const ssize_t n = pread(fd_.get(), dst.data() + got, dst.size() - got,
                             static_cast<off_t>(offset + got));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -149,7 +126,7 @@ Result<std::vector<uint8_t>> HostFile::ReadAll() const {
       if (want <= got) return TooBig(got, "grew to more than");
       buf.resize(static_cast<size_t>(want));
     }
-    const ssize_t n = pread(fd_, buf.data() + got, buf.size() - got,
+    const ssize_t n = pread(fd_.get(), buf.data() + got, buf.size() - got,
                             static_cast<off_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;

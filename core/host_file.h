@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/unique_fd.h"
 
 namespace strata {
 
@@ -47,11 +48,8 @@ class HostFile {
  public:
   static Result<HostFile> Open(const std::string& path, std::string_view what,
                                uint64_t max_size);
-  HostFile(HostFile&& o) noexcept;
-  HostFile& operator=(HostFile&& o) noexcept;
-  HostFile(const HostFile&) = delete;
-  HostFile& operator=(const HostFile&) = delete;
-  ~HostFile();
+  HostFile(HostFile&&) = default;
+  HostFile& operator=(HostFile&&) = default;
 
   uint64_t size() const { return size_; }  // when it was opened
 
@@ -67,7 +65,7 @@ class HostFile {
   Error Fail(Errc code, std::string_view reason, int e = 0) const;
   Error TooBig(uint64_t size, std::string_view how) const;
 
-  int fd_ = -1;
+  UniqueFd fd_;
   std::string path_, what_;
   uint64_t size_ = 0, max_size_ = 0;
 };

@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "core/result.h"
+#include "core/unique_fd.h"
 #include "machine/irq_machdep.h"
 
 namespace strata {
@@ -62,26 +63,26 @@ class IrqFd {
 
   // The eventfd: each write of a non-zero count raises the interrupt once
   // (an edge; for a level pin, a pulse unless resample_fd is used).
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Writes 1 to fd(); safe from any thread.
   Status Trigger();
   // Level-triggered pins, and SynIC SINTs asked with an ack: KVM signals
   // this eventfd when the guest acknowledges the interrupt (EOI; for a SINT
   // also an EOM write), so the device can re-assert it or deliver what was
   // waiting; -1 otherwise.
-  int resample_fd() const { return resample_fd_; }
+  int resample_fd() const { return resample_fd_.get(); }
   uint32_t gsi() const { return gsi_; }
 
  private:
   friend class Vm;
-  IrqFd(std::shared_ptr<IrqFdBackend> be, uint32_t gsi, int fd,
-        int resample_fd, bool owns_route)
-      : be_(std::move(be)), gsi_(gsi), fd_(fd), resample_fd_(resample_fd),
-        owns_route_(owns_route) {}
+  IrqFd(std::shared_ptr<IrqFdBackend> be, uint32_t gsi, UniqueFd fd,
+        UniqueFd resample_fd, bool owns_route)
+      : be_(std::move(be)), gsi_(gsi), fd_(std::move(fd)),
+        resample_fd_(std::move(resample_fd)), owns_route_(owns_route) {}
   std::shared_ptr<IrqFdBackend> be_;
   uint32_t gsi_;
-  int fd_;
-  int resample_fd_;
+  UniqueFd fd_;
+  UniqueFd resample_fd_;  // none unless resampled
   bool owns_route_;  // a route allocated for this irqfd (MSI, SINT)
 };
 

@@ -309,9 +309,8 @@ Result<std::unique_ptr<Machine>> Machine::Build(Config config, Options options,
   Vm& vm = *m->vm_;
   vm.pio_bus().set_unclaimed_fatal(plan.unclaimed_fatal);
   vm.mmio_bus().set_unclaimed_fatal(plan.unclaimed_fatal);
-  const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return fail(SysError("eventfd for the VM's exit"));
-  m->exit_fd_ = efd;
+  m->exit_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!m->exit_fd_) return fail(SysError("eventfd for the VM's exit"));
 
   // 3. The platform and the devices. These still check input (the
   //    kernel's segments against RAM, device addresses against each other).
@@ -352,7 +351,6 @@ Machine::~Machine() {
   if (host_) host_->RunStopHooks();
   vm_.reset();  // stops nothing more: no vCPU runs; waits for driver holds
   if (devices_) devices_->Clear();
-  if (exit_fd_ >= 0) ::close(exit_fd_);
 }
 
 Status Machine::Start() {
@@ -377,7 +375,7 @@ Status Machine::Start() {
         vm_->RequestStop(ExitStatus::VmmError(
             fmt::format("vCPU {}: {}", v->id(), s.error().message())));
       }
-      if (running_.fetch_sub(1) == 1) Signal(exit_fd_);
+      if (running_.fetch_sub(1) == 1) Signal(exit_fd_.get());
     };
     try {
       threads_.emplace_back(body);
@@ -387,7 +385,7 @@ Status Machine::Start() {
                                              "{}: {}", i, e.what()));
       RequestStop(ExitStatus::VmmError(err.message()));
       // The threads that never started count as returned.
-      if (running_.fetch_sub(cpus_ - i) == cpus_ - i) Signal(exit_fd_);
+      if (running_.fetch_sub(cpus_ - i) == cpus_ - i) Signal(exit_fd_.get());
       (void)Wait();
       return err;
     }
@@ -407,7 +405,7 @@ ExitStatus Machine::Wait() {
     return vm_->exit_status().value_or(
         ExitStatus::VmmError("the machine was never started"));
   }
-  if (!threads_.empty()) WaitReadable(exit_fd_);
+  if (!threads_.empty()) WaitReadable(exit_fd_.get());
   live_.store(false);
   JoinVcpuThreads();
   waited_ = true;

@@ -63,6 +63,7 @@
 #include "core/device_registry.h"
 #include "core/platform.h"
 #include "core/result.h"
+#include "core/unique_fd.h"
 #include "core/vm.h"
 
 namespace spdlog {
@@ -108,7 +109,7 @@ class Machine {
   Status Start();
   // Readable (EFD_NONBLOCK eventfd, never reset) once the VM has stopped
   // after Start.
-  int exit_fd() const { return exit_fd_; }
+  int exit_fd() const { return exit_fd_.get(); }
   // Waits for the stop (see above). Call from one thread; later calls
   // return the same status. Without Start: the stop status if one was
   // requested, else a VmmError saying the machine never ran.
@@ -185,7 +186,7 @@ class Machine {
   std::unique_ptr<Vm> vm_;
   std::shared_ptr<void> platform_state_;
 
-  int exit_fd_ = -1;
+  UniqueFd exit_fd_;
   bool started_ = false;
   bool waited_ = false;
   std::optional<ExitStatus> final_status_;

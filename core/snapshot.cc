@@ -9,6 +9,8 @@
 
 #include <cstring>
 
+#include "core/unique_fd.h"
+
 namespace strata {
 
 namespace {
@@ -246,19 +248,14 @@ SnapshotReader::~SnapshotReader() {
 
 Result<std::unique_ptr<SnapshotReader>> SnapshotReader::Open(
     const std::string& path, std::string_view arch) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     Error e = SysError("opening the snapshot {}", path);
     return errno == ENOENT ? Error(Errc::kNotFound, e.message(), ENOENT) : e;
   }
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    Error e = SysError("stat {}", path);
-    ::close(fd);
-    return e;
-  }
+  if (fstat(fd.get(), &st) != 0) return SysError("stat {}", path);
   if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
     return MakeError(Errc::kInvalidArgument,
                      "{}: not a regular file (a snapshot is one)", path);
   }
@@ -266,17 +263,12 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::Open(
   r->name_ = path;
   if (st.st_size > 0) {
     void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
-                   MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      Error e = SysError("mapping the snapshot {}", path);
-      ::close(fd);
-      return e;
-    }
+                   MAP_PRIVATE, fd.get(), 0);
+    if (p == MAP_FAILED) return SysError("mapping the snapshot {}", path);
     r->map_ = p;
     r->map_size_ = static_cast<size_t>(st.st_size);
     r->data_ = std::span(static_cast<const uint8_t*>(p), r->map_size_);
   }
-  ::close(fd);
   STRATA_TRY(r->Parse(arch));
   return r;
 }

@@ -895,31 +895,28 @@ Result<std::unique_ptr<IrqFd>> Vm::NewIrqFd(std::shared_ptr<IrqFdBackend> be,
   auto drop_route = [&] {
     if (owns_route) (void)be->RemoveRoute(gsi);
   };
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!fd) {
     Error e = SysError("eventfd for the irqfd of {}", what);
     drop_route();
     return e;
   }
-  int rfd = -1;
+  UniqueFd rfd;
   if (resample) {
-    rfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (rfd < 0) {
+    rfd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!rfd) {
       Error e = SysError("eventfd for the resample fd of {}", what);
-      close(fd);
       drop_route();
       return e;
     }
   }
-  Status s = be->AssignIrqFd(gsi, fd, rfd, /*assign=*/true);
+  Status s = be->AssignIrqFd(gsi, fd.get(), rfd.get(), /*assign=*/true);
   if (!s) {
-    close(fd);
-    if (rfd >= 0) close(rfd);
     drop_route();
     return std::move(s).error().Wrap(fmt::format("irqfd for {}", what));
   }
-  return std::unique_ptr<IrqFd>(new IrqFd(std::move(be), gsi, fd, rfd,
-                                          owns_route));
+  return std::unique_ptr<IrqFd>(new IrqFd(std::move(be), gsi, std::move(fd),
+                                          std::move(rfd), owns_route));
 }
 
 Result<std::unique_ptr<IrqFd>> Vm::AddIrqFd(const md::IrqPin& pin,
@@ -971,17 +968,16 @@ Status Vm::SetPinMsiRoute(const md::IrqPin& pin,
 }
 
 IrqFd::~IrqFd() {
-  Status s = be_->AssignIrqFd(gsi_, fd_, resample_fd_, /*assign=*/false);
+  Status s = be_->AssignIrqFd(gsi_, fd_.get(), resample_fd_.get(),
+                             /*assign=*/false);
   if (!s) Log().warn("removing the irqfd of GSI {}: {}", gsi_, s.error().message());
   if (owns_route_) (void)be_->RemoveRoute(gsi_);
-  close(fd_);
-  if (resample_fd_ >= 0) close(resample_fd_);
 }
 
 Status IrqFd::Trigger() {
   const uint64_t one = 1;
   for (;;) {
-    ssize_t r = write(fd_, &one, sizeof(one));
+    ssize_t r = write(fd_.get(), &one, sizeof(one));
     if (r == sizeof(one)) return Ok();
     if (r < 0 && errno == EINTR) continue;
     // EAGAIN: the counter is at its maximum, i.e. already pending.

@@ -122,11 +122,9 @@ void StdioBackend::SetUpOutput() {
   // for a terminal); a fresh description of the same pipe or terminal has
   // flags of its own.
   const std::string path = "/proc/self/fd/" + std::to_string(out_fd_);
-  int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd >= 0) {
-    out_fd_ = fd;
-    own_out_fd_ = true;
-  }
+  own_out_fd_.reset(
+      ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (own_out_fd_) out_fd_ = own_out_fd_.get();
   // Otherwise: POLLOUT then at most PIPE_BUF bytes, which does not block on
   // a pipe and rarely on a terminal.
 }
@@ -142,9 +140,9 @@ Status StdioBackend::Start() {
     }
     started_ = true;
   }
-  out_wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  in_wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (out_wake_ < 0 || in_wake_ < 0) {
+  out_wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  in_wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!out_wake_ || !in_wake_) {
     return SysError("{}: eventfd", opt_.name);
   }
   SetUpOutput();
@@ -189,8 +187,8 @@ void StdioBackend::Stop() {
     deadline_ = std::chrono::steady_clock::now() + opt_.drain_timeout;
   }
   cv_.notify_all();
-  Wake(in_wake_);
-  Wake(out_wake_);
+  Wake(in_wake_.get());
+  Wake(out_wake_.get());
   if (reader_.joinable()) reader_.join();
   if (writer_.joinable()) writer_.join();
   {
@@ -207,12 +205,9 @@ void StdioBackend::Stop() {
     }
   }
   ReportDrops(/*final=*/true);
-  for (int* fd : {&out_wake_, &in_wake_}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-  if (own_out_fd_) ::close(out_fd_);
-  own_out_fd_ = false;
+  out_wake_.reset();
+  in_wake_.reset();
+  own_out_fd_.reset();
   out_fd_ = -1;
 }
 
@@ -240,10 +235,10 @@ void StdioBackend::ReportDrops(bool final) {
 
 bool StdioBackend::WaitWritable(int timeout_ms) {
   if (mode_ == OutMode::kPlain) return true;
-  struct pollfd p[2] = {{out_fd_, POLLOUT, 0}, {out_wake_, POLLIN, 0}};
+  struct pollfd p[2] = {{out_fd_, POLLOUT, 0}, {out_wake_.get(), POLLIN, 0}};
   int n = ::poll(p, 2, timeout_ms);
   if (n <= 0) return false;
-  if (p[1].revents & POLLIN) Drain(out_wake_);
+  if (p[1].revents & POLLIN) Drain(out_wake_.get());
   // POLLERR/POLLHUP: the write reports the error.
   return (p[0].revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
@@ -311,7 +306,7 @@ void StdioBackend::InputLoop() {
       if (stopping_) return;
     }
     const size_t room = input_->InputRoom();
-    struct pollfd p[2] = {{opt_.in_fd, POLLIN, 0}, {in_wake_, POLLIN, 0}};
+    struct pollfd p[2] = {{opt_.in_fd, POLLIN, 0}, {in_wake_.get(), POLLIN, 0}};
     // No room: the guest is not reading; wait for it, not for the host.
     const int n = room == 0 ? ::poll(&p[1], 1, kInputRetryMs)
                             : ::poll(p, 2, -1);

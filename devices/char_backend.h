@@ -37,6 +37,7 @@
 
 #include "core/log.h"
 #include "core/result.h"
+#include "core/unique_fd.h"
 
 namespace strata {
 
@@ -150,10 +151,10 @@ class StdioBackend : public CharBackend {
   uint64_t reported_drops_ = 0;
 
   OutMode mode_ = OutMode::kPlain;
-  int out_fd_ = -1;          // opt_.out_fd or our own non-blocking reopen
-  bool own_out_fd_ = false;
-  int out_wake_ = -1;        // eventfd: Stop() wakes the writer's poll
-  int in_wake_ = -1;         // eventfd: Stop() wakes the input thread
+  int out_fd_ = -1;          // opt_.out_fd or own_out_fd_
+  UniqueFd own_out_fd_;      // our own non-blocking reopen of opt_.out_fd
+  UniqueFd out_wake_;        // eventfd: Stop() wakes the writer's poll
+  UniqueFd in_wake_;         // eventfd: Stop() wakes the input thread
   struct termios saved_tty_ {};
   std::atomic<bool> tty_raw_{false};
   std::thread writer_;

@@ -27,41 +27,34 @@ int Ioctl(int fd, unsigned long req, unsigned long arg = 0) {
 // ----------------------------------------------------------- KvmSystem ----
 
 Result<std::shared_ptr<KvmSystem>> KvmSystem::Open(const std::string& path) {
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) {
     Error e = SysError("opening {}", path);
     return Error(errno == ENOENT ? Errc::kNotFound : Errc::kIo,
                  e.message() + " (is the kvm module loaded and do you have "
                                "access to the device?)",
                  e.sys_errno());
   }
-  int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+  int version = ioctl(fd.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
-    close(fd);
     return MakeError(Errc::kUnsupported,
                      "{}: KVM API version {} (strata needs {})", path, version,
                      KVM_API_VERSION);
   }
-  int run_size = ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (run_size <= 0) {
-    Error e = SysError("KVM_GET_VCPU_MMAP_SIZE");
-    close(fd);
-    return e;
-  }
+  int run_size = ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (run_size <= 0) return SysError("KVM_GET_VCPU_MMAP_SIZE");
   // KVM_CAP_MAX_VCPUS is the hard limit; older kernels only report the
   // recommended count (KVM_CAP_NR_VCPUS), and 4 if neither.
-  int max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-  if (max <= 0) max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+  int max = ioctl(fd.get(), KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+  if (max <= 0) max = ioctl(fd.get(), KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
   if (max <= 0) max = 4;
   return std::shared_ptr<KvmSystem>(
-      new KvmSystem(fd, static_cast<size_t>(run_size),
+      new KvmSystem(std::move(fd), static_cast<size_t>(run_size),
                     static_cast<uint32_t>(max)));
 }
 
-KvmSystem::~KvmSystem() { close(fd_); }
-
 int KvmSystem::CheckExtension(long cap) const {
-  int r = ioctl(fd_, KVM_CHECK_EXTENSION, cap);
+  int r = ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
   return r < 0 ? 0 : r;
 }
 
@@ -69,10 +62,6 @@ int KvmSystem::CheckExtension(long cap) const {
 
 KvmIrqRouting::KvmIrqRouting(int vm_fd, md::KvmVmArch* arch)
     : vm_fd_(fcntl(vm_fd, F_DUPFD_CLOEXEC, 0)), arch_(arch) {}
-
-KvmIrqRouting::~KvmIrqRouting() {
-  if (vm_fd_ >= 0) close(vm_fd_);
-}
 
 void KvmIrqRouting::Detach() {
   std::lock_guard lk(mu_);
@@ -89,7 +78,7 @@ Status KvmIrqRouting::AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
     f.flags |= KVM_IRQFD_FLAG_RESAMPLE;
     f.resamplefd = static_cast<uint32_t>(resample_fd);
   }
-  if (Ioctl(vm_fd_, KVM_IRQFD, reinterpret_cast<unsigned long>(&f)) < 0) {
+  if (Ioctl(vm_fd_.get(), KVM_IRQFD, reinterpret_cast<unsigned long>(&f)) < 0) {
     return SysError("KVM_IRQFD {} GSI {}", assign ? "assign" : "deassign", gsi);
   }
   return Ok();
@@ -110,7 +99,7 @@ Status KvmIrqRouting::FillRoute(const IrqRoute& route,
   // KVM routes SINTs only where it emulates the SynIC (x86; KVM API doc,
   // "KVM_CAP_HYPERV_SYNIC"), and takes the VP index and SINT as given:
   // an out-of-range SINT would only never fire, so refuse it here.
-  if (ioctl(vm_fd_, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_SYNIC) <= 0) {
+  if (ioctl(vm_fd_.get(), KVM_CHECK_EXTENSION, KVM_CAP_HYPERV_SYNIC) <= 0) {
     return MakeError(Errc::kUnsupported,
                      "this host's KVM has no Hyper-V SynIC "
                      "(KVM_CAP_HYPERV_SYNIC), so no route to SINT {} of VP {}",
@@ -201,7 +190,7 @@ Status KvmIrqRouting::Commit() {
   CountedBuffer<kvm_irq_routing_entry> table(
       static_cast<uint32_t>(entries.size()));
   for (size_t i = 0; i < entries.size(); ++i) table.entries()[i] = entries[i];
-  if (Ioctl(vm_fd_, strata_kvm_set_gsi_routing,
+  if (Ioctl(vm_fd_.get(), strata_kvm_set_gsi_routing,
             reinterpret_cast<unsigned long>(table.data())) < 0) {
     return SysError("KVM_SET_GSI_ROUTING with {} entries", entries.size());
   }
@@ -215,15 +204,16 @@ Result<std::unique_ptr<KvmVm>> KvmVm::Create(std::shared_ptr<KvmSystem> sys,
                                              const CpuTopology& topology,
                                              uint32_t max_vcpus) {
   unsigned long type = STRATA_TRY(md::KvmVmArch::VmType(sys->fd(), opts));
-  int fd = Ioctl(sys->fd(), KVM_CREATE_VM, type);
-  if (fd < 0) return SysError("KVM_CREATE_VM");
-  std::unique_ptr<KvmVm> vm(new KvmVm(sys, fd));
+  UniqueFd fd(Ioctl(sys->fd(), KVM_CREATE_VM, type));
+  if (!fd) return SysError("KVM_CREATE_VM");
+  const int vm_fd = fd.get();
+  std::unique_ptr<KvmVm> vm(new KvmVm(sys, std::move(fd)));
   vm->arch_ = STRATA_TRY(
-      md::KvmVmArch::Create(sys->fd(), fd, opts, topology, max_vcpus));
+      md::KvmVmArch::Create(sys->fd(), vm_fd, opts, topology, max_vcpus));
   if (vm->arch_->has_irqchip() &&
       sys->CheckExtension(KVM_CAP_IRQ_ROUTING) > 0 &&
       sys->CheckExtension(KVM_CAP_IRQFD) > 0) {
-    vm->routing_ = std::make_shared<KvmIrqRouting>(fd, vm->arch_.get());
+    vm->routing_ = std::make_shared<KvmIrqRouting>(vm_fd, vm->arch_.get());
   }
   int page = sys->CheckExtension(KVM_CAP_COALESCED_MMIO);
   vm->ring_page_ = page > 0 ? static_cast<uint32_t>(page) : 0;
@@ -233,7 +223,6 @@ Result<std::unique_ptr<KvmVm>> KvmVm::Create(std::shared_ptr<KvmSystem> sys,
 KvmVm::~KvmVm() {
   if (routing_) routing_->Detach();
   arch_.reset();
-  close(fd_);
 }
 
 Status KvmVm::MapMemory(const MemorySegment& seg) {
@@ -243,7 +232,7 @@ Status KvmVm::MapMemory(const MemorySegment& seg) {
   r.guest_phys_addr = seg.gpa;
   r.memory_size = seg.size;
   r.userspace_addr = reinterpret_cast<uint64_t>(seg.host);
-  if (Ioctl(fd_, KVM_SET_USER_MEMORY_REGION,
+  if (Ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION,
             reinterpret_cast<unsigned long>(&r)) < 0) {
     return SysError("KVM_SET_USER_MEMORY_REGION for segment '{}' [{:#x}, "
                     "{:#x})", seg.name, seg.gpa, seg.end());
@@ -256,7 +245,7 @@ Status KvmVm::UnmapMemory(const MemorySegment& seg) {
   r.slot = seg.slot;
   r.guest_phys_addr = seg.gpa;
   r.memory_size = 0;  // deletes the slot (KVM API doc)
-  if (Ioctl(fd_, KVM_SET_USER_MEMORY_REGION,
+  if (Ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION,
             reinterpret_cast<unsigned long>(&r)) < 0) {
     return SysError("deleting KVM memory slot {} of segment '{}'", seg.slot,
                     seg.name);
@@ -266,18 +255,17 @@ Status KvmVm::UnmapMemory(const MemorySegment& seg) {
 
 Result<std::unique_ptr<VcpuBackend>> KvmVm::CreateVcpu(uint32_t id) {
   unsigned long kvm_id = arch_->KvmVcpuId(id);
-  int fd = Ioctl(fd_, KVM_CREATE_VCPU, kvm_id);
-  if (fd < 0) return SysError("KVM_CREATE_VCPU {}", kvm_id);
+  UniqueFd fd(Ioctl(fd_.get(), KVM_CREATE_VCPU, kvm_id));
+  if (!fd) return SysError("KVM_CREATE_VCPU {}", kvm_id);
   void* p = mmap(nullptr, sys_->run_size(), PROT_READ | PROT_WRITE,
-                 MAP_SHARED, fd, 0);
+                 MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) {
-    Error e = SysError("mapping the kvm_run area of vCPU {}", id);
-    close(fd);
-    return e;
+    return SysError("mapping the kvm_run area of vCPU {}", id);
   }
+  const int vcpu_fd = fd.get();
   std::unique_ptr<KvmVcpu> v(
-      new KvmVcpu(fd, static_cast<kvm_run*>(p), sys_->run_size()));
-  v->arch_ = STRATA_TRY(arch_->CreateVcpu(fd, id));
+      new KvmVcpu(std::move(fd), static_cast<kvm_run*>(p), sys_->run_size()));
+  v->arch_ = STRATA_TRY(arch_->CreateVcpu(vcpu_fd, id));
   // Every vCPU maps the same per-VM ring; the first mapping is kept. It
   // lives as long as that vCPU, i.e. as long as the VM.
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -293,7 +281,7 @@ Status KvmVm::SetIrq(const md::IrqPin& pin, bool level) {
   kvm_irq_level irq{};
   irq.irq = STRATA_TRY(arch_->IrqLineArg(pin));
   irq.level = level ? 1 : 0;
-  if (Ioctl(fd_, KVM_IRQ_LINE, reinterpret_cast<unsigned long>(&irq)) < 0) {
+  if (Ioctl(fd_.get(), KVM_IRQ_LINE, reinterpret_cast<unsigned long>(&irq)) < 0) {
     return SysError("KVM_IRQ_LINE {} level {}", md::IrqPinName(pin), level);
   }
   return Ok();
@@ -302,7 +290,7 @@ Status KvmVm::SetIrq(const md::IrqPin& pin, bool level) {
 Status KvmVm::SignalMsi(const md::MsiMessage& msi) {
   kvm_msi m{};
   STRATA_TRY(arch_->FillMsi(msi, &m));
-  int r = Ioctl(fd_, KVM_SIGNAL_MSI, reinterpret_cast<unsigned long>(&m));
+  int r = Ioctl(fd_.get(), KVM_SIGNAL_MSI, reinterpret_cast<unsigned long>(&m));
   if (r < 0) return SysError("KVM_SIGNAL_MSI {:#x}/{:#x}", msi.address, msi.data);
   return Ok();  // r == 0 means the guest blocked it, which is not an error
 }
@@ -322,7 +310,7 @@ Status KvmVm::AssignIoEventFd(BusKind kind, uint64_t addr, uint32_t size,
     e.datamatch = *datamatch;
   }
   if (!assign) e.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
-  if (Ioctl(fd_, KVM_IOEVENTFD, reinterpret_cast<unsigned long>(&e)) < 0) {
+  if (Ioctl(fd_.get(), KVM_IOEVENTFD, reinterpret_cast<unsigned long>(&e)) < 0) {
     return SysError("KVM_IOEVENTFD {} {} {:#x}/{}", assign ? "assign" : "deassign",
                     BusKindName(kind), addr, size);
   }
@@ -349,7 +337,7 @@ Status KvmVm::SetCoalescedZone(BusKind kind, uint64_t addr, uint64_t size,
   z.pio = kind == BusKind::kPio ? 1 : 0;
   unsigned long req =
       add ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO;
-  if (Ioctl(fd_, req, reinterpret_cast<unsigned long>(&z)) < 0) {
+  if (Ioctl(fd_.get(), req, reinterpret_cast<unsigned long>(&z)) < 0) {
     return SysError("KVM_{}REGISTER_COALESCED_MMIO {:#x}+{:#x}", add ? "" : "UN",
                     addr, size);
   }
@@ -389,7 +377,6 @@ void KvmVm::DrainCoalesced(
 KvmVcpu::~KvmVcpu() {
   arch_.reset();
   munmap(run_, run_size_);
-  close(fd_);
 }
 
 void KvmVcpu::RequestImmediateExit() {
@@ -423,7 +410,7 @@ InternalErrorExit::Kind InternalKind(uint32_t suberror) {
 
 Status KvmVcpu::Run(VmExit* exit) {
   STRATA_TRY(arch_->Flush());
-  int r = ioctl(fd_, KVM_RUN, 0);
+  int r = ioctl(fd_.get(), KVM_RUN, 0);
   arch_->Invalidate();  // inline: errno is intact below
   // Only the fields of the kind decoded below are meaningful; the rest of
   // the record is not cleared (this is the hot path).

@@ -22,6 +22,7 @@
 
 #include "core/backend.h"
 #include "core/result.h"
+#include "core/unique_fd.h"
 #include "machine/kvm_machdep.h"
 
 namespace strata::kvm {
@@ -30,20 +31,19 @@ class KvmSystem {
  public:
   static Result<std::shared_ptr<KvmSystem>> Open(
       const std::string& path = "/dev/kvm");
-  ~KvmSystem();
   KvmSystem(const KvmSystem&) = delete;
   KvmSystem& operator=(const KvmSystem&) = delete;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // KVM_CHECK_EXTENSION on /dev/kvm (0 = absent).
   int CheckExtension(long cap) const;
   size_t run_size() const { return run_size_; }
   uint32_t max_vcpus() const { return max_vcpus_; }
 
  private:
-  KvmSystem(int fd, size_t run_size, uint32_t max_vcpus)
-      : fd_(fd), run_size_(run_size), max_vcpus_(max_vcpus) {}
-  int fd_;
+  KvmSystem(UniqueFd fd, size_t run_size, uint32_t max_vcpus)
+      : fd_(std::move(fd)), run_size_(run_size), max_vcpus_(max_vcpus) {}
+  UniqueFd fd_;
   size_t run_size_;
   uint32_t max_vcpus_;
 };
@@ -55,7 +55,6 @@ class KvmVcpu;
 class KvmIrqRouting final : public IrqFdBackend {
  public:
   KvmIrqRouting(int vm_fd, md::KvmVmArch* arch);
-  ~KvmIrqRouting() override;
 
   Status AssignIrqFd(uint32_t gsi, int fd, int resample_fd,
                      bool assign) override;
@@ -74,7 +73,7 @@ class KvmIrqRouting final : public IrqFdBackend {
   // The KVM entry for a route (mu_ held, arch_ set).
   Status FillRoute(const IrqRoute& route, kvm_irq_routing_entry* e);
   std::mutex mu_;
-  int vm_fd_;                                        // a dup, owned
+  UniqueFd vm_fd_;                                   // a dup
   md::KvmVmArch* arch_;                              // mu_; null after Detach
   // mu_, by GSI: the routes AddRoute allocated (MSIs, SynIC SINTs).
   std::map<uint32_t, kvm_irq_routing_entry> routes_;
@@ -111,14 +110,15 @@ class KvmVm final : public VmBackend {
   Status SaveState(StateWriter& out) override { return arch_->SaveState(out); }
   Status LoadState(StateReader& in) override { return arch_->LoadState(in); }
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   KvmSystem& system() { return *sys_; }
   md::KvmVmArch& arch() { return *arch_; }
 
  private:
-  KvmVm(std::shared_ptr<KvmSystem> sys, int fd) : sys_(std::move(sys)), fd_(fd) {}
+  KvmVm(std::shared_ptr<KvmSystem> sys, UniqueFd fd)
+      : sys_(std::move(sys)), fd_(std::move(fd)) {}
   std::shared_ptr<KvmSystem> sys_;
-  int fd_;
+  UniqueFd fd_;
   std::unique_ptr<md::KvmVmArch> arch_;
   std::shared_ptr<KvmIrqRouting> routing_;  // null without an irqchip
   // The coalesced ring, in the first vCPU's kvm_run mapping (null until a
@@ -150,15 +150,15 @@ class KvmVcpu final : public VcpuBackend {
   Status SaveState(StateWriter& out) override { return arch_->SaveState(out); }
   Status LoadState(StateReader& in) override { return arch_->LoadState(in); }
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   kvm_run* run() { return run_; }
   md::KvmVcpuArch& arch() { return *arch_; }
 
  private:
   friend class KvmVm;
-  KvmVcpu(int fd, kvm_run* run, size_t run_size)
-      : fd_(fd), run_(run), run_size_(run_size) {}
-  int fd_;
+  KvmVcpu(UniqueFd fd, kvm_run* run, size_t run_size)
+      : fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+  UniqueFd fd_;
   kvm_run* run_;
   size_t run_size_;
   bool needs_completion_ = false;

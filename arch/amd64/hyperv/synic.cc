@@ -67,7 +67,6 @@ Synic::Synic(std::unique_ptr<Host> host, bool acks)
 
 Synic::~Synic() {
   Stop();
-  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 Synic::Registers Synic::registers(uint32_t vp) const {
@@ -470,7 +469,7 @@ Status Synic::ClearEventHandler(uint32_t connection_id) {
 // ----------------------------------------------------------- watcher ----
 
 Status Synic::Start() {
-  if (wake_fd_ < 0) {
+  if (!wake_fd_) {
     return MakeError(Errc::kIo, "the SynIC's eventfd could not be created");
   }
   if (watcher_.joinable()) return Ok();
@@ -491,8 +490,8 @@ void Synic::Stop() {
 
 void Synic::Wake() {
   const uint64_t one = 1;
-  if (wake_fd_ >= 0) {
-    ssize_t n = write(wake_fd_, &one, sizeof(one));
+  if (wake_fd_) {
+    ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
     (void)n;  // EAGAIN: a wake-up is pending already
   }
 }
@@ -523,14 +522,14 @@ void Synic::WatchAcks() {
       }
     }
     std::vector<pollfd> fds;
-    fds.push_back({wake_fd_, POLLIN, 0});
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
     for (const auto& r : routes) fds.push_back({r->line->ack_fd(), POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       log_->error("SynIC acknowledgement watcher: poll: {}", strerror(errno));
       return;
     }
-    if (fds[0].revents != 0) Drain(wake_fd_);
+    if (fds[0].revents != 0) Drain(wake_fd_.get());
     for (size_t i = 0; i < routes.size(); ++i) {
       if ((fds[i + 1].revents & POLLIN) == 0) continue;
       Drain(fds[i + 1].fd);

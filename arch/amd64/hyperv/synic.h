@@ -49,6 +49,7 @@
 #include "core/irq.h"
 #include "core/log.h"
 #include "core/result.h"
+#include "core/unique_fd.h"
 #include "devices/hyperv_synic.h"
 
 namespace strata {
@@ -193,7 +194,7 @@ class Synic final : public hv::SynicService,
   uint64_t next_route_id_ = 1;                                // mu_
   std::map<uint32_t, MessageHandler> msg_handlers_;           // mu_
   std::map<uint32_t, EventHandler> evt_handlers_;             // mu_
-  int wake_fd_ = -1;  // eventfd: the route set changed, or stop
+  UniqueFd wake_fd_;  // eventfd: the route set changed, or stop
   std::atomic<bool> stop_{false};
   std::thread watcher_;
 };

@@ -20,6 +20,7 @@
 #include "arch/amd64/kvm/kvm_ioctls_amd64.h"
 #include "core/kvm/kvm_abi.h"
 #include "core/log.h"
+#include "core/unique_fd.h"
 #include "machine/kvm_machdep.h"
 
 namespace strata::md {
@@ -111,31 +112,25 @@ Result<std::vector<amd64::CpuidEntry>> GetSupportedHvCpuid(int sys_fd,
                      "x86.hyperv: Hyper-V enlightenments are not supported by "
                      "KVM on this host (no KVM_CAP_HYPERV_CPUID)");
   }
-  struct Fd {
-    int fd = -1;
-    ~Fd() {
-      if (fd >= 0) close(fd);
-    }
-  } vm, vcpu;
-  vm.fd = ioctl(sys_fd, KVM_CREATE_VM, 0ul);
-  if (vm.fd < 0) return SysError("KVM_CREATE_VM (scratch VM for Hyper-V CPUID)");
+  UniqueFd vm(ioctl(sys_fd, KVM_CREATE_VM, 0ul));
+  if (!vm) return SysError("KVM_CREATE_VM (scratch VM for Hyper-V CPUID)");
   if (mode == IrqchipMode::kKernel) {
-    if (ioctl(vm.fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+    if (ioctl(vm.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
       return SysError("KVM_CREATE_IRQCHIP (scratch VM for Hyper-V CPUID)");
     }
   } else {
     kvm_enable_cap cap{};
     cap.cap = KVM_CAP_SPLIT_IRQCHIP;
     cap.args[0] = kIrqPinCount;
-    if (Ioctl(vm.fd, KVM_ENABLE_CAP, &cap) < 0) {
+    if (Ioctl(vm.get(), KVM_ENABLE_CAP, &cap) < 0) {
       return SysError("KVM_CAP_SPLIT_IRQCHIP (scratch VM for Hyper-V CPUID)");
     }
   }
-  vcpu.fd = ioctl(vm.fd, KVM_CREATE_VCPU, 0ul);
-  if (vcpu.fd < 0) {
+  UniqueFd vcpu(ioctl(vm.get(), KVM_CREATE_VCPU, 0ul));
+  if (!vcpu) {
     return SysError("KVM_CREATE_VCPU (scratch VM for Hyper-V CPUID)");
   }
-  return QueryHvCpuid(vcpu.fd);
+  return QueryHvCpuid(vcpu.get());
 }
 
 // Enables a vCPU capability (KVM_ENABLE_CAP on the vCPU fd).

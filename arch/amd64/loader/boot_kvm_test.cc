@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "core/guest_memory_testing.h"
+#include "core/unique_fd.h"
 #include "arch/amd64/loader/elf_builder_testing.h"
 #include "arch/amd64/loader/multiboot.h"
 
@@ -48,16 +49,9 @@ kvm_segment ToKvm(const md::Segment& s) {
   return k;
 }
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-};
-
 void BootAndCheck(bool is64) {
-  Fd kvm{open("/dev/kvm", O_RDWR | O_CLOEXEC)};
-  if (kvm.fd < 0) {
+  UniqueFd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
+  if (!kvm) {
     std::fprintf(stderr, "SKIPPED: /dev/kvm missing (%s)\n", std::strerror(errno));
     GTEST_SKIP() << "SKIPPED: /dev/kvm missing";
   }
@@ -74,25 +68,25 @@ void BootAndCheck(bool is64) {
   auto bi = LoadKernel(testing::BuildElf(t), p, mem);
   ASSERT_TRUE(bi.has_value()) << bi.error().message();
 
-  Fd vm{ioctl(kvm.fd, KVM_CREATE_VM, 0)};
-  ASSERT_GE(vm.fd, 0) << std::strerror(errno);
+  UniqueFd vm(ioctl(kvm.get(), KVM_CREATE_VM, 0));
+  ASSERT_TRUE(vm.valid()) << std::strerror(errno);
   kvm_userspace_memory_region region{};
   region.guest_phys_addr = (*seg)->gpa;
   region.memory_size = (*seg)->size;
   region.userspace_addr = reinterpret_cast<uint64_t>((*seg)->host);
-  ASSERT_EQ(ioctl(vm.fd, KVM_SET_USER_MEMORY_REGION, &region), 0)
+  ASSERT_EQ(ioctl(vm.get(), KVM_SET_USER_MEMORY_REGION, &region), 0)
       << std::strerror(errno);
-  Fd vcpu{ioctl(vm.fd, KVM_CREATE_VCPU, 0)};
-  ASSERT_GE(vcpu.fd, 0) << std::strerror(errno);
-  const int run_size = ioctl(kvm.fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  UniqueFd vcpu(ioctl(vm.get(), KVM_CREATE_VCPU, 0));
+  ASSERT_TRUE(vcpu.valid()) << std::strerror(errno);
+  const int run_size = ioctl(kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
   ASSERT_GT(run_size, 0);
   void* map = mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   vcpu.fd, 0);
+                   vcpu.get(), 0);
   ASSERT_NE(map, MAP_FAILED);
   auto* run = static_cast<kvm_run*>(map);
 
   kvm_sregs s{};
-  ASSERT_EQ(ioctl(vcpu.fd, KVM_GET_SREGS, &s), 0);
+  ASSERT_EQ(ioctl(vcpu.get(), KVM_GET_SREGS, &s), 0);
   const md::VcpuState& st = bi->sregs;
   s.cs = ToKvm(st.cs);
   s.ds = ToKvm(st.ds);
@@ -111,18 +105,18 @@ void BootAndCheck(bool is64) {
   s.cr4 = st.cr4;
   s.efer = st.efer;
   s.apic_base = st.apic_base;
-  ASSERT_EQ(ioctl(vcpu.fd, KVM_SET_SREGS, &s), 0) << std::strerror(errno);
+  ASSERT_EQ(ioctl(vcpu.get(), KVM_SET_SREGS, &s), 0) << std::strerror(errno);
   kvm_regs r{};
   r.rip = bi->entry;
   r.rax = bi->rax;
   r.rbx = bi->rbx;
   r.rsp = bi->rsp;
   r.rflags = bi->rflags;
-  ASSERT_EQ(ioctl(vcpu.fd, KVM_SET_REGS, &r), 0) << std::strerror(errno);
+  ASSERT_EQ(ioctl(vcpu.get(), KVM_SET_REGS, &r), 0) << std::strerror(errno);
 
   std::vector<uint32_t> seen;
   for (int i = 0; i < 8; ++i) {
-    ASSERT_EQ(ioctl(vcpu.fd, KVM_RUN, 0), 0) << std::strerror(errno);
+    ASSERT_EQ(ioctl(vcpu.get(), KVM_RUN, 0), 0) << std::strerror(errno);
     if (run->exit_reason == KVM_EXIT_HLT) break;
     ASSERT_EQ(run->exit_reason, KVM_EXIT_IO)
         << "unexpected exit " << run->exit_reason << " (fail_entry reason "

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "core/unique_fd.h"
+
 namespace strata::arm64 {
 
 namespace {
@@ -18,25 +20,10 @@ constexpr const char* kMidrPath =
     "/sys/devices/system/cpu/cpu0/regs/identification/midr_el1";
 constexpr const char* kCmdlinePath = "/proc/cmdline";
 
-// Closes its fd when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  const int fd_;
-};
-
 // A small text file's contents (sysfs and procfs files are one read).
 std::optional<std::string> ReadSmallFile(const char* path) {
-  Fd fd(open(path, O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return std::nullopt;
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
   std::string out;
   char buf[4096];
   for (;;) {
@@ -90,16 +77,16 @@ Result<HostFacts> ProbeHostFacts(int kvm_sys_fd) {
     if (auto v = ParseMidrText(*text)) midr = *v;
   }
 
-  Fd vm(ioctl(kvm_sys_fd, KVM_CREATE_VM, 0));
-  if (vm.get() < 0) return SysError("KVM_CREATE_VM (probing the host)");
+  UniqueFd vm(ioctl(kvm_sys_fd, KVM_CREATE_VM, 0));
+  if (!vm) return SysError("KVM_CREATE_VM (probing the host)");
   f.vgic_v2 = CanCreateDevice(vm.get(), KVM_DEV_TYPE_ARM_VGIC_V2);
   f.vgic_v3 = CanCreateDevice(vm.get(), KVM_DEV_TYPE_ARM_VGIC_V3);
   f.vgic_its = CanCreateDevice(vm.get(), KVM_DEV_TYPE_ARM_VGIC_ITS);
 
   {
-    Fd vcpu(ioctl(vm.get(), KVM_CREATE_VCPU, 0));
+    UniqueFd vcpu(ioctl(vm.get(), KVM_CREATE_VCPU, 0));
     struct kvm_vcpu_init init = {};
-    if (vcpu.get() >= 0 &&
+    if (vcpu &&
         ioctl(vm.get(), KVM_ARM_PREFERRED_TARGET, &init) == 0 &&
         ioctl(vcpu.get(), KVM_ARM_VCPU_INIT, &init) == 0) {
       f.id_aa64mmfr1 = GetOneReg(vcpu.get(), ARM64_SYS_REG(3, 0, 0, 7, 1));

@@ -72,13 +72,13 @@ Status SetDeviceAttr(int dev_fd, uint32_t group, uint64_t attr,
   return Ok();
 }
 
-Result<int> CreateDevice(int vm_fd, uint32_t type, std::string_view what) {
+Result<UniqueFd> CreateDevice(int vm_fd, uint32_t type, std::string_view what) {
   kvm_create_device d{};
   d.type = type;
   if (Ioctl(vm_fd, KVM_CREATE_DEVICE, &d) < 0) {
     return SysError("KVM_CREATE_DEVICE {}", what);
   }
-  return static_cast<int>(d.fd);
+  return UniqueFd(static_cast<int>(d.fd));
 }
 
 }  // namespace
@@ -106,10 +106,7 @@ KvmVmArch::KvmVmArch(int sys_fd, int vm_fd, const MachineOptions& opts,
                      uint32_t max_vcpus)
     : sys_fd_(sys_fd), vm_fd_(vm_fd), opts_(opts), max_vcpus_(max_vcpus) {}
 
-KvmVmArch::~KvmVmArch() {
-  if (its_fd_ >= 0) close(its_fd_);
-  if (gic_fd_ >= 0) close(gic_fd_);
-}
+KvmVmArch::~KvmVmArch() = default;
 
 Result<std::unique_ptr<KvmVmArch>> KvmVmArch::Create(
     int sys_fd, int vm_fd, const MachineOptions& opts,
@@ -208,10 +205,10 @@ Status KvmVmArch::CreateGic() {
       gic_fd_ = STRATA_TRY(CreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_V3,
                                         "vGICv3 (does the host have a GICv3?)"));
       const uint64_t dist = opts_.gic_dist_base, redist = opts_.gic_redist_base;
-      STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_ADDR,
+      STRATA_TRY(SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
                                KVM_VGIC_V3_ADDR_TYPE_DIST, &dist,
                                "placing the vGICv3 distributor"));
-      STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_ADDR,
+      STRATA_TRY(SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
                                KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist,
                                "placing the vGICv3 redistributors"));
       break;
@@ -222,10 +219,10 @@ Status KvmVmArch::CreateGic() {
           "vGICv2 (this host's GIC has no GICv2 compatibility; use "
           "arm64.gic_version=3)"));
       const uint64_t dist = opts_.gic_dist_base, cpu = opts_.gic_cpu_base;
-      STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_ADDR,
+      STRATA_TRY(SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
                                KVM_VGIC_V2_ADDR_TYPE_DIST, &dist,
                                "placing the vGICv2 distributor"));
-      STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_ADDR,
+      STRATA_TRY(SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
                                KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu,
                                "placing the vGICv2 CPU interface"));
       break;
@@ -234,7 +231,7 @@ Status KvmVmArch::CreateGic() {
       return MakeError(Errc::kInvalidArgument,
                        "arm64.gic_version={}: 2 or 3", opts_.gic_version);
   }
-  STRATA_TRY(SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs,
+  STRATA_TRY(SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs,
                            "setting the vGIC's interrupt count"));
   if (opts_.its.value_or(false)) {
     if (opts_.gic_version != 3) {
@@ -244,9 +241,9 @@ Status KvmVmArch::CreateGic() {
     its_fd_ = STRATA_TRY(CreateDevice(vm_fd_, KVM_DEV_TYPE_ARM_VGIC_ITS,
                                       "vGICv3 ITS"));
     const uint64_t its = opts_.gic_its_base;
-    STRATA_TRY(SetDeviceAttr(its_fd_, KVM_DEV_ARM_VGIC_GRP_ADDR,
+    STRATA_TRY(SetDeviceAttr(its_fd_.get(), KVM_DEV_ARM_VGIC_GRP_ADDR,
                              KVM_VGIC_ITS_ADDR_TYPE, &its, "placing the ITS"));
-    STRATA_TRY(SetDeviceAttr(its_fd_, KVM_DEV_ARM_VGIC_GRP_CTRL,
+    STRATA_TRY(SetDeviceAttr(its_fd_.get(), KVM_DEV_ARM_VGIC_GRP_CTRL,
                              KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr,
                              "initialising the ITS"));
   }
@@ -255,7 +252,7 @@ Status KvmVmArch::CreateGic() {
 
 Status KvmVmArch::FinalizeIrqchip() {
   std::call_once(finalize_once_, [this] {
-    finalize_status_ = SetDeviceAttr(gic_fd_, KVM_DEV_ARM_VGIC_GRP_CTRL,
+    finalize_status_ = SetDeviceAttr(gic_fd_.get(), KVM_DEV_ARM_VGIC_GRP_CTRL,
                                      KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr,
                                      "initialising the vGIC");
   });
@@ -280,7 +277,7 @@ Result<uint32_t> KvmVmArch::SplitPinGsi(const IrqPin& pin) const {
 }
 
 Status KvmVmArch::FillMsi(const MsiMessage& msi, kvm_msi* out) const {
-  if (its_fd_ < 0) {
+  if (!its_fd_) {
     return MakeError(Errc::kUnsupported,
                      "an MSI to {:#x}: this VM's GIC has no ITS", msi.address);
   }
@@ -289,7 +286,7 @@ Status KvmVmArch::FillMsi(const MsiMessage& msi, kvm_msi* out) const {
 
 Status KvmVmArch::FillMsiRoute(const MsiMessage& msi,
                                kvm_irq_routing_entry* e) const {
-  if (its_fd_ < 0) {
+  if (!its_fd_) {
     return MakeError(Errc::kUnsupported,
                      "an MSI route to {:#x}: this VM's GIC has no ITS",
                      msi.address);

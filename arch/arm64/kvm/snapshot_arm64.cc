@@ -304,12 +304,12 @@ Status KvmVmArch::PrepareSave() {
   }
   STRATA_TRY(FinalizeIrqchip());
   if (opts_.gic_version == 2) return Ok();  // no ITS, no LPI tables
-  if (its_fd_ >= 0) {
-    STRATA_TRY(DevAttr(its_fd_, true, KVM_DEV_ARM_VGIC_GRP_CTRL,
+  if (its_fd_.valid()) {
+    STRATA_TRY(DevAttr(its_fd_.get(), true, KVM_DEV_ARM_VGIC_GRP_CTRL,
                        KVM_DEV_ARM_ITS_SAVE_TABLES, nullptr,
                        "the ITS tables (KVM_DEV_ARM_ITS_SAVE_TABLES)"));
   }
-  return DevAttr(gic_fd_, true, KVM_DEV_ARM_VGIC_GRP_CTRL,
+  return DevAttr(gic_fd_.get(), true, KVM_DEV_ARM_VGIC_GRP_CTRL,
                  KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES, nullptr,
                  "the LPI pending tables "
                  "(KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES)");
@@ -317,8 +317,8 @@ Status KvmVmArch::PrepareSave() {
 
 Status KvmVmArch::SaveState(StateWriter& out) {
   STRATA_TRY(SaveGic(out));
-  out.Bool(its_fd_ >= 0);
-  if (its_fd_ >= 0) STRATA_TRY(SaveIts(out));
+  out.Bool(its_fd_.valid());
+  if (its_fd_.valid()) STRATA_TRY(SaveIts(out));
   return Ok();
 }
 
@@ -326,7 +326,7 @@ Status KvmVmArch::LoadState(StateReader& in) {
   STRATA_TRY(FinalizeIrqchip());
   STRATA_TRY(LoadGic(in));
   const bool its = STRATA_TRY(in.Bool());
-  if (its != (its_fd_ >= 0)) {
+  if (its != (its_fd_.valid())) {
     return in.Fail(its ? "the snapshot has an ITS, this VM has none"
                        : "this VM has an ITS, the snapshot none");
   }
@@ -536,7 +536,7 @@ Status KvmVmArch::SaveGic(StateWriter& out) {
   for (uint64_t m : mpidrs) out.U64(m);
   Io io;
   io.out = &out;
-  const Gic gic{gic_fd_, false};
+  const Gic gic{gic_fd_.get(), false};
   if (opts_.gic_version == 2) {
     return WalkGicV2(gic, io, nr_irqs, static_cast<uint32_t>(mpidrs.size()));
   }
@@ -578,7 +578,7 @@ Status KvmVmArch::LoadGic(StateReader& in) {
   }
   Io io;
   io.in = &in;
-  const Gic gic{gic_fd_, true};
+  const Gic gic{gic_fd_.get(), true};
   if (arch == 2) return WalkGicV2(gic, io, nr_irqs, n);
   return WalkGic(gic, io, nr_irqs, mpidrs);
 }
@@ -586,7 +586,7 @@ Status KvmVmArch::LoadGic(StateReader& in) {
 Status KvmVmArch::SaveIts(StateWriter& out) {
   auto reg = [this, &out](uint32_t off) -> Status {
     uint64_t v = 0;
-    STRATA_TRY(DevAttr(its_fd_, false, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, off, &v,
+    STRATA_TRY(DevAttr(its_fd_.get(), false, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, off, &v,
                        fmt::format("GITS register {:#x}", off)));
     out.U64(v);
     return Ok();
@@ -602,7 +602,7 @@ Status KvmVmArch::SaveIts(StateWriter& out) {
 Status KvmVmArch::LoadIts(StateReader& in) {
   auto reg = [this, &in](uint32_t off) -> Status {
     uint64_t v = STRATA_TRY(in.U64());
-    return DevAttr(its_fd_, true, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, off, &v,
+    return DevAttr(its_fd_.get(), true, KVM_DEV_ARM_VGIC_GRP_ITS_REGS, off, &v,
                    fmt::format("GITS register {:#x}", off));
   };
   // arm-vgic-its.rst: GITS_CBASER (which resets CREADR/CWRITER) before the
@@ -612,7 +612,7 @@ Status KvmVmArch::LoadIts(StateReader& in) {
   STRATA_TRY(reg(kGitsCreadr));
   STRATA_TRY(reg(kGitsCwriter));
   for (uint32_t n = 0; n < kGitsBasers; ++n) STRATA_TRY(reg(kGitsBaser + 8 * n));
-  STRATA_TRY(DevAttr(its_fd_, true, KVM_DEV_ARM_VGIC_GRP_CTRL,
+  STRATA_TRY(DevAttr(its_fd_.get(), true, KVM_DEV_ARM_VGIC_GRP_CTRL,
                      KVM_DEV_ARM_ITS_RESTORE_TABLES, nullptr,
                      "the ITS tables (KVM_DEV_ARM_ITS_RESTORE_TABLES)"));
   return reg(kGitsCtlr);

@@ -27,6 +27,7 @@
 #include "arch/arm64/platform/virt_layout.h"
 #include "arch/arm64/platform/virt_pci.h"
 #include "core/log.h"
+#include "core/unique_fd.h"
 #include "devices/pci/models.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/registry.h"
@@ -251,11 +252,11 @@ Result<md::MachineOptions> MachineOptions(const Config& c) {
 // workstation preparing a guest, qemu-user — as a GICv3 with an ITS.
 Status ResolveGicForDump(md::MachineOptions& opts) {
   if (opts.gic_version != 0 && opts.its) return Ok();
-  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  UniqueFd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
   std::optional<arm64::Profile> p;
-  if (kvm >= 0) {
-    Result<arm64::HostFacts> facts = arm64::ProbeHostFacts(kvm);
-    close(kvm);
+  if (kvm) {
+    Result<arm64::HostFacts> facts = arm64::ProbeHostFacts(kvm.get());
+    kvm.reset();
     if (facts) {
       p = STRATA_TRY(
           arm64::ResolveProfile(*facts, opts.profile, opts.gic_version));

@@ -20,6 +20,7 @@
 #include "core/result.h"
 #include "core/snapshot.h"
 #include "core/topology.h"
+#include "core/unique_fd.h"
 #include "machine/irq_machdep.h"
 #include "machine/vmmapi_machdep.h"
 
@@ -89,8 +90,8 @@ class KvmVmArch {
   MachineOptions opts_;
   uint32_t max_vcpus_;
   uint32_t max_gsi_ = 0;
-  int gic_fd_ = -1;
-  int its_fd_ = -1;
+  UniqueFd gic_fd_;
+  UniqueFd its_fd_;
   bool pmu_ = false;         // KVM_CAP_ARM_PMU_V3 and opts.pmu
   kvm_vcpu_init init_{};     // KVM_ARM_PREFERRED_TARGET
   std::once_flag finalize_once_;
