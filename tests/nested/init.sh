@@ -261,16 +261,8 @@ kut_migrate() {
 # L1's follow its small RAM: 1024 open files), overcommit for guests sized
 # past the L1's RAM, and a quiet kernel console: its messages would cut
 # into the encoded reports (the failing tests' logs carry the kernel's
-# messages). And no transparent huge pages in the L1: with them, 2 of 10
-# runs of kut_runner_test under ASan had an L2 guest (hello.flat) go astray
-# mid-printf (a hang, or stray port and MMIO accesses, as a lost stack
-# write would give), and 0 of 16 without them. Both VMMs madvise guest
-# RAM for THP, so the L1's khugepaged collapses pages under running L2s;
-# QEMU's TCG emulation of nested paging is the suspect, not proven. The
-# Linux bench (svm --linux) keeps THP, as a host would.
+# messages).
 bt_setup() {
-  echo never > /sys/kernel/mm/transparent_hugepage/enabled ||
-    echo "nested: cannot turn the L1's transparent huge pages off"
   mkdir -p /usr/bin /usr/sbin
   /bin/busybox --install -s 2>/dev/null  # at their usual paths (/usr/bin/env)
   ln -sf /proc/self/fd /dev/fd
