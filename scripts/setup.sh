@@ -72,5 +72,5 @@ if [ "$(cat "$FDT_ARM64/VERSION" 2>/dev/null)" != "$fdt_version" ]; then
 fi
 
 if [ ! -e /dev/kvm ]; then
-  echo "setup: WARNING: /dev/kvm is missing; scripts/test.sh runs the tests that need it inside the nested SVM testbed's L1 instead (the ASan pass's with STRATA_L1_TESTS=1)" >&2
+  echo "setup: WARNING: /dev/kvm is missing; KVM tests will be SKIPPED (STRATA_L1_TESTS=1 scripts/test.sh runs them in the nested SVM testbed's L1)" >&2
 fi
